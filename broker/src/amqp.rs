@@ -1,0 +1,385 @@
+//! The RabbitMQ backend: one supervised connection, confirmed persistent publishes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
+};
+use pushsync_proto::{CONTENT_TYPE, Topology};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ConnectionState, Outgoing, PublishError};
+
+/// How to reach RabbitMQ and what to declare there.
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:port/vhost`; secret because of the password.
+    pub uri: SecretString,
+    /// Shown in the RabbitMQ management UI (e.g. `pushsync-receiver@pod-1`).
+    pub connection_name: String,
+    /// Names of exchanges and queues.
+    pub topology: Topology,
+    /// How long a publish may wait for its confirm before it counts as failed.
+    pub confirm_timeout: Duration,
+    /// First delay before reconnecting; doubled per failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest delay between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl AmqpConfig {
+    /// Defaults for everything but the URI and connection name.
+    pub fn new(uri: SecretString, connection_name: impl Into<String>) -> Self {
+        Self {
+            uri,
+            connection_name: connection_name.into(),
+            topology: Topology::default(),
+            confirm_timeout: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `amqp://user:secret@host/vhost` → `amqp://user:***@host/vhost`, for logs.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "<invalid AMQP URI>".to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{user}:***@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    format!("{scheme}://{host}/{path}")
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AmqpBroker {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: AmqpConfig,
+    channel: RwLock<Option<Channel>>,
+    state: watch::Sender<ConnectionState>,
+    connects: AtomicU64,
+    stop: CancellationToken,
+    supervisor: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AmqpBroker {
+    pub(crate) fn start(config: AmqpConfig) -> (Self, watch::Receiver<ConnectionState>) {
+        let (state, state_rx) = watch::channel(ConnectionState::Connecting);
+        let shared = Arc::new(Shared {
+            config,
+            channel: RwLock::new(None),
+            state,
+            connects: AtomicU64::new(0),
+            stop: CancellationToken::new(),
+            supervisor: tokio::sync::Mutex::new(None),
+        });
+        let handle = tokio::spawn(supervise(shared.clone()));
+        if let Ok(mut slot) = shared.supervisor.try_lock() {
+            *slot = Some(handle);
+        }
+        (Self { shared }, state_rx)
+    }
+
+    pub(crate) fn connects(&self) -> u64 {
+        self.shared.connects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        let channel = self
+            .shared
+            .current_channel()
+            .ok_or(PublishError::Unavailable)?;
+        let timeout = self.shared.config.confirm_timeout;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from(CONTENT_TYPE))
+            .with_message_id(ShortString::from(message.message_id.as_str()))
+            .with_type(ShortString::from(message.schema));
+        let publish = async {
+            let confirm = channel
+                .basic_publish(
+                    ShortString::from(message.exchange.as_str()),
+                    ShortString::from(message.routing_key.as_str()),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &message.body,
+                    properties,
+                )
+                .await
+                .map_err(PublishError::Channel)?;
+            match confirm.await.map_err(PublishError::Channel)? {
+                Confirmation::Ack(None) => Ok(()),
+                Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable),
+                Confirmation::Nack(_) => Err(PublishError::Nacked),
+                // confirm_select is enabled on every channel we open, so this
+                // would mean the broker silently dropped confirm mode.
+                Confirmation::NotRequested => Err(PublishError::Nacked),
+            }
+        };
+        match tokio::time::timeout(timeout, publish).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::ConfirmTimeout(timeout)),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        self.shared.stop.cancel();
+        let handle = self.shared.supervisor.lock().await.take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Shared {
+    fn current_channel(&self) -> Option<Channel> {
+        self.channel
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_channel(&self, channel: Option<Channel>) {
+        *self
+            .channel
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = channel;
+    }
+}
+
+/// Connect, serve, and reconnect with capped exponential backoff until stopped.
+async fn supervise(shared: Arc<Shared>) {
+    let config = &shared.config;
+    let target = redact_uri(config.uri.expose_secret());
+    let mut backoff = config.min_backoff;
+    loop {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        match open(config).await {
+            Ok((connection, channel)) => {
+                backoff = config.min_backoff;
+                let mut events = connection.events_listener();
+                shared.set_channel(Some(channel.clone()));
+                shared.connects.fetch_add(1, Ordering::Relaxed);
+                shared.state.send_replace(ConnectionState::Connected);
+                tracing::info!(broker = %target, "connected to the message broker");
+
+                let mut check = tokio::time::interval(Duration::from_millis(500));
+                let lost = loop {
+                    tokio::select! {
+                        () = shared.stop.cancelled() => break None,
+                        event = events.next() => match event {
+                            Some(Event::Error(error)) => break Some(error.to_string()),
+                            Some(_) => {}
+                            None => break Some("connection event stream ended".to_owned()),
+                        },
+                        _ = check.tick() => {
+                            if !connection.status().connected() || !channel.status().connected() {
+                                break Some("channel or connection is no longer open".to_owned());
+                            }
+                        }
+                    }
+                };
+                shared.set_channel(None);
+                match lost {
+                    None => {
+                        let _ = channel.close(200, ShortString::from("shutting down")).await;
+                        let _ = connection
+                            .close(200, ShortString::from("shutting down"))
+                            .await;
+                        break;
+                    }
+                    Some(reason) => {
+                        shared.state.send_replace(ConnectionState::Connecting);
+                        tracing::warn!(broker = %target, error = %reason, "lost the message broker connection; reconnecting");
+                        let _ = connection
+                            .close(320, ShortString::from("reconnecting"))
+                            .await;
+                    }
+                }
+            }
+            Err(error) => {
+                shared.state.send_replace(ConnectionState::Connecting);
+                tracing::warn!(
+                    broker = %target,
+                    error = %error,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "cannot connect to the message broker"
+                );
+            }
+        }
+        tokio::select! {
+            () = shared.stop.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+    shared.set_channel(None);
+    shared.state.send_replace(ConnectionState::Closed);
+    tracing::info!(broker = %target, "closed the message broker connection");
+}
+
+async fn open(config: &AmqpConfig) -> Result<(Connection, Channel), lapin::Error> {
+    let properties =
+        ConnectionProperties::default().with_connection_name(config.connection_name.clone().into());
+    let connection = Connection::connect(config.uri.expose_secret(), properties).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    declare_topology(&channel, &config.topology).await?;
+    Ok((connection, channel))
+}
+
+/// Declare the exchanges and queues of `topology` (idempotent).
+///
+/// Queues are quorum queues: replicated, persistent, and with a delivery limit
+/// after which a message that keeps failing is dead-lettered instead of
+/// looping forever.
+pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let dead_letter = topology.dead_letter();
+    channel
+        .exchange_declare(
+            dead_letter.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    declare_queue(channel, &dead_letter, None).await?;
+    bind(channel, &dead_letter, &dead_letter, "").await?;
+
+    for (exchange, kind, queue, key) in [
+        (
+            topology.events_exchange(),
+            ExchangeKind::Topic,
+            topology.push_events_queue(),
+            Topology::PUSH_BINDING,
+        ),
+        (
+            topology.jobs_exchange(),
+            ExchangeKind::Direct,
+            topology.sync_jobs_queue(),
+            Topology::SYNC_ROUTING_KEY,
+        ),
+    ] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                kind,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        declare_queue(channel, &queue, Some(&dead_letter)).await?;
+        bind(channel, &queue, &exchange, key).await?;
+    }
+    Ok(())
+}
+
+/// How often a message may be redelivered before it is dead-lettered.
+const DELIVERY_LIMIT: i64 = 20;
+
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    dead_letter_exchange: Option<&str>,
+) -> Result<(), lapin::Error> {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    if let Some(exchange) = dead_letter_exchange {
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(exchange.into()),
+        );
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+    }
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_uri;
+
+    #[test]
+    fn passwords_are_redacted_from_uris() {
+        let cases = [
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
+            (
+                "amqps://u:p%40ss@mq.example.com/vh?heartbeat=10",
+                "amqps://u:***@mq.example.com/vh",
+            ),
+            ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672/"),
+            ("amqp://user@host/", "amqp://user:***@host/"),
+            ("not a uri", "<invalid AMQP URI>"),
+        ];
+        for (uri, expected) in cases {
+            assert_eq!(redact_uri(uri), expected, "{uri}");
+        }
+    }
+}

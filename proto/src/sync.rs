@@ -1,0 +1,66 @@
+//! Sync jobs: "this Application may be out of date, bring it in line".
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A request to sync one Application.
+///
+/// A job does not carry the revision to deploy: the sync resolves the branch
+/// head itself when it runs, so a stale or duplicated job is harmless and a
+/// burst of jobs converges on the newest commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    /// Unique id of this job, for logs and de-duplication.
+    pub job_id: String,
+    /// The Application to sync.
+    pub application: AppRef,
+    /// Why the job exists.
+    pub trigger: SyncTrigger,
+    /// When the job was created.
+    pub requested_at: Timestamp,
+}
+
+/// A namespaced reference to an Application.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AppRef {
+    /// The Application's namespace.
+    pub namespace: String,
+    /// The Application's name.
+    pub name: String,
+}
+
+impl fmt::Display for AppRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What caused a sync job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SyncTrigger {
+    /// A push webhook touched the Application's source.
+    Push {
+        /// The delivery the push arrived in.
+        delivery_id: String,
+        /// The commit the push moved the ref to (informational: the sync
+        /// resolves the head itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
+        /// When the receiver accepted the push, so the end-to-end delay can be
+        /// measured and shown.
+        received_at: Timestamp,
+    },
+    /// The fallback poll found the source moved or the last sync failed.
+    Poll,
+    /// Someone asked for a sync (annotation, CLI or HTTP).
+    Manual {
+        /// Who asked, as far as known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_by: Option<String>,
+    },
+    /// Live objects drifted from the desired state.
+    SelfHeal,
+}

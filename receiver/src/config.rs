@@ -1,0 +1,447 @@
+//! Receiver configuration: parsed once from flags and `PUSHSYNC_*` variables, validated, passed down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use pushsync_broker::{AmqpConfig, MemoryQueue};
+use pushsync_proto::Topology;
+use secrecy::SecretString;
+
+use crate::secrets::{SecretSource, SecretSources};
+
+/// Everything the receiver needs to run. Tests build it in code.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the queue lives.
+    pub queue: QueueConfig,
+    /// Where webhook secrets come from.
+    pub secrets: SecretSources,
+    /// How often secret files are re-read, so a rotated Kubernetes Secret takes
+    /// effect without a restart. `None` reads them once at start.
+    pub secret_reload_interval: Option<Duration>,
+    /// HTTP limits and behaviour.
+    pub http: HttpConfig,
+    /// How long a delivery id is remembered to drop redeliveries.
+    pub dedup_window: Duration,
+    /// How many delivery ids are remembered at most (memory bound).
+    pub dedup_capacity: usize,
+    /// Largest accepted clock skew of GitLab's signed `webhook-timestamp`.
+    pub gitlab_timestamp_tolerance: Duration,
+}
+
+/// The queue backend.
+#[derive(Debug, Clone)]
+pub enum QueueConfig {
+    /// RabbitMQ with publisher confirms.
+    Amqp(AmqpConfig),
+    /// An in-process queue: for `make run` and tests only; nothing survives a
+    /// restart.
+    Memory(MemoryQueue),
+}
+
+impl QueueConfig {
+    /// The exchange/queue names in use.
+    pub fn topology(&self) -> Topology {
+        match self {
+            Self::Amqp(amqp) => amqp.topology.clone(),
+            Self::Memory(_) => Topology::default(),
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Number of HTTP worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `Retry-After` seconds sent with 503 answers.
+    pub retry_after: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            shutdown_grace: Duration::from_secs(30),
+            retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// GitHub caps push payloads at 25 MB; form-encoded bodies add a little, so
+/// leave headroom.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+impl Config {
+    /// A configuration with defaults around the given queue and secrets.
+    pub fn new(queue: QueueConfig, secrets: SecretSources) -> Self {
+        Self {
+            queue,
+            secrets,
+            secret_reload_interval: Some(Duration::from_secs(30)),
+            http: HttpConfig::default(),
+            dedup_window: Duration::from_secs(3600),
+            dedup_capacity: 100_000,
+            gitlab_timestamp_tolerance: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Command line and environment of `pushsync-receiver`.
+///
+/// Every flag has a `PUSHSYNC_*` variable. Secrets are best given as files
+/// (mounted Kubernetes Secrets, one or more secrets per file, one per line,
+/// all valid at once so a secret can be rotated without dropping deliveries).
+#[derive(Debug, Parser)]
+#[command(name = "pushsync-receiver", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on for webhooks, health and metrics.
+    #[arg(long, env = "PUSHSYNC_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// RabbitMQ URI, e.g. amqp://user:pass@rabbitmq:5672/%2f (required unless --in-memory-queue).
+    #[arg(long, env = "PUSHSYNC_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// File holding the RabbitMQ URI (alternative to --amqp-url).
+    #[arg(long, env = "PUSHSYNC_AMQP_URL_FILE")]
+    pub amqp_url_file: Option<PathBuf>,
+
+    /// Keep events in process memory instead of RabbitMQ (local trials only: events are lost on exit).
+    #[arg(long, env = "PUSHSYNC_IN_MEMORY_QUEUE", conflicts_with_all = ["amqp_url", "amqp_url_file"])]
+    pub in_memory_queue: bool,
+
+    /// Prefix of exchange and queue names; every part of one deployment must agree.
+    #[arg(long, env = "PUSHSYNC_QUEUE_PREFIX", default_value = Topology::DEFAULT_PREFIX)]
+    pub queue_prefix: String,
+
+    /// How long a publish may wait for RabbitMQ's confirm before answering 503.
+    #[arg(long, env = "PUSHSYNC_CONFIRM_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
+
+    /// GitHub webhook secret.
+    #[arg(long, env = "PUSHSYNC_GITHUB_SECRET", hide_env_values = true)]
+    pub github_secret: Option<String>,
+    /// Files with GitHub webhook secrets (comma-separated list).
+    #[arg(long, env = "PUSHSYNC_GITHUB_SECRET_FILE", value_delimiter = ',')]
+    pub github_secret_file: Vec<PathBuf>,
+
+    /// GitLab secret token (sent back in X-Gitlab-Token).
+    #[arg(long, env = "PUSHSYNC_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<String>,
+    /// Files with GitLab secret tokens (comma-separated list).
+    #[arg(long, env = "PUSHSYNC_GITLAB_TOKEN_FILE", value_delimiter = ',')]
+    pub gitlab_token_file: Vec<PathBuf>,
+
+    /// GitLab signing token (whsec_...): when set, the webhook-signature header is required.
+    #[arg(long, env = "PUSHSYNC_GITLAB_SIGNING_TOKEN", hide_env_values = true)]
+    pub gitlab_signing_token: Option<String>,
+    /// Files with GitLab signing tokens (comma-separated list).
+    #[arg(
+        long,
+        env = "PUSHSYNC_GITLAB_SIGNING_TOKEN_FILE",
+        value_delimiter = ','
+    )]
+    pub gitlab_signing_token_file: Vec<PathBuf>,
+
+    /// Largest accepted age (or clock skew) of GitLab's signed webhook-timestamp.
+    #[arg(long, env = "PUSHSYNC_GITLAB_TIMESTAMP_TOLERANCE", default_value = "5m", value_parser = parse_duration)]
+    pub gitlab_timestamp_tolerance: Duration,
+
+    /// Gitea / Forgejo / Gogs webhook secret.
+    #[arg(long, env = "PUSHSYNC_GITEA_SECRET", hide_env_values = true)]
+    pub gitea_secret: Option<String>,
+    /// Files with Gitea / Forgejo / Gogs webhook secrets (comma-separated list).
+    #[arg(long, env = "PUSHSYNC_GITEA_SECRET_FILE", value_delimiter = ',')]
+    pub gitea_secret_file: Vec<PathBuf>,
+
+    /// Bitbucket Cloud / Server webhook secret.
+    #[arg(long, env = "PUSHSYNC_BITBUCKET_SECRET", hide_env_values = true)]
+    pub bitbucket_secret: Option<String>,
+    /// Files with Bitbucket webhook secrets (comma-separated list).
+    #[arg(long, env = "PUSHSYNC_BITBUCKET_SECRET_FILE", value_delimiter = ',')]
+    pub bitbucket_secret_file: Vec<PathBuf>,
+
+    /// How often secret files are re-read (0s: only at start).
+    #[arg(long, env = "PUSHSYNC_SECRET_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub secret_reload_interval: Duration,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "PUSHSYNC_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// How long a delivery id is remembered so a redelivery is not published twice.
+    #[arg(long, env = "PUSHSYNC_DEDUP_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub dedup_window: Duration,
+
+    /// How many delivery ids are remembered at most.
+    #[arg(long, env = "PUSHSYNC_DEDUP_CAPACITY", default_value_t = 100_000)]
+    pub dedup_capacity: usize,
+
+    /// HTTP worker threads (default: one per CPU).
+    #[arg(long, env = "PUSHSYNC_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "PUSHSYNC_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "PUSHSYNC_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log pipelines).
+    Json,
+    /// Human-readable lines (for terminals).
+    Text,
+}
+
+/// A configuration value is unusable. The message names the flag or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither a broker URI nor the in-memory queue was chosen.
+    #[error(
+        "no queue configured: set PUSHSYNC_AMQP_URL (--amqp-url) or PUSHSYNC_AMQP_URL_FILE, or pass --in-memory-queue for a local trial"
+    )]
+    NoQueue,
+    /// Both a URI and a URI file were given.
+    #[error("set only one of PUSHSYNC_AMQP_URL and PUSHSYNC_AMQP_URL_FILE")]
+    TwoQueueUris,
+    /// The broker URI does not start with amqp:// or amqps://.
+    #[error("{name} must start with amqp:// or amqps://")]
+    BadAmqpUri {
+        /// The flag or variable at fault.
+        name: &'static str,
+    },
+    /// A file named in the configuration cannot be read.
+    #[error("cannot read {name} file {path}")]
+    UnreadableFile {
+        /// The flag or variable at fault.
+        name: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A secret is present but unusable (empty, or a GitLab signing token not in whsec_ form).
+    #[error("{name}: {reason}")]
+    BadSecret {
+        /// The flag or variable at fault.
+        name: &'static str,
+        /// What is wrong (never the secret itself).
+        reason: String,
+    },
+    /// No provider has a secret, so every webhook would be refused.
+    #[error(
+        "no webhook secret configured: set at least one of PUSHSYNC_GITHUB_SECRET(_FILE), PUSHSYNC_GITLAB_TOKEN(_FILE), PUSHSYNC_GITLAB_SIGNING_TOKEN(_FILE), PUSHSYNC_GITEA_SECRET(_FILE), PUSHSYNC_BITBUCKET_SECRET(_FILE)"
+    )]
+    NoSecrets,
+    /// A numeric setting is out of range.
+    #[error("{name} must be greater than zero")]
+    Zero {
+        /// The flag or variable at fault.
+        name: &'static str,
+    },
+}
+
+impl Args {
+    /// Validate and turn the arguments into a [`Config`]. Secret files are
+    /// read once here so a typo fails at start, not at the first webhook.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let topology = Topology::new(self.queue_prefix);
+        let queue = if self.in_memory_queue {
+            QueueConfig::Memory(MemoryQueue::new(10_000))
+        } else {
+            let uri = match (self.amqp_url, self.amqp_url_file) {
+                (Some(_), Some(_)) => return Err(ConfigError::TwoQueueUris),
+                (Some(uri), None) => uri,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::UnreadableFile {
+                        name: "PUSHSYNC_AMQP_URL_FILE",
+                        path,
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+                (None, None) => return Err(ConfigError::NoQueue),
+            };
+            if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
+                return Err(ConfigError::BadAmqpUri {
+                    name: "PUSHSYNC_AMQP_URL",
+                });
+            }
+            let host = hostname();
+            let mut amqp =
+                AmqpConfig::new(SecretString::from(uri), format!("pushsync-receiver@{host}"));
+            amqp.topology = topology;
+            amqp.confirm_timeout = self.confirm_timeout;
+            QueueConfig::Amqp(amqp)
+        };
+        let secrets = SecretSources {
+            github: SecretSource::new(
+                "PUSHSYNC_GITHUB_SECRET",
+                self.github_secret,
+                self.github_secret_file,
+            ),
+            gitlab_token: SecretSource::new(
+                "PUSHSYNC_GITLAB_TOKEN",
+                self.gitlab_token,
+                self.gitlab_token_file,
+            ),
+            gitlab_signing: SecretSource::new(
+                "PUSHSYNC_GITLAB_SIGNING_TOKEN",
+                self.gitlab_signing_token,
+                self.gitlab_signing_token_file,
+            ),
+            gitea: SecretSource::new(
+                "PUSHSYNC_GITEA_SECRET",
+                self.gitea_secret,
+                self.gitea_secret_file,
+            ),
+            bitbucket: SecretSource::new(
+                "PUSHSYNC_BITBUCKET_SECRET",
+                self.bitbucket_secret,
+                self.bitbucket_secret_file,
+            ),
+        };
+        if secrets.load()?.is_empty() {
+            return Err(ConfigError::NoSecrets);
+        }
+        for (name, value) in [
+            ("PUSHSYNC_MAX_BODY_BYTES", self.max_body_bytes),
+            ("PUSHSYNC_DEDUP_CAPACITY", self.dedup_capacity),
+            ("PUSHSYNC_HTTP_WORKERS", self.http_workers.unwrap_or(1)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        if self.confirm_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                name: "PUSHSYNC_CONFIRM_TIMEOUT",
+            });
+        }
+        let mut config = Config::new(queue, secrets);
+        config.secret_reload_interval =
+            (!self.secret_reload_interval.is_zero()).then_some(self.secret_reload_interval);
+        config.http.max_body_bytes = self.max_body_bytes;
+        config.http.shutdown_grace = self.shutdown_grace;
+        if let Some(workers) = self.http_workers {
+            config.http.workers = workers;
+        }
+        config.dedup_window = self.dedup_window;
+        config.dedup_capacity = self.dedup_capacity;
+        config.gitlab_timestamp_tolerance = self.gitlab_timestamp_tolerance;
+        Ok(config)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Parse `500ms`, `5s`, `10m`, `1h` or a bare number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration like 500ms, 5s, 10m or 1h"))?;
+    let millis = match unit {
+        "ms" => number,
+        "" | "s" => number.saturating_mul(1000),
+        "m" => number.saturating_mul(60_000),
+        "h" => number.saturating_mul(3_600_000),
+        _ => return Err(format!("{value:?} has an unknown unit (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let cases = [
+            ("500ms", Ok(Duration::from_millis(500))),
+            ("5s", Ok(Duration::from_secs(5))),
+            ("7", Ok(Duration::from_secs(7))),
+            ("10m", Ok(Duration::from_secs(600))),
+            ("1h", Ok(Duration::from_secs(3600))),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_duration(input), expected, "{input}");
+        }
+        for bad in ["", "s", "5d", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn args(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["pushsync-receiver"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap().into_config()
+    }
+
+    #[test]
+    fn a_queue_must_be_chosen_explicitly() {
+        let err = args(&["--github-secret", "s"]).unwrap_err();
+        assert!(matches!(err, ConfigError::NoQueue), "{err}");
+        assert!(err.to_string().contains("PUSHSYNC_AMQP_URL"));
+    }
+
+    #[test]
+    fn at_least_one_secret_is_required() {
+        let err = args(&["--in-memory-queue"]).unwrap_err();
+        assert!(matches!(err, ConfigError::NoSecrets), "{err}");
+    }
+
+    #[test]
+    fn bad_broker_uris_and_files_name_their_variable() {
+        let err = args(&["--amqp-url", "http://x", "--github-secret", "s"]).unwrap_err();
+        assert!(err.to_string().contains("PUSHSYNC_AMQP_URL"), "{err}");
+        let err = args(&[
+            "--in-memory-queue",
+            "--github-secret-file",
+            "/nonexistent/secret",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("PUSHSYNC_GITHUB_SECRET_FILE"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/nonexistent/secret"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let config = args(&[
+            "--amqp-url",
+            "amqp://guest:hunter2@127.0.0.1:5672/%2f",
+            "--github-secret",
+            "gh-very-secret",
+        ])
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("gh-very-secret"), "{debug}");
+    }
+}

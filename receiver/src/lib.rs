@@ -1,0 +1,153 @@
+//! The pushsync webhook receiver.
+//!
+//! Verifies push webhooks from GitHub, GitLab, Gitea/Forgejo/Gogs and
+//! Bitbucket, normalises them into [`pushsync_proto::PushEvent`]s and publishes
+//! them durably; see [`run`].
+//!
+//! Invariants:
+//! - A webhook is answered 2xx only after the queue confirmed every event it
+//!   carries (see [`pushsync_broker::Broker::publish_all`]); otherwise 503 with
+//!   `Retry-After`, so the forge redelivers.
+//! - Nothing is parsed, logged from the body or published before the signature
+//!   or token checked out.
+//! - The receiver holds webhook secrets and publish rights only: no cluster
+//!   credentials, no Kubernetes client.
+
+pub mod config;
+mod dedup;
+mod error;
+pub mod metrics;
+pub mod providers;
+mod routes;
+pub mod secrets;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use pushsync_broker::{Broker, ConnectionState};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, QueueConfig};
+pub use error::{Error, StartError};
+
+use crate::metrics::Metrics;
+use crate::routes::State;
+use crate::secrets::SecretStore;
+
+/// Serve webhooks on `listener` until `shutdown` is cancelled, then stop
+/// accepting, let in-flight requests finish (up to the configured grace),
+/// and close the broker connection.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let metrics = Metrics::new()?;
+    let secrets = SecretStore::load(config.secrets.clone())?;
+    let topology = config.queue.topology();
+    let broker = match config.queue {
+        QueueConfig::Amqp(amqp) => Broker::amqp(amqp),
+        QueueConfig::Memory(queue) => Broker::memory(queue),
+    };
+    let background = CancellationToken::new();
+    tokio::spawn(follow_broker_state(
+        broker.clone(),
+        metrics.clone(),
+        background.clone(),
+    ));
+    if let Some(interval) = config
+        .secret_reload_interval
+        .filter(|_| secrets.has_files())
+    {
+        tokio::spawn(reload_secrets(
+            secrets.clone(),
+            interval,
+            metrics.clone(),
+            background.clone(),
+        ));
+    }
+
+    let state = web::Data::new(State {
+        broker: broker.clone(),
+        secrets,
+        dedup: dedup::Dedup::new(config.dedup_window, config.dedup_capacity),
+        metrics,
+        topology,
+        max_body_bytes: config.http.max_body_bytes,
+        retry_after: config.http.retry_after,
+        timestamp_tolerance: config.gitlab_timestamp_tolerance,
+        shutting_down: AtomicBool::new(false),
+    });
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .configure(routes::configure)
+    })
+    .workers(config.http.workers)
+    .disable_signals()
+    .shutdown_timeout(config.http.shutdown_grace.as_secs())
+    .listen(listener)
+    .map_err(StartError::Http)?
+    .run();
+    let handle = server.handle();
+    let stopper = tokio::spawn({
+        let state = Arc::clone(&state.clone().into_inner());
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            state.shutting_down.store(true, Ordering::Relaxed);
+            handle.stop(true).await;
+        }
+    });
+    let served = server.await;
+    stopper.abort();
+    background.cancel();
+    broker.close().await;
+    tracing::info!("receiver stopped");
+    served.map_err(StartError::Http)
+}
+
+async fn follow_broker_state(broker: Broker, metrics: Metrics, stop: CancellationToken) {
+    let mut state = broker.state();
+    loop {
+        let current = *state.borrow_and_update();
+        let connected = current == ConnectionState::Connected;
+        metrics.broker_connected.set(i64::from(connected));
+        if connected {
+            metrics.broker_connections.inc();
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            changed = state.changed() => if changed.is_err() { break },
+        }
+    }
+    metrics.broker_connected.set(0);
+}
+
+async fn reload_secrets(
+    secrets: SecretStore,
+    interval: Duration,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        match secrets.reload() {
+            Ok(()) => metrics.secret_reloads.with_label_values(&["ok"]).inc(),
+            Err(error) => {
+                metrics.secret_reloads.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %error, "re-reading webhook secret files failed; keeping the previous secrets");
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! RabbitMQ for tests: the local broker, unique names per test, and inspection.
+
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Channel, Connection, ConnectionProperties};
+use pushsync_proto::Topology;
+
+/// The broker tests use: `PUSHSYNC_TEST_AMQP_URL`, or the local RabbitMQ.
+pub fn amqp_url() -> String {
+    std::env::var("PUSHSYNC_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A topology no other test uses.
+pub fn unique_topology() -> Topology {
+    Topology::new(format!("test-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// A direct connection to the test broker, for looking at what was published.
+///
+/// A broker that cannot be reached fails the test (it is never skipped):
+/// `.ci/run` starts RabbitMQ, and locally `rabbitmq-server -detached` does.
+pub struct TestBroker {
+    /// The connection.
+    pub connection: Connection,
+    /// A channel for inspection.
+    pub channel: Channel,
+}
+
+impl TestBroker {
+    /// Connect to [`amqp_url`] or fail with a message that says how to fix it.
+    pub async fn connect() -> Self {
+        let url = amqp_url();
+        let connection = match Connection::connect(&url, ConnectionProperties::default()).await {
+            Ok(connection) => connection,
+            Err(error) => panic!(
+                "RabbitMQ is required for this test and is not reachable ({error}); start it with `rabbitmq-server -detached` or set PUSHSYNC_TEST_AMQP_URL"
+            ),
+        };
+        let channel = match connection.create_channel().await {
+            Ok(channel) => channel,
+            Err(error) => panic!("cannot open a channel to RabbitMQ: {error}"),
+        };
+        Self {
+            connection,
+            channel,
+        }
+    }
+
+    /// Take every message now in `queue` (acknowledging them), waiting up to
+    /// `settle` for stragglers after the last one.
+    pub async fn drain(&self, queue: &str, settle: Duration) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + settle;
+        loop {
+            match self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+            {
+                Ok(Some(message)) => {
+                    let delivery = message.delivery;
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    out.push(delivery);
+                }
+                Ok(None) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return out;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("basic.get on {queue} failed: {error}"),
+            }
+        }
+    }
+
+    /// Wait until `queue` holds at least `count` messages, then take them all.
+    pub async fn take(
+        &self,
+        queue: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while out.len() < count && tokio::time::Instant::now() < deadline {
+            out.extend(self.drain(queue, Duration::ZERO).await);
+            if out.len() < count {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        out
+    }
+
+    /// Delete everything `topology` declared.
+    pub async fn delete_topology(&self, topology: &Topology) {
+        for queue in [
+            topology.push_events_queue(),
+            topology.sync_jobs_queue(),
+            topology.dead_letter(),
+        ] {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [
+            topology.events_exchange(),
+            topology.jobs_exchange(),
+            topology.dead_letter(),
+        ] {
+            let _ = self
+                .channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end test package; the tests live in `e2e/`.
