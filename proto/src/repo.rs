@@ -141,10 +141,10 @@ impl TryFrom<String> for RepoId {
     fn try_from(value: String) -> Result<Self, Self::Error> {
         // A normalised id ("host/path") has no scheme; read alone it would look
         // like a relative path, so give it one and keep it if nothing changes.
-        if let Ok(id) = Self::parse(&format!("https://{value}")) {
-            if id.0 == value {
-                return Ok(id);
-            }
+        if let Ok(id) = Self::parse(&format!("https://{value}"))
+            && id.0 == value
+        {
+            return Ok(id);
         }
         Self::parse(&value)
     }

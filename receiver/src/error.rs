@@ -104,10 +104,10 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Publish { retry_after, .. } = self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-                response.insert_header((header::RETRY_AFTER, value));
-            }
+        if let Self::Publish { retry_after, .. } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        {
+            response.insert_header((header::RETRY_AFTER, value));
         }
         let body = match self {
             Self::MalformedPayload { detail } => {

@@ -58,15 +58,39 @@ async fn serve(
             broker = %pushsync_broker::redact_uri(secrecy::ExposeSecret::expose_secret(&amqp.uri)),
             "receiver starting"
         ),
-        QueueConfig::Memory(_) => tracing::warn!(
-            listen = %local,
-            "receiver starting with an in-memory queue: accepted events are lost when this process exits"
-        ),
+        QueueConfig::Memory(queue) => {
+            tracing::warn!(
+                listen = %local,
+                "receiver starting with an in-memory queue: accepted events are lost when this process exits"
+            );
+            tokio::spawn(log_queued_events(queue.clone()));
+        }
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     run(config, listener, shutdown).await?;
     Ok(())
+}
+
+/// With the in-memory queue no worker is attached: show each accepted event
+/// so a local trial can see what a worker would receive.
+async fn log_queued_events(queue: pushsync_broker::MemoryQueue) {
+    loop {
+        let message = queue.pop().await;
+        match pushsync_proto::Message::decode(&message.body) {
+            Ok(pushsync_proto::Message::PushV1(event)) => tracing::info!(
+                delivery_id = %event.delivery_id,
+                repository = %event.repository.id,
+                git_ref = %event.git_ref.full,
+                after = event.after.as_deref().unwrap_or("-"),
+                changed_paths = ?event.changed_paths.paths,
+                paths_incomplete = event.changed_paths.incomplete,
+                "event queued (in-memory queue: no worker attached)"
+            ),
+            Ok(other) => tracing::info!(schema = other.schema(), "message queued"),
+            Err(error) => tracing::warn!(error = %error, "undecodable message queued"),
+        }
+    }
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

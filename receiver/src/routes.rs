@@ -157,7 +157,7 @@ async fn handle(
         elapsed.as_secs_f64(),
     );
     let status = response.status().as_u16();
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let (delivery_id, repository, git_ref) = (
         seen.delivery_id.as_deref().unwrap_or("-"),
         seen.repository.as_deref().unwrap_or("-"),
@@ -245,10 +245,10 @@ async fn process(
         .delivery_id
         .as_ref()
         .map(|id| format!("{}:{id}", route.name()));
-    if let Some(key) = &dedup_key {
-        if state.dedup.contains(key, Instant::now()) {
-            return Ok(Answer::Duplicate);
-        }
+    if let Some(key) = &dedup_key
+        && state.dedup.contains(key, Instant::now())
+    {
+        return Ok(Answer::Duplicate);
     }
 
     let messages = outgoing(&state.topology, &delivery_id, &events)?;

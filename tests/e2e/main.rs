@@ -1,1 +1,1 @@
-//! e2e
+//! End-to-end tests across pushsync parts.

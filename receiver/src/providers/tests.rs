@@ -79,7 +79,7 @@ fn signed(route: Route, event: &str, body: &[u8]) -> HeaderMap {
 }
 
 /// What one normalised event must look like.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Expect {
     provider: Provider,
     repo: &'static str,
@@ -218,7 +218,7 @@ fn github_fixtures_normalise() {
         Route::Github,
         "push",
         "github-push-tag-deleted.json",
-        &[tag_deleted.clone()],
+        &[tag_deleted],
     );
     check(
         Route::Github,
@@ -312,13 +312,13 @@ fn gitlab_fixtures_normalise() {
         Route::Gitlab,
         "Tag Push Hook",
         "gitlab-tag-push-docs.json",
-        &[tag.clone()],
+        &[tag],
     );
     check(
         Route::Gitlab,
         "Tag Push Hook",
         "gitlab-tag-push.json",
-        &[tag.clone()],
+        &[tag],
     );
     check(
         Route::Gitlab,
@@ -357,7 +357,7 @@ fn gitea_gogs_and_forgejo_fixtures_normalise() {
         incomplete: true,
         pusher: Some("example"),
     };
-    check(Route::Gitea, "gitea", "gitea-push.json", &[gitea.clone()]);
+    check(Route::Gitea, "gitea", "gitea-push.json", &[gitea]);
     check(
         Route::Gitea,
         "forgejo",

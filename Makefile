@@ -1,0 +1,47 @@
+# pushsync — `make help` lists the targets.
+
+# A build cache outside the clone, shared by every checkout and by CI.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/pushsync-target
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit lint check-deps deps broker bench fmt clean-broker
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## Run locally: the receiver on an in-memory queue (no broker, no cluster needed)
+	$(CARGO) build --locked -p pushsync-receiver
+	scripts/run-local.sh
+
+test: deps broker lint ## Everything: lint, unit, integration and end-to-end tests (needs RabbitMQ)
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+test-unit: ## Only the tests that need no broker (fast)
+	$(CARGO) test --workspace --lib --locked
+
+lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
+	@scripts/check-deps.sh
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+deps: ## Install the system tools the tests use (promtool)
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
+
+broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it if needed)
+	@scripts/ensure-rabbitmq.sh
+
+bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
+	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-bench
+	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver
+
+clean-broker: ## Delete test queues and exchanges left on the local RabbitMQ
+	@rabbitmqctl -q list_queues name | grep '^test-' | xargs -r -n1 rabbitmqctl -q delete_queue >/dev/null || true

@@ -1,0 +1,279 @@
+//! Against the real RabbitMQ: exactly-once publish, durability properties,
+//! deduplication, and surviving a broker outage in the same process.
+
+use std::time::Duration;
+
+use pushsync_proto::{Message, Provider, RefKind};
+use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
+use pushsync_testkit::proxy::TcpProxy;
+use pushsync_testkit::webhook_fixture;
+
+use crate::support::{all_secrets, amqp, every_fixture, github, start};
+
+const SETTLE: Duration = Duration::from_millis(300);
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_signed_push_is_published_once_persistently_with_the_normalised_event() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let receiver = start(amqp(&amqp_url(), &topology), all_secrets(), |_| {}).await;
+    assert!(
+        receiver.wait_ready(200, WAIT).await,
+        "receiver never became ready"
+    );
+
+    let delivery = github(
+        "push",
+        "delivery-42",
+        webhook_fixture("github-push-commits.json"),
+    );
+    let response = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["delivery_id"], "delivery-42");
+
+    let messages = broker.take(&topology.push_events_queue(), 1, WAIT).await;
+    let extra = broker.drain(&topology.push_events_queue(), SETTLE).await;
+    assert_eq!(messages.len() + extra.len(), 1, "exactly one message");
+    let message = &messages[0];
+    assert_eq!(message.properties.delivery_mode(), &Some(2), "persistent");
+    assert_eq!(
+        message.properties.message_id().as_ref().map(|s| s.as_str()),
+        Some("delivery-42")
+    );
+    assert_eq!(
+        message.properties.kind().as_ref().map(|s| s.as_str()),
+        Some("push/v1")
+    );
+    assert_eq!(message.routing_key.as_str(), "push.github");
+    let Message::PushV1(event) = Message::decode(&message.data).unwrap() else {
+        panic!("not a push event");
+    };
+    assert_eq!(event.provider, Provider::Github);
+    assert_eq!(event.delivery_id, "delivery-42");
+    assert_eq!(
+        event.repository.id.as_str(),
+        "github.com/binkkatal/sample_app"
+    );
+    assert_eq!(
+        (event.git_ref.kind, event.git_ref.name.as_str()),
+        (RefKind::Branch, "master")
+    );
+    assert_eq!(
+        event.after.as_deref(),
+        Some("fd489864e7642b48eaad6e3f155c10e46810ec72")
+    );
+    assert_eq!(
+        event.changed_paths.paths,
+        [
+            ".razorops.yaml",
+            "app/controllers/application_controller.rb"
+        ]
+    );
+    assert!(!event.changed_paths.incomplete);
+
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn every_forge_fixture_is_accepted_and_published() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let receiver = start(amqp(&amqp_url(), &topology), all_secrets(), |_| {}).await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+
+    let mut expected = 0;
+    for (name, delivery, events) in every_fixture() {
+        let response = receiver
+            .post(delivery.path, &delivery.headers, &delivery.body)
+            .await;
+        let want = if events == 0 { 200 } else { 202 };
+        assert_eq!(
+            response.status(),
+            want,
+            "{name}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        expected += events;
+    }
+    let messages = broker
+        .take(&topology.push_events_queue(), expected, WAIT)
+        .await;
+    let extra = broker.drain(&topology.push_events_queue(), SETTLE).await;
+    assert_eq!(messages.len() + extra.len(), expected);
+    let mut providers: Vec<Provider> = messages
+        .iter()
+        .map(|m| match Message::decode(&m.data) {
+            Ok(Message::PushV1(event)) => event.provider,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    providers.dedup();
+    for provider in [
+        Provider::Github,
+        Provider::Gitlab,
+        Provider::Gitea,
+        Provider::Gogs,
+        Provider::BitbucketCloud,
+        Provider::BitbucketServer,
+    ] {
+        assert!(providers.contains(&provider), "{provider} missing");
+    }
+
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn a_redelivery_is_answered_duplicate_and_not_published_twice() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let receiver = start(amqp(&amqp_url(), &topology), all_secrets(), |_| {}).await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+
+    let delivery = github(
+        "push",
+        "same-id",
+        webhook_fixture("github-push-commits.json"),
+    );
+    let first = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(first.status(), 202);
+    let second = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(
+        second.json::<serde_json::Value>().await.unwrap()["status"],
+        "duplicate"
+    );
+    // Another delivery id is another push.
+    let other = github(
+        "push",
+        "other-id",
+        webhook_fixture("github-push-commits.json"),
+    );
+    assert_eq!(
+        receiver
+            .post(other.path, &other.headers, &other.body)
+            .await
+            .status(),
+        202
+    );
+
+    let messages = broker.take(&topology.push_events_queue(), 2, WAIT).await;
+    let extra = broker.drain(&topology.push_events_queue(), SETTLE).await;
+    assert_eq!(messages.len() + extra.len(), 2);
+
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn a_broker_outage_gives_503_and_the_same_process_recovers() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let target = "127.0.0.1:5672".parse().unwrap();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let uri = amqp_url().replacen("127.0.0.1:5672", &proxy.addr().to_string(), 1);
+    let receiver = start(amqp(&uri, &topology), all_secrets(), |_| {}).await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+
+    let before = github(
+        "push",
+        "before-outage",
+        webhook_fixture("github-push-commits.json"),
+    );
+    assert_eq!(
+        receiver
+            .post(before.path, &before.headers, &before.body)
+            .await
+            .status(),
+        202
+    );
+
+    proxy.cut();
+    assert!(
+        receiver.wait_ready(503, WAIT).await,
+        "readyz still 200 with the broker gone"
+    );
+    let during = github(
+        "push",
+        "during-outage",
+        webhook_fixture("github-push-commits.json"),
+    );
+    let response = receiver
+        .post(during.path, &during.headers, &during.body)
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"],
+        "broker_unavailable"
+    );
+
+    proxy.restore();
+    assert!(
+        receiver.wait_ready(200, WAIT).await,
+        "receiver did not reconnect"
+    );
+    // The forge redelivers the failed delivery: it was not remembered, so it is published now.
+    let response = receiver
+        .post(during.path, &during.headers, &during.body)
+        .await;
+    assert_eq!(response.status(), 202);
+
+    let messages = broker.take(&topology.push_events_queue(), 2, WAIT).await;
+    let extra = broker.drain(&topology.push_events_queue(), SETTLE).await;
+    let ids: Vec<String> = messages
+        .iter()
+        .chain(&extra)
+        .filter_map(|m| m.properties.message_id().as_ref().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(ids, ["before-outage", "during-outage"]);
+
+    let metrics = receiver.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("pushsync_receiver_broker_connections_total 2"),
+        "{metrics}"
+    );
+
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn with_no_broker_reachable_pushes_get_503_but_health_is_fine() {
+    let topology = unique_topology();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("amqp://guest:guest@{}/%2f", closed.local_addr().unwrap());
+    drop(closed);
+    let receiver = start(amqp(&uri, &topology), all_secrets(), |_| {}).await;
+
+    assert_eq!(receiver.get("/healthz").await.status(), 200);
+    assert_eq!(receiver.get("/readyz").await.status(), 503);
+    let delivery = github(
+        "push",
+        "no-broker",
+        webhook_fixture("github-push-commits.json"),
+    );
+    let response = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    receiver.stop().await;
+}
