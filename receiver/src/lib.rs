@@ -114,13 +114,16 @@ pub async fn run(
 
 async fn follow_broker_state(broker: Broker, metrics: Metrics, stop: CancellationToken) {
     let mut state = broker.state();
+    let mut counted = 0;
     loop {
-        let current = *state.borrow_and_update();
-        let connected = current == ConnectionState::Connected;
+        let connected = *state.borrow_and_update() == ConnectionState::Connected;
         metrics.broker_connected.set(i64::from(connected));
-        if connected {
-            metrics.broker_connections.inc();
-        }
+        // Count from the broker's own tally: state changes can coalesce.
+        let connects = broker.connects();
+        metrics
+            .broker_connections
+            .inc_by(connects.saturating_sub(counted));
+        counted = counted.max(connects);
         tokio::select! {
             () = stop.cancelled() => break,
             changed = state.changed() => if changed.is_err() { break },

@@ -1,1 +1,0 @@
-//! End-to-end test package; the tests live in `e2e/`.
