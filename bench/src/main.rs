@@ -27,11 +27,16 @@ struct Args {
     #[arg(long)]
     receiver_bin: std::path::PathBuf,
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     seconds: u64,
     /// Concurrency levels (in-flight requests / in-flight confirms).
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
     concurrency: Vec<usize>,
+    /// Alternating ceiling/receiver rounds per concurrency level; the medians
+    /// are reported, so a burst of noise from other tenants moves one round,
+    /// not the figure.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Request rate of the fixed-rate latency measurement.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
@@ -96,43 +101,57 @@ async fn main() -> anyhow::Result<()> {
     let ceiling = Ceiling::connect(&ceiling_queue).await?;
     let mut cpu_notes = Vec::new();
     for &concurrency in &args.concurrency {
-        let ceiling_rate = ceiling.measure(&message, concurrency, window).await?;
-        ceiling.purge().await?;
+        let mut ceiling_rates = Vec::new();
+        let mut receiver_rates = Vec::new();
+        let mut all = Run::default();
         let before = receiver.averages().await;
-        let (cpu_before, own_before) = (receiver.cpu_seconds(), own_cpu_seconds());
-        let run = push.closed_loop(concurrency, window).await;
-        let (cpu_after, own_after) = (receiver.cpu_seconds(), own_cpu_seconds());
+        let (mut receiver_cpu, mut own_cpu) = (0.0, 0.0);
+        for _ in 0..args.rounds.max(1) {
+            ceiling_rates.push(ceiling.measure(&message, concurrency, window).await?);
+            ceiling.purge().await?;
+            let (cpu_before, own_before) = (receiver.cpu_seconds(), own_cpu_seconds());
+            let run = push.closed_loop(concurrency, window).await;
+            receiver_cpu += receiver.cpu_seconds() - cpu_before;
+            own_cpu += own_cpu_seconds() - own_before;
+            purge(&broker, &topology).await;
+            receiver_rates.push(run.rate());
+            all.latencies.extend(run.latencies);
+            all.failures += run.failures;
+        }
         let after = receiver.averages().await;
-        let requests = run.latencies.len().max(1) as f64;
+        let requests = all.latencies.len().max(1) as f64;
         cpu_notes.push(format!(
             "c={concurrency}: receiver {:.0} µs, load generator {:.0} µs",
-            1e6 * (cpu_after - cpu_before) / requests,
-            1e6 * (own_after - own_before) / requests
+            1e6 * receiver_cpu / requests,
+            1e6 * own_cpu / requests
         ));
-        purge(&broker, &topology).await;
+        let (ceiling_rate, receiver_rate) =
+            (median(&mut ceiling_rates), median(&mut receiver_rates));
         println!(
             "  {:>11}  {:>14.0}  {:>14.0}  {:>5.0}%  {:>8.2}  {:>8.2}  {:>13.2}  {:>13.2}{}",
             concurrency,
             ceiling_rate,
-            run.rate(),
-            100.0 * run.rate() / ceiling_rate,
-            run.percentile(0.50),
-            run.percentile(0.99),
+            receiver_rate,
+            100.0 * receiver_rate / ceiling_rate,
+            all.percentile(0.50),
+            all.percentile(0.99),
             after.request_ms_since(&before),
             after.confirm_ms_since(&before),
-            run.failures_note(),
+            all.failures_note(),
         );
     }
-
     println!("  CPU per request: {}", cpu_notes.join("; "));
 
-    let fixed = push.open_loop(args.rate, window).await;
+    // Let the broker settle after the heaviest level before measuring latency.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fixed_window = Duration::from_secs(args.seconds.max(5));
+    let fixed = push.open_loop(args.rate, fixed_window).await;
     purge(&broker, &topology).await;
     println!();
     println!(
         "  fixed rate {}/s for {} s: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms{}",
         args.rate,
-        args.seconds,
+        fixed_window.as_secs(),
         fixed.rate(),
         fixed.percentile(0.50),
         fixed.percentile(0.99),
@@ -146,6 +165,11 @@ async fn main() -> anyhow::Result<()> {
     broker.delete_topology(&topology).await;
     broker.delete_topology(&ceiling_queue).await;
     Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 async fn purge(broker: &TestBroker, topology: &Topology) {
