@@ -1,0 +1,209 @@
+//! Discovery documents, the OpenAPI v3 stubs kubectl asks for, and Table output.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::registry::ResourceType;
+
+/// `/apis`: every non-core group with its versions.
+pub fn groups(types: &[ResourceType]) -> Value {
+    let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for t in types.iter().filter(|t| !t.group.is_empty()) {
+        let versions = by_group.entry(t.group.as_str()).or_default();
+        if !versions.contains(&t.version.as_str()) {
+            versions.push(t.version.as_str());
+        }
+    }
+    let groups: Vec<Value> = by_group
+        .into_iter()
+        .map(|(group, mut versions)| {
+            // Preferred: the highest stable version (v2 over v1, v1 over v1beta1).
+            versions.sort_by_key(|v| std::cmp::Reverse(version_rank(v)));
+            let entries: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+                .collect();
+            json!({"name": group, "versions": entries, "preferredVersion": entries[0]})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn version_rank(version: &str) -> (u32, u32, u32) {
+    let rest = version.trim_start_matches('v');
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().unwrap_or(0);
+    let tail = &rest[digits.len()..];
+    let (stability, minor) = if tail.is_empty() {
+        (2, 0)
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (1, n.parse().unwrap_or(0))
+    } else {
+        (0, tail.trim_start_matches("alpha").parse().unwrap_or(0))
+    };
+    (stability, major, minor)
+}
+
+/// `/api/v1`, `/apis/<group>/<version>`: the APIResourceList.
+pub fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&ResourceType> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if served.is_empty() {
+        return None;
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    let resources: Vec<Value> = served.iter().flat_map(|t| t.discovery()).collect();
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
+}
+
+/// `/openapi/v3`: one document per group-version.
+pub fn openapi_index(types: &[ResourceType]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for t in types {
+        let key = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// The OpenAPI v3 document of one group-version: just enough for kubectl to
+/// see that the server validates fields itself (a PATCH operation per kind
+/// with the `fieldValidation` parameter), so it sends `fieldValidation=Strict`
+/// instead of downloading schemas.
+pub fn openapi_doc(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&ResourceType> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if served.is_empty() {
+        return None;
+    }
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for t in served {
+        let path = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", t.plural)
+        };
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let operation = |verb: &str| {
+            json!({
+                "operationId": format!("{verb}{}", t.kind),
+                "x-kubernetes-action": verb,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": [
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        paths.insert(path, json!({"get": operation("get"), "put": operation("put"), "patch": operation("patch"), "delete": operation("delete")}));
+        let schema_name = format!(
+            "{}.{}.{}",
+            if t.group.is_empty() { "core" } else { &t.group },
+            t.version,
+            t.kind
+        );
+        schemas.insert(
+            schema_name,
+            json!({
+                "type": "object",
+                "x-kubernetes-group-version-kind": [gvk],
+                "x-kubernetes-preserve-unknown-fields": true,
+            }),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": format!("v1.{}.0", crate::api::KUBE_MINOR)},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
+}
+
+fn age(object: &Value) -> String {
+    let Some(created) = object
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
+        return "<unknown>".to_owned();
+    };
+    let seconds = jiff::Timestamp::now().as_second() - created.as_second();
+    match seconds {
+        s if s < 120 => format!("{}s", s.max(0)),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// A `meta.k8s.io/v1` Table, as `kubectl get` asks for.
+pub fn table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
+    ];
+    let ready = matches!(rt.kind.as_str(), "Deployment" | "StatefulSet");
+    if ready {
+        columns.push(json!({"name": "Ready", "type": "string", "format": "", "description": "Ready replicas", "priority": 0}));
+    }
+    columns.push(
+        json!({"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}),
+    );
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut cells = vec![
+                object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ];
+            if ready {
+                let want = object
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let have = object
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                cells.push(json!(format!("{have}/{want}")));
+            }
+            cells.push(json!(age(object)));
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}

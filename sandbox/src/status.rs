@@ -1,0 +1,142 @@
+//! Kubernetes-shaped errors: every failure is a `metav1.Status` with reason and code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An API error as the real server reports it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason} ({code}): {message}")]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `metav1.StatusReason` (`NotFound`, `Conflict`, `Invalid`, …).
+    pub reason: &'static str,
+    /// Human-readable message, in the real server's words where it matters to clients.
+    pub message: String,
+    /// `details` (name, group, kind) when known.
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 404 for one object.
+    pub fn not_found(resource: &str, name: &str) -> Self {
+        let mut error = Self::new(404, "NotFound", format!("{resource} \"{name}\" not found"));
+        error.details = Some(json!({ "name": name, "kind": resource }));
+        error
+    }
+
+    /// 404 for a path that serves nothing.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(resource: &str, name: &str) -> Self {
+        let mut error = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{resource} \"{name}\" already exists"),
+        );
+        error.details = Some(json!({ "name": name, "kind": resource }));
+        error
+    }
+
+    /// 409 Conflict (stale resourceVersion, or SSA field conflicts).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 422 Invalid.
+    pub fn invalid(kind: &str, name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut error = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {message}"),
+        );
+        error.details = Some(json!({ "name": name, "kind": kind }));
+        error
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    /// 410 Gone (watch from a compacted resourceVersion).
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"
+            ),
+        )
+    }
+
+    /// An injected fault (tests).
+    pub fn injected(code: u16) -> Self {
+        let reason = match code {
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            _ => "InternalError",
+        };
+        Self::new(code, reason, format!("injected fault: {code}"))
+    }
+
+    /// The `metav1.Status` body.
+    pub fn status(&self) -> serde_json::Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code == 429 {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(self.status())
+    }
+}
