@@ -434,7 +434,10 @@ async fn serve(
                 status: *status,
                 force: query.get("force").is_some_and(|f| f == "true"),
             };
-            Ok(HttpResponse::Ok().json(store.patch(rt, namespace.as_deref(), name, kind, patch, &options)?))
+            match store.patch(rt, namespace.as_deref(), name, kind, patch, &options)? {
+                (object, true) => Ok(HttpResponse::Created().json(object)),
+                (object, false) => Ok(HttpResponse::Ok().json(object)),
+            }
         }
         (Route::Object { rt, namespace, name, .. }, "DELETE") => {
             let options: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(body).unwrap_or(json!({})) };

@@ -152,6 +152,11 @@ fn collect_field(
     collect(value, path, names, set);
 }
 
+/// Whether `item` is the value a `v:` path segment names (canonical JSON).
+fn is_value(item: &Value, text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|value| value == *item)
+}
+
 /// The value at `path`, if present.
 pub fn value_at<'v>(object: &'v Value, path: &[Seg]) -> Option<&'v Value> {
     let mut current = object;
@@ -169,7 +174,7 @@ pub fn value_at<'v>(object: &'v Value, path: &[Seg]) -> Option<&'v Value> {
             }
             Seg::Value(value) => {
                 let items = current.as_array()?;
-                current = items.iter().find(|item| item.to_string() == *value)?;
+                current = items.iter().find(|item| is_value(item, value))?;
             }
         }
     }
@@ -202,7 +207,7 @@ pub fn remove_path(object: &mut Value, path: &[Seg]) {
             }
             Seg::Value(value) => current
                 .as_array_mut()
-                .and_then(|items| items.iter_mut().find(|item| item.to_string() == *value)),
+                .and_then(|items| items.iter_mut().find(|item| is_value(item, value))),
         };
         match next {
             Some(next) => current = next,
@@ -225,7 +230,7 @@ pub fn remove_path(object: &mut Value, path: &[Seg]) {
         }
         Seg::Value(value) => {
             if let Some(items) = current.as_array_mut() {
-                items.retain(|item| item.to_string() != *value);
+                items.retain(|item| !is_value(item, value));
             }
         }
     }
@@ -310,10 +315,8 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
 pub fn from_fields_v1(tree: &Value) -> FieldSet {
     fn walk(node: &Value, path: &mut Path, set: &mut FieldSet) {
         let Some(map) = node.as_object() else { return };
-        if map.is_empty() || map.contains_key(".") {
-            if !path.is_empty() {
-                set.insert(path.clone());
-            }
+        if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+            set.insert(path.clone());
         }
         for (name, child) in map {
             let seg = if let Some(field) = name.strip_prefix("f:") {

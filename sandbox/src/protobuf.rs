@@ -164,12 +164,10 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let mut object = json!({"apiVersion": api_version, "kind": kind});
     for (number, field) in fields(raw)? {
         let Field::Bytes(bytes) = field else {
-            if let (4 | 5, Field::Varint(v)) = (number, field) {
-                if matches!(kind.as_str(), "ConfigMap") && number == 4
-                    || kind == "Secret" && number == 5
-                {
-                    object["immutable"] = json!(v != 0);
-                }
+            let immutable =
+                (kind == "ConfigMap" && number == 4) || (kind == "Secret" && number == 5);
+            if let (true, Field::Varint(v)) = (immutable, field) {
+                object["immutable"] = json!(v != 0);
             }
             continue;
         };

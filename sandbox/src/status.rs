@@ -73,7 +73,20 @@ impl ApiError {
             "Invalid",
             format!("{kind} \"{name}\" is invalid: {message}"),
         );
-        error.details = Some(json!({ "name": name, "kind": kind }));
+        // "field: detail" becomes a cause, which kubectl prints as "* field: detail".
+        let (group_kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+        let mut details = json!({ "name": name, "group": group, "kind": group_kind });
+        if let Some((field, detail)) = message.split_once(": ") {
+            let reason = if detail.starts_with("Required") {
+                "FieldValueRequired"
+            } else if detail.starts_with("Forbidden") {
+                "FieldValueForbidden"
+            } else {
+                "FieldValueInvalid"
+            };
+            details["causes"] = json!([{ "reason": reason, "message": detail, "field": field }]);
+        }
+        error.details = Some(details);
         error
     }
 

@@ -29,6 +29,9 @@ pub struct WatchEvent {
     pub object: Value,
 }
 
+/// Live changes, as a watch receives them.
+pub type EventReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+
 /// Who writes, and how.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -196,7 +199,7 @@ impl Store {
     pub fn watch_from(
         &self,
         since: u64,
-    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>), ApiError> {
+    ) -> Result<(Vec<Arc<WatchEvent>>, EventReceiver), ApiError> {
         let state = self.lock();
         let receiver = self.events.subscribe();
         if let Some(oldest) = state.history.front()
@@ -289,10 +292,10 @@ impl Store {
             return Err(ApiError::already_exists(&rt.qualified(), &name));
         }
         state.check_namespace(rt, namespace)?;
-        if rt.status {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        if rt.status
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
         }
         state.default_object(rt, &mut object, None);
         let now = now();
@@ -366,7 +369,8 @@ impl Store {
     }
 
     /// Patch an object. `apply` is server-side apply (creating the object if
-    /// needed); the other kinds are merge, JSON and strategic-merge patches.
+    /// needed, which the flag reports); the other kinds are merge, JSON and
+    /// strategic-merge patches.
     pub fn patch(
         &self,
         rt: &ResourceType,
@@ -375,7 +379,7 @@ impl Store {
         kind: PatchKind,
         patch: Value,
         options: &WriteOptions,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<(Value, bool), ApiError> {
         let mut state = self.lock();
         let old = state.get(rt, namespace, name).cloned();
         let now = now();
@@ -408,18 +412,21 @@ impl Store {
                 )
                 .map_err(|conflicts| conflict_error(rt, name, &conflicts))?;
                 match old {
-                    Some(old) => state.finish_write(
-                        &self.events,
-                        rt,
-                        namespace,
-                        old,
-                        merged,
-                        options,
-                        Some(()),
-                    ),
+                    Some(old) => {
+                        let updated = state.finish_write(
+                            &self.events,
+                            rt,
+                            namespace,
+                            old,
+                            merged,
+                            options,
+                            Some(()),
+                        )?;
+                        Ok((updated, false))
+                    }
                     None => {
                         drop(state);
-                        self.create_applied(rt, namespace, merged, options)
+                        Ok((self.create_applied(rt, namespace, merged, options)?, true))
                     }
                 }
             }
@@ -440,7 +447,10 @@ impl Store {
                     }
                     PatchKind::Apply => {}
                 }
-                state.finish_write(&self.events, rt, namespace, old, patched, options, None)
+                Ok((
+                    state.finish_write(&self.events, rt, namespace, old, patched, options, None)?,
+                    false,
+                ))
             }
         }
     }
