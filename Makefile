@@ -6,7 +6,7 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit lint check-deps deps broker bench fmt clean-broker
+.PHONY: help run test test-unit lint check-deps deps broker bench fmt clean-broker sandbox
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,7 +41,10 @@ broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it 
 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
 	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-bench
-	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver
+	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver $(BENCH_ARGS)
+
+sandbox: ## Run the Kubernetes API sandbox on 127.0.0.1:6443 (kubeconfig: sandbox.kubeconfig)
+	$(CARGO) run --locked -q -p pushsync-sandbox -- --port 6443 --kubeconfig-out sandbox.kubeconfig
 
 clean-broker: ## Delete test queues and exchanges left on the local RabbitMQ
 	@rabbitmqctl -q list_queues name | grep '^test-' | xargs -r -n1 rabbitmqctl -q delete_queue >/dev/null || true

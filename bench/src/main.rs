@@ -37,10 +37,26 @@ struct Args {
     /// not the figure.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Which part to measure.
+    #[arg(long, value_enum, default_value = "all")]
+    only: Part,
     /// Request rate of the fixed-rate latency measurement.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
 }
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Everything.
+    All,
+    /// The webhook receiver against RabbitMQ.
+    Receiver,
+    /// The Kubernetes API sandbox.
+    Sandbox,
+}
+
+mod sandbox;
 
 const SECRET: &str = "bench-secret";
 const FIXTURE: &str = "github-push-commits.json";
@@ -48,6 +64,16 @@ const FIXTURE: &str = "github-push-commits.json";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.only != Part::Sandbox {
+        receiver(&args).await?;
+    }
+    if args.only != Part::Receiver {
+        sandbox::run(Duration::from_secs(args.seconds)).await?;
+    }
+    Ok(())
+}
+
+async fn receiver(args: &Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let body = webhook_fixture(FIXTURE);
     let signature = sign::hub_signature(SECRET, &body);

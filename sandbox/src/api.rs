@@ -159,6 +159,12 @@ enum Route {
         name: String,
         status: bool,
     },
+    /// The `scale` subresource of a Deployment, StatefulSet or ReplicaSet.
+    Scale {
+        rt: ResourceType,
+        namespace: String,
+        name: String,
+    },
     Unknown,
 }
 
@@ -212,6 +218,14 @@ impl Route {
                 },
                 None => Self::Unknown,
             },
+            ["namespaces", ns, plural, name, "scale"] => match namespaced_collection(plural) {
+                Some(rt) if rt.scalable() => Self::Scale {
+                    rt,
+                    namespace: (*ns).to_owned(),
+                    name: (*name).to_owned(),
+                },
+                _ => Self::Unknown,
+            },
             ["namespaces", ns, plural, name, "status"] => match namespaced_collection(plural) {
                 Some(rt) if rt.status => Self::Object {
                     rt,
@@ -264,6 +278,9 @@ fn verb(method: &Method, route: &Route, query: &BTreeMap<String, String>) -> Str
         (Route::Object { .. }, "PUT") => "update",
         (Route::Object { .. }, "PATCH") => "patch",
         (Route::Object { .. }, "DELETE") => "delete",
+        (Route::Scale { .. }, "GET") => "get",
+        (Route::Scale { .. }, "PUT") => "update",
+        (Route::Scale { .. }, "PATCH") => "patch",
         (_, method) => return method.to_ascii_lowercase(),
     }
     .to_owned()
@@ -453,9 +470,96 @@ async fn serve(
             let dry_run = dry_run || options.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
             Ok(HttpResponse::Ok().json(store.delete(rt, namespace.as_deref(), name, propagation, dry_run)?))
         }
+        (Route::Collection { rt, namespace }, "DELETE") => {
+            let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let (items, _) = store.list(rt, namespace.as_deref(), &labels, &fields);
+            let mut deleted = Vec::new();
+            for item in items {
+                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                match store.delete(rt, ns, name, Propagation::Background, dry_run) {
+                    Ok(object) => deleted.push(object),
+                    Err(error) if error.code == 404 => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(HttpResponse::Ok().json(json!({
+                "kind": format!("{}List", rt.kind),
+                "apiVersion": rt.api_version(),
+                "metadata": {"resourceVersion": store.resource_version().to_string()},
+                "items": deleted,
+            })))
+        }
+        (Route::Scale { rt, namespace, name }, "GET") => {
+            let object = store.get(rt, Some(namespace), name)?;
+            Ok(HttpResponse::Ok().json(scale_of(&object)))
+        }
+        (Route::Scale { rt, namespace, name }, "PUT" | "PATCH") => {
+            let object = store.get(rt, Some(namespace), name)?;
+            let mut scale = scale_of(&object);
+            let change = parse_body(req, body)?;
+            if method == "PUT" {
+                scale = change;
+            } else {
+                let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                if content_type.starts_with("application/json-patch+json") {
+                    let operations: json_patch::Patch =
+                        serde_json::from_value(change).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    json_patch::patch(&mut scale, &operations).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                } else {
+                    json_patch::merge(&mut scale, &change);
+                }
+            }
+            let replicas = scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| ApiError::bad_request("spec.replicas is required"))?;
+            let options = WriteOptions { manager: field_manager(req, query), dry_run, ..Default::default() };
+            let (updated, _) = store.patch(
+                rt,
+                Some(namespace),
+                name,
+                PatchKind::Merge,
+                json!({"spec": {"replicas": replicas}}),
+                &options,
+            )?;
+            Ok(HttpResponse::Ok().json(scale_of(&updated)))
+        }
         (Route::Unknown, _) => Err(ApiError::no_route(req.path())),
         _ => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"))),
     }
+}
+
+/// The `autoscaling/v1` Scale view of a scalable object.
+fn scale_of(object: &Value) -> Value {
+    let labels = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let metadata = object.get("metadata").cloned().unwrap_or(json!({}));
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+            "resourceVersion": metadata.get("resourceVersion"),
+            "creationTimestamp": metadata.get("creationTimestamp"),
+        },
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": labels,
+        },
+    })
 }
 
 /// A watch stream: newline-delimited JSON events until the timeout.

@@ -35,6 +35,15 @@ impl ResourceType {
         }
     }
 
+    /// Whether the `scale` subresource is served.
+    pub fn scalable(&self) -> bool {
+        self.group == "apps"
+            && matches!(
+                self.kind.as_str(),
+                "Deployment" | "StatefulSet" | "ReplicaSet"
+            )
+    }
+
     /// Storage key: objects are shared between versions of a group and kind.
     pub fn storage_key(&self) -> String {
         format!("{}/{}", self.group, self.plural)
@@ -51,7 +60,7 @@ impl ResourceType {
 
     /// The `APIResource` entries of this type for discovery.
     pub fn discovery(&self) -> Vec<Value> {
-        let mut verbs = vec![
+        let verbs = vec![
             "create",
             "delete",
             "deletecollection",
@@ -61,9 +70,6 @@ impl ResourceType {
             "update",
             "watch",
         ];
-        if self.kind == "Event" {
-            verbs.retain(|_| true);
-        }
         let mut out = vec![json!({
             "name": self.plural,
             "singularName": self.singular,
@@ -73,6 +79,17 @@ impl ResourceType {
             "shortNames": self.short_names,
             "storageVersionHash": "",
         })];
+        if self.scalable() {
+            out.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": true,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if self.status {
             out.push(json!({
                 "name": format!("{}/status", self.plural),

@@ -331,3 +331,156 @@ async fn faults_are_injected_and_every_request_is_audited() {
         3
     );
 }
+
+#[tokio::test]
+async fn selectors_patches_and_collections_behave_like_the_real_server() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sandbox.client(), "default");
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let names = |list: kube::core::ObjectList<ConfigMap>| {
+        list.items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    let web = api
+        .list(&kube::api::ListParams::default().labels("tier=web"))
+        .await
+        .unwrap();
+    assert_eq!(names(web), ["a", "b"]);
+    let not_a = api
+        .list(&kube::api::ListParams::default().fields("metadata.name!=a"))
+        .await
+        .unwrap();
+    assert_eq!(names(not_a), ["b", "c"]);
+
+    // JSON patch, and a failing `test` operation is 422 with nothing changed.
+    let patch: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/data", "value": {"k": "v"}}]))
+            .unwrap();
+    let patched = api
+        .patch("a", &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .unwrap();
+    assert_eq!(patched.data.unwrap()["k"], "v");
+    let failing: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/data/k", "value": "other"}]))
+            .unwrap();
+    let error = api
+        .patch("a", &PatchParams::default(), &Patch::<()>::Json(failing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kube::Error::Api(ref s) if s.code == 422),
+        "{error:?}"
+    );
+
+    // The wrong kind for the path is a 400.
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        sandbox.client(),
+        "default",
+        &kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        )),
+    );
+    let error = deployments
+        .patch(
+            "x",
+            &PatchParams::apply("t"),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kube::Error::Api(ref s) if s.code == 400),
+        "{error:?}"
+    );
+
+    // deletecollection with a selector.
+    api.delete_collection(
+        &DeleteParams::default(),
+        &kube::api::ListParams::default().labels("tier=web"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(names(api.list(&Default::default()).await.unwrap()), ["c"]);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_what_it_holds() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sandbox.client());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(sandbox.client(), "doomed");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(cms.get_opt("x").await.unwrap().is_none());
+    let error = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "y"}})).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kube::Error::Api(ref s) if s.code == 404),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_resumes_from_a_resource_version() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sandbox.client(), "default");
+    let first = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "one"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let since = first.metadata.resource_version.unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "two"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut stream = api
+        .watch(&kube::api::WatchParams::default().timeout(2), &since)
+        .await
+        .unwrap()
+        .boxed();
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match event {
+        kube::api::WatchEvent::Added(cm) => assert_eq!(cm.metadata.name.as_deref(), Some("two")),
+        other => panic!("{other:?}"),
+    }
+}
