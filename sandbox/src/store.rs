@@ -297,6 +297,10 @@ impl Store {
         {
             map.remove("status");
         }
+        if rt.kind == "Namespace" {
+            // The namespace controller's first act; `kubectl get ns` shows it.
+            object["status"] = json!({"phase": "Active"});
+        }
         state.default_object(rt, &mut object, None);
         let now = now();
         let meta = metadata(&mut object);
