@@ -4,6 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest as _, Sha256};
+
 /// Delivery ids seen recently. A forge redelivers with the same id (manually,
 /// or after a timeout); such a delivery is answered "duplicate" and not
 /// published again.
@@ -19,10 +21,22 @@ pub struct Dedup {
     seen: Mutex<Seen>,
 }
 
+/// Ids are kept as 128-bit digests: a fixed 16 bytes however long the id, so
+/// the memory bound is `capacity` × ~80 bytes (8 MB at the default 100,000),
+/// and a false "duplicate" would need a SHA-256 collision in 128 bits.
+type Digest = u128;
+
+fn digest(key: &str) -> Digest {
+    let hash = Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(bytes)
+}
+
 #[derive(Debug, Default)]
 struct Seen {
-    at: HashMap<String, Instant>,
-    order: VecDeque<(Instant, String)>,
+    at: HashMap<Digest, Instant>,
+    order: VecDeque<(Instant, Digest)>,
 }
 
 impl Dedup {
@@ -37,16 +51,18 @@ impl Dedup {
 
     /// Whether `key` was recorded within the window.
     pub fn contains(&self, key: &str, now: Instant) -> bool {
+        let key = digest(key);
         let mut seen = self.lock();
         seen.expire(now, self.window);
-        seen.at.contains_key(key)
+        seen.at.contains_key(&key)
     }
 
     /// Remember `key` as published at `now`.
-    pub fn record(&self, key: String, now: Instant) {
+    pub fn record(&self, key: &str, now: Instant) {
         if self.window.is_zero() {
             return;
         }
+        let key = digest(key);
         let mut seen = self.lock();
         seen.expire(now, self.window);
         while seen.order.len() >= self.capacity {
@@ -54,7 +70,7 @@ impl Dedup {
                 seen.at.remove(&oldest);
             }
         }
-        if seen.at.insert(key.clone(), now).is_none() {
+        if seen.at.insert(key, now).is_none() {
             seen.order.push_back((now, key));
         }
     }
@@ -88,7 +104,7 @@ mod tests {
         let dedup = Dedup::new(Duration::from_secs(60), 10);
         let t0 = Instant::now();
         assert!(!dedup.contains("a", t0));
-        dedup.record("a".into(), t0);
+        dedup.record("a", t0);
         assert!(dedup.contains("a", t0 + Duration::from_secs(59)));
         assert!(!dedup.contains("a", t0 + Duration::from_secs(60)));
     }
@@ -98,7 +114,7 @@ mod tests {
         let dedup = Dedup::new(Duration::from_secs(60), 2);
         let t0 = Instant::now();
         for id in ["a", "b", "c"] {
-            dedup.record(id.into(), t0);
+            dedup.record(id, t0);
         }
         assert!(!dedup.contains("a", t0));
         assert!(dedup.contains("b", t0));

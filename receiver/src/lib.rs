@@ -22,7 +22,6 @@ mod routes;
 pub mod secrets;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -88,6 +87,8 @@ pub async fn run(
             .configure(routes::configure)
     })
     .workers(config.http.workers)
+    // Answers are small and latency matters: do not wait to coalesce them.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(config.http.shutdown_grace.as_secs())
     .listen(listener)
@@ -95,7 +96,7 @@ pub async fn run(
     .run();
     let handle = server.handle();
     let stopper = tokio::spawn({
-        let state = Arc::clone(&state.clone().into_inner());
+        let state = state.clone();
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;

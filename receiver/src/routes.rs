@@ -274,7 +274,7 @@ async fn process(
             .with_label_values(&[event.provider.as_str()])
             .inc();
     }
-    if let Some(key) = dedup_key {
+    if let Some(key) = &dedup_key {
         state.dedup.record(key, Instant::now());
     }
     Ok(Answer::Accepted {
