@@ -45,15 +45,22 @@ fn version_rank(version: &str) -> (u32, u32, u32) {
     (stability, major, minor)
 }
 
-/// `/api/v1`, `/apis/<group>/<version>`: the APIResourceList.
-pub fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
+/// The types served in one group-version; `None` when there are none.
+fn served<'t>(
+    types: &'t [ResourceType],
+    group: &str,
+    version: &str,
+) -> Option<Vec<&'t ResourceType>> {
     let served: Vec<&ResourceType> = types
         .iter()
         .filter(|t| t.group == group && t.version == version)
         .collect();
-    if served.is_empty() {
-        return None;
-    }
+    (!served.is_empty()).then_some(served)
+}
+
+/// `/api/v1`, `/apis/<group>/<version>`: the APIResourceList.
+pub fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
+    let served = served(types, group, version)?;
     let group_version = if group.is_empty() {
         version.to_owned()
     } else {
@@ -87,13 +94,7 @@ pub fn openapi_index(types: &[ResourceType]) -> Value {
 /// with the `fieldValidation` parameter), so it sends `fieldValidation=Strict`
 /// instead of downloading schemas.
 pub fn openapi_doc(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&ResourceType> = types
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-        .collect();
-    if served.is_empty() {
-        return None;
-    }
+    let served = served(types, group, version)?;
     let prefix = if group.is_empty() {
         format!("/api/{version}")
     } else {

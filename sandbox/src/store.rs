@@ -865,12 +865,8 @@ impl State {
                 .retain(|t| !(t.custom && t.group == group && t.plural == plural));
             let key = format!("{group}/{plural}");
             if let Some(objects) = self.objects.remove(&key) {
-                for object in objects.into_values() {
-                    self.rv += 1;
-                    let mut gone = object;
-                    metadata(&mut gone)
-                        .insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
-                    self.announce(events, first, "DELETED", &gone);
+                for object in objects.values() {
+                    self.tombstone(events, first, object);
                 }
             }
         }
@@ -894,6 +890,16 @@ impl State {
         if let Some(objects) = self.objects.get_mut(&rt.storage_key()) {
             objects.remove(&key);
         }
+        self.tombstone(events, rt, object)
+    }
+
+    /// Announce `object` as deleted, with a new resourceVersion.
+    fn tombstone(
+        &mut self,
+        events: &broadcast::Sender<Arc<WatchEvent>>,
+        rt: &ResourceType,
+        object: &Value,
+    ) -> Value {
         self.rv += 1;
         let mut gone = object.clone();
         metadata(&mut gone).insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
