@@ -3,6 +3,9 @@
 # A build cache outside the clone, shared by every checkout and by CI.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/pushsync-target
 CARGO ?= cargo
+# Pinned tools the tests run (helm) live here; see scripts/install-helm.sh.
+export PUSHSYNC_TOOLS ?= $(HOME)/.cache/pushsync-tools
+export PATH := $(PUSHSYNC_TOOLS)/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -32,9 +35,11 @@ check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps: ## Install the system tools the tests use (promtool)
+deps: ## Install the tools the tests use (promtool; pinned helm 3)
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
+	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+	@scripts/install-helm.sh
 
 broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it if needed)
 	@scripts/ensure-rabbitmq.sh
