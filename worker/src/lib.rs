@@ -1,0 +1,5 @@
+//! The pushsync worker library. For now it holds the dispatch rules (which
+//! Applications a push affects); the consumer loop lives in `main.rs` until
+//! the worker issue moves it here.
+
+pub mod dispatch;
