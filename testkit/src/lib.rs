@@ -1,7 +1,9 @@
 //! Test support for pushsync: webhook fixtures and signatures, RabbitMQ helpers,
-//! and a TCP proxy a test can cut. Only ever a dev-dependency.
+//! real git repositories served by `git daemon`, and a TCP proxy a test can
+//! cut. Only ever a dev-dependency.
 
 pub mod amqp;
+pub mod git;
 pub mod proxy;
 pub mod sign;
 
