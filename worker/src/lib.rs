@@ -3,3 +3,4 @@
 //! the worker issue moves it here.
 
 pub mod dispatch;
+pub mod git;

@@ -1,0 +1,522 @@
+//! Git sources: one bare cache repository per URL, fetching only the commit a
+//! sync needs, and reading files from a commit's tree without a checkout.
+//!
+//! Invariants:
+//! - Nothing outside the repository is read: an Application path that climbs
+//!   above the root, or a symlink whose target leaves the repository, is an
+//!   error, never followed.
+//! - A resolve first asks the remote which commit the ref points at (one
+//!   round trip, no pack); it fetches only when that commit is not in the
+//!   cache yet, and then only that ref, shallow.
+//! - Concurrent resolves of one URL in this process are serialised, and a
+//!   resolve that waited for another one reuses its answer when it is fresh.
+//! - Every git2 call runs on the blocking pool; fetches stop at a deadline.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use git2::{Direction, FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, TreeWalkMode};
+
+/// Why a git step failed. [`GitError::is_transient`] tells a retry apart from
+/// a user error to report on the Application.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Talking to the remote failed (network, authentication, server).
+    #[error("fetching from {url} failed")]
+    FetchFailed {
+        /// The remote, without credentials.
+        url: String,
+        /// What libgit2 said.
+        #[source]
+        source: git2::Error,
+    },
+    /// The remote did not answer in time.
+    #[error("fetching from {url} took longer than {timeout:?}")]
+    FetchTimedOut {
+        /// The remote, without credentials.
+        url: String,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// The branch, tag or commit does not exist on the remote.
+    #[error("revision {revision:?} not found in {url}")]
+    RevisionNotFound {
+        /// The remote, without credentials.
+        url: String,
+        /// What was asked for.
+        revision: String,
+    },
+    /// The Application path climbs out of the repository.
+    #[error("path {path:?} escapes the repository")]
+    PathEscapes {
+        /// The offending path.
+        path: String,
+    },
+    /// The Application path does not exist at the commit.
+    #[error("path {path:?} does not exist at commit {commit}")]
+    PathNotFound {
+        /// The path.
+        path: String,
+        /// The commit.
+        commit: String,
+    },
+    /// A symlink points outside the repository (or loops).
+    #[error("symlink {path:?} points outside the repository ({target:?})")]
+    SymlinkEscapes {
+        /// The link.
+        path: String,
+        /// Where it points.
+        target: String,
+    },
+    /// The source holds more than the limits allow.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was counted.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The local cache is unusable (disk, corruption).
+    #[error("the git cache at {path} failed")]
+    Cache {
+        /// The cache repository.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: git2::Error,
+    },
+    /// The blocking task died.
+    #[error("a git task panicked or was cancelled")]
+    TaskFailed,
+}
+
+impl GitError {
+    /// Whether retrying later can succeed (network, cache) rather than the
+    /// source being wrong (missing revision or path, escapes, limits).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::FetchFailed { .. }
+                | Self::FetchTimedOut { .. }
+                | Self::Cache { .. }
+                | Self::TaskFailed
+        )
+    }
+}
+
+/// Limits on what one sync may read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest single file.
+    pub max_file_bytes: u64,
+    /// Most files under the Application path.
+    pub max_files: usize,
+    /// Largest total.
+    pub max_total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 4 * 1024 * 1024,
+            max_files: 5_000,
+            max_total_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A file of the source, read from the commit's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the Application path.
+    pub path: String,
+    /// Contents.
+    pub data: Vec<u8>,
+}
+
+/// The cache of bare repositories.
+#[derive(Debug, Clone)]
+pub struct GitCache {
+    root: PathBuf,
+    timeout: Duration,
+    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>>,
+    /// Round trips to remotes so far (for metrics and tests).
+    remote_calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// (revision → commit, when resolved) of the last resolves.
+    resolved: HashMap<String, (String, Instant)>,
+}
+
+/// `scheme://user:secret@host/path` → `scheme://host/path`, for messages.
+fn display_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest
+                .split_once('@')
+                .filter(|(userinfo, _)| !userinfo.contains('/'))
+                .map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl GitCache {
+    /// A cache under `root`; fetches give up after `timeout`.
+    pub fn new(root: impl Into<PathBuf>, timeout: Duration) -> Self {
+        Self {
+            root: root.into(),
+            timeout,
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            remote_calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// How many resolves did the work rather than reuse another's answer: each
+    /// asks the remote (ls-remote, plus a fetch when needed) unless the
+    /// revision is a commit id already cached.
+    pub fn remote_calls(&self) -> u64 {
+        self.remote_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn slot(&self, url: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(url.to_owned()).or_default().clone()
+    }
+
+    fn repo_path(&self, url: &str) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        url.hash(&mut hasher);
+        self.root.join(format!("{:016x}.git", hasher.finish()))
+    }
+
+    /// The commit `revision` (branch, tag, full ref, `HEAD` or commit id)
+    /// points at on `url`, fetched into the cache.
+    pub async fn resolve(&self, url: &str, revision: &str) -> Result<String, GitError> {
+        let asked = Instant::now();
+        let slot = self.slot(url);
+        let mut slot = slot.lock().await;
+        // Someone resolved this while we waited: their answer is newer than our question.
+        if let Some((commit, at)) = slot.resolved.get(revision)
+            && *at >= asked
+        {
+            return Ok(commit.clone());
+        }
+        let (path, url_owned, revision_owned, timeout) = (
+            self.repo_path(url),
+            url.to_owned(),
+            revision.to_owned(),
+            self.timeout,
+        );
+        self.remote_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let commit = tokio::task::spawn_blocking(move || {
+            resolve_blocking(&path, &url_owned, &revision_owned, timeout)
+        })
+        .await
+        .map_err(|_| GitError::TaskFailed)??;
+        slot.resolved
+            .insert(revision.to_owned(), (commit.clone(), Instant::now()));
+        Ok(commit)
+    }
+
+    /// Every file under `path` at `commit` (already in the cache via
+    /// [`GitCache::resolve`]), symlinks inside the repository followed.
+    pub async fn files(
+        &self,
+        url: &str,
+        commit: &str,
+        path: &str,
+        limits: Limits,
+    ) -> Result<Vec<SourceFile>, GitError> {
+        let (repo_path, commit, path) = (self.repo_path(url), commit.to_owned(), path.to_owned());
+        tokio::task::spawn_blocking(move || read_files(&repo_path, &commit, &path, limits))
+            .await
+            .map_err(|_| GitError::TaskFailed)?
+    }
+}
+
+fn open_cache(path: &Path) -> Result<Repository, GitError> {
+    let cache_error = |source| GitError::Cache {
+        path: path.to_path_buf(),
+        source,
+    };
+    match Repository::open_bare(path) {
+        Ok(repo) => Ok(repo),
+        Err(_) => Repository::init_bare(path).map_err(cache_error),
+    }
+}
+
+fn resolve_blocking(
+    path: &Path,
+    url: &str,
+    revision: &str,
+    timeout: Duration,
+) -> Result<String, GitError> {
+    let repo = open_cache(path)?;
+    let shown = display_url(url);
+    let deadline = Instant::now() + timeout;
+    let failed = |source: git2::Error| {
+        if Instant::now() >= deadline {
+            GitError::FetchTimedOut {
+                url: shown.clone(),
+                timeout,
+            }
+        } else {
+            GitError::FetchFailed {
+                url: shown.clone(),
+                source,
+            }
+        }
+    };
+    let is_commit = (revision.len() == 40 || revision.len() == 64)
+        && revision.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_commit
+        && let Ok(oid) = Oid::from_str(revision)
+        && repo.find_commit(oid).is_ok()
+    {
+        return Ok(revision.to_ascii_lowercase());
+    }
+
+    let mut remote = repo.remote_anonymous(url).map_err(failed)?;
+    // Which ref, and which commit it points at: one round trip, no objects.
+    let (ref_name, oid) = {
+        let connection = remote
+            .connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
+            .map_err(failed)?;
+        let heads = connection.list().map_err(failed)?;
+        let find = |name: &str| {
+            heads
+                .iter()
+                .find(|h| h.name() == name)
+                .map(|h| (h.name().to_owned(), h.oid()))
+        };
+        let peeled = |name: &str| {
+            heads
+                .iter()
+                .find(|h| h.name() == format!("{name}^{{}}"))
+                .map(|h| h.oid())
+        };
+        let found = if is_commit {
+            None
+        } else if revision.starts_with("refs/") || revision == "HEAD" {
+            find(revision)
+        } else {
+            find(&format!("refs/heads/{revision}")).or_else(|| {
+                let tag = format!("refs/tags/{revision}");
+                find(&tag).map(|(name, oid)| (name, peeled(&tag).unwrap_or(oid)))
+            })
+        };
+        found.map(|(name, oid)| (Some(name), oid))
+    }
+    .or_else(|| {
+        is_commit
+            .then(|| Oid::from_str(revision).ok().map(|oid| (None, oid)))
+            .flatten()
+    })
+    .ok_or_else(|| GitError::RevisionNotFound {
+        url: shown.clone(),
+        revision: revision.to_owned(),
+    })?;
+
+    if repo.find_commit(oid).is_ok() {
+        return Ok(oid.to_string());
+    }
+    // A ref: fetch just that ref, shallow. A commit id: servers speaking the
+    // protocol libgit2 uses refuse wants that are not ref tips, so fetch the
+    // branches and tags (whole history, unshallowing the cache) and look for it.
+    let refspecs: Vec<String> = match &ref_name {
+        Some(name) => vec![format!(
+            "+{name}:refs/pushsync/{}",
+            name.trim_start_matches("refs/")
+        )],
+        None => vec![
+            "+refs/heads/*:refs/pushsync/heads/*".to_owned(),
+            "+refs/tags/*:refs/pushsync/tags/*".to_owned(),
+        ],
+    };
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks(deadline));
+    options.download_tags(git2::AutotagOption::None);
+    if ref_name.is_some() {
+        options.depth(1);
+    } else if repo.is_shallow() {
+        // libgit2's "unshallow" depth.
+        options.depth(i32::MAX);
+    }
+    remote
+        .fetch(&refspecs, Some(&mut options), None)
+        .map_err(failed)?;
+    let commit = repo
+        .find_object(oid, None)
+        .and_then(|object| object.peel_to_commit())
+        .map_err(|_| GitError::RevisionNotFound {
+            url: shown,
+            revision: revision.to_owned(),
+        })?;
+    Ok(commit.id().to_string())
+}
+
+fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    // Returning false aborts the transfer: that is how a fetch stops at its deadline.
+    callbacks.transfer_progress(move |_| Instant::now() < deadline);
+    callbacks.sideband_progress(move |_| Instant::now() < deadline);
+    callbacks
+}
+
+/// Resolve `.` and `..` in a repository path; `None` when it climbs above the root.
+fn normalise(path: &str) -> Option<String> {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop()?;
+            }
+            other => segments.push(other),
+        }
+    }
+    Some(segments.join("/"))
+}
+
+fn read_files(
+    repo_path: &Path,
+    commit: &str,
+    path: &str,
+    limits: Limits,
+) -> Result<Vec<SourceFile>, GitError> {
+    let repo = open_cache(repo_path)?;
+    let cache_error = |source| GitError::Cache {
+        path: repo_path.to_path_buf(),
+        source,
+    };
+    let base = normalise(path.trim_start_matches('/')).ok_or_else(|| GitError::PathEscapes {
+        path: path.to_owned(),
+    })?;
+    let oid = Oid::from_str(commit).map_err(cache_error)?;
+    let tree = repo
+        .find_commit(oid)
+        .and_then(|c| c.tree())
+        .map_err(cache_error)?;
+    let not_found = || GitError::PathNotFound {
+        path: path.to_owned(),
+        commit: commit.to_owned(),
+    };
+    let subtree = if base.is_empty() {
+        tree.clone()
+    } else {
+        let entry = tree.get_path(Path::new(&base)).map_err(|_| not_found())?;
+        if entry.kind() != Some(ObjectType::Tree) {
+            return Err(not_found());
+        }
+        repo.find_tree(entry.id()).map_err(cache_error)?
+    };
+
+    let mut entries = Vec::new();
+    subtree
+        .walk(TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                entries.push((
+                    format!("{dir}{}", entry.name().unwrap_or_default()),
+                    entry.id(),
+                    entry.filemode(),
+                ));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(cache_error)?;
+    if entries.len() > limits.max_files {
+        return Err(GitError::TooLarge {
+            what: format!("the number of files under {path:?}"),
+            limit: limits.max_files as u64,
+        });
+    }
+    let mut files = Vec::with_capacity(entries.len());
+    let mut total = 0u64;
+    for (relative, id, mode) in entries {
+        let full = if base.is_empty() {
+            relative.clone()
+        } else {
+            format!("{base}/{relative}")
+        };
+        let blob_id = if mode == 0o120000 {
+            follow_symlink(&repo, &tree, &full, id)?
+        } else {
+            id
+        };
+        let blob = repo.find_blob(blob_id).map_err(cache_error)?;
+        let size = blob.size() as u64;
+        if size > limits.max_file_bytes {
+            return Err(GitError::TooLarge {
+                what: format!("{full} ({size} bytes)"),
+                limit: limits.max_file_bytes,
+            });
+        }
+        total += size;
+        if total > limits.max_total_bytes {
+            return Err(GitError::TooLarge {
+                what: format!("the files under {path:?}"),
+                limit: limits.max_total_bytes,
+            });
+        }
+        files.push(SourceFile {
+            path: relative,
+            data: blob.content().to_vec(),
+        });
+    }
+    Ok(files)
+}
+
+/// The blob a symlink at `link` (blob `id`) resolves to inside the tree.
+fn follow_symlink(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    link: &str,
+    id: Oid,
+) -> Result<Oid, GitError> {
+    let (mut link, mut id) = (link.to_owned(), id);
+    for _ in 0..8 {
+        let target = repo
+            .find_blob(id)
+            .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+            .map_err(|source| GitError::Cache {
+                path: repo.path().to_path_buf(),
+                source,
+            })?;
+        let escapes = || GitError::SymlinkEscapes {
+            path: link.clone(),
+            target: target.clone(),
+        };
+        if target.starts_with('/') {
+            return Err(escapes());
+        }
+        let parent = link.rsplit_once('/').map_or("", |(p, _)| p);
+        let resolved = normalise(&format!("{parent}/{target}")).ok_or_else(escapes)?;
+        let entry = tree.get_path(Path::new(&resolved)).map_err(|_| escapes())?;
+        match (entry.kind(), entry.filemode()) {
+            (Some(ObjectType::Blob), 0o120000) => {
+                link = resolved;
+                id = entry.id();
+            }
+            (Some(ObjectType::Blob), _) => return Ok(entry.id()),
+            _ => return Err(escapes()),
+        }
+    }
+    Err(GitError::SymlinkEscapes {
+        path: link,
+        target: "(too many levels of symbolic links)".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

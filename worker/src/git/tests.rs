@@ -1,0 +1,205 @@
+//! Against real repositories served by `git daemon` on loopback.
+
+use std::time::Duration;
+
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+
+use super::*;
+
+fn cache() -> (tempfile::TempDir, GitCache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(dir.path(), Duration::from_secs(20));
+    (dir, cache)
+}
+
+fn names(files: &[SourceFile]) -> Vec<&str> {
+    files.iter().map(|f| f.path.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_branch_resolves_to_its_head_and_files_are_read_from_the_tree() {
+    let repo = GitRepo::init();
+    repo.write("apps/web/deploy.yaml", "kind: Deployment\n")
+        .write("apps/web/sub/cm.yaml", "kind: ConfigMap\n")
+        .write("README.md", "x");
+    let first = repo.commit("first");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let (_dir, cache) = cache();
+
+    assert_eq!(cache.resolve(&url, "main").await.unwrap(), first);
+    let files = cache
+        .files(&url, &first, "apps/web", Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&files), ["deploy.yaml", "sub/cm.yaml"]);
+    assert_eq!(files[0].data, b"kind: Deployment\n");
+
+    // A new commit is fetched on the next resolve; the old one stays readable.
+    repo.write("apps/web/deploy.yaml", "kind: Deployment # v2\n");
+    let second = repo.commit("second");
+    assert_eq!(
+        cache.resolve(&url, "refs/heads/main").await.unwrap(),
+        second
+    );
+    let files = cache
+        .files(&url, &second, "./apps/web/", Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(files[0].data, b"kind: Deployment # v2\n");
+}
+
+#[tokio::test]
+async fn tags_and_commit_ids_resolve_and_unknown_revisions_are_user_errors() {
+    let repo = GitRepo::init();
+    repo.write("a.yaml", "a: 1\n");
+    let tagged = repo.commit("tagged");
+    repo.git(&["tag", "-a", "v1.0", "-m", "release"]);
+    repo.write("a.yaml", "a: 2\n");
+    repo.commit("later");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let (_dir, cache) = cache();
+
+    assert_eq!(
+        cache.resolve(&url, "v1.0").await.unwrap(),
+        tagged,
+        "annotated tags peel to their commit"
+    );
+    assert_eq!(
+        cache.resolve(&url, &tagged).await.unwrap(),
+        tagged,
+        "a known commit id resolves locally"
+    );
+    let error = cache.resolve(&url, "no-such-branch").await.unwrap_err();
+    assert!(
+        matches!(error, GitError::RevisionNotFound { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn nothing_outside_the_repository_is_read() {
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", "kind: ConfigMap\n")
+        .write("shared/base.yaml", "kind: Service\n")
+        .symlink("apps/web/inside.yaml", "../../shared/base.yaml");
+    let good = repo.commit("inside link");
+    repo.symlink("apps/web/passwd.yaml", "/etc/passwd");
+    let absolute = repo.commit("absolute link");
+    repo.remove("apps/web/passwd.yaml")
+        .symlink("apps/web/up.yaml", "../../../outside.yaml");
+    let relative = repo.commit("climbing link");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let (_dir, cache) = cache();
+    cache.resolve(&url, "main").await.unwrap();
+    // Older commits by id: the cache holds only the shallow tip so far.
+    for commit in [&good, &absolute] {
+        assert_eq!(&cache.resolve(&url, commit).await.unwrap(), commit);
+    }
+
+    let files = cache
+        .files(&url, &good, "apps/web", Limits::default())
+        .await
+        .unwrap();
+    let inside = files.iter().find(|f| f.path == "inside.yaml").unwrap();
+    assert_eq!(
+        inside.data, b"kind: Service\n",
+        "a link inside the repository is followed"
+    );
+
+    for commit in [&absolute, &relative] {
+        let error = cache
+            .files(&url, commit, "apps/web", Limits::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, GitError::SymlinkEscapes { .. }),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+    }
+    for path in ["../etc", "apps/../../x"] {
+        let error = cache
+            .files(&url, &good, path, Limits::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, GitError::PathEscapes { .. }),
+            "{path}: {error:?}"
+        );
+    }
+    let error = cache
+        .files(&url, &good, "apps/missing", Limits::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GitError::PathNotFound { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn limits_bound_what_a_sync_reads() {
+    let repo = GitRepo::init();
+    repo.write("apps/a.yaml", &"x".repeat(2000))
+        .write("apps/b.yaml", "b");
+    let commit = repo.commit("big");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let (_dir, cache) = cache();
+    cache.resolve(&url, "main").await.unwrap();
+    let tight = Limits {
+        max_file_bytes: 1000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        cache.files(&url, &commit, "apps", tight).await,
+        Err(GitError::TooLarge { .. })
+    ));
+    let few = Limits {
+        max_files: 1,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        cache.files(&url, &commit, "apps", few).await,
+        Err(GitError::TooLarge { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_unreachable_remote_is_a_transient_error_without_credentials_in_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_dir, cache) = cache();
+    let error = cache
+        .resolve(
+            &format!("https://user:s3cret@127.0.0.1:{port}/org/repo.git"),
+            "main",
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+}
+
+#[tokio::test]
+async fn concurrent_resolves_of_one_repository_share_the_work() {
+    let repo = GitRepo::init();
+    repo.write("a.yaml", "a");
+    let head = repo.commit("one");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let (_dir, cache) = cache();
+    let results = futures_util::future::join_all((0..8).map(|_| cache.resolve(&url, "main"))).await;
+    for result in results {
+        assert_eq!(result.unwrap(), head);
+    }
+    assert_eq!(
+        cache.remote_calls(),
+        1,
+        "eight concurrent resolves asked the remote more than once"
+    );
+}
