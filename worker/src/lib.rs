@@ -4,3 +4,4 @@
 
 pub mod dispatch;
 pub mod git;
+pub mod render;

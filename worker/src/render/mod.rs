@@ -1,0 +1,234 @@
+//! Rendering: from the files of an Application's source to a validated set of
+//! manifests. Nothing is applied from a revision whose render or validation
+//! failed, so every check happens here, on the whole set, first.
+
+pub mod directory;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One rendered Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The object as rendered.
+    pub object: Value,
+    /// Where it came from: `path/to/file.yaml#2` (document index from 0).
+    pub source: String,
+}
+
+impl Manifest {
+    /// `apiVersion`.
+    pub fn api_version(&self) -> &str {
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `kind`.
+    pub fn kind(&self) -> &str {
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `metadata.generateName` (hooks that want a fresh object every sync).
+    pub fn generate_name(&self) -> &str {
+        self.object
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `metadata.namespace`, when set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The API group (`""` for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version()
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    /// `group/kind/namespace/name`: what makes two manifests the same object
+    /// (whatever the version they are written in).
+    pub fn identity(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.group(),
+            self.kind(),
+            self.namespace().unwrap_or_default(),
+            self.name()
+        )
+    }
+}
+
+/// Bounds on a render.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderLimits {
+    /// Most documents in the whole set.
+    pub max_documents: usize,
+    /// Largest single file to parse.
+    pub max_file_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        Self {
+            max_documents: 10_000,
+            max_file_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a revision cannot be rendered. Every variant is the source's fault:
+/// it is reported on the Application, and nothing of the revision is applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A file is not valid YAML or JSON (or exceeds the alias budget).
+    #[error("{file}: not valid YAML/JSON: {message}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A document is not a mapping.
+    #[error("{source_ref}: a manifest must be a mapping, found {found}")]
+    NotAnObject {
+        /// `file#document`.
+        source_ref: String,
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// A required field is missing or empty.
+    #[error("{source_ref}: {field} is required")]
+    MissingField {
+        /// `file#document`.
+        source_ref: String,
+        /// `apiVersion`, `kind` or `metadata.name` (or `generateName`).
+        field: &'static str,
+    },
+    /// Two manifests describe the same object.
+    #[error("{identity} is defined twice: in {first} and in {second}")]
+    Duplicate {
+        /// `group/kind/namespace/name`.
+        identity: String,
+        /// Where first.
+        first: String,
+        /// Where again.
+        second: String,
+    },
+    /// More documents, or a larger file, than the limits allow.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was counted.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Check the whole set: every document a mapping with apiVersion, kind and
+/// name; no object twice. `List` kinds are flattened first.
+pub fn validate(
+    documents: Vec<(String, Value)>,
+    limits: RenderLimits,
+) -> Result<Vec<Manifest>, RenderError> {
+    let mut manifests = Vec::new();
+    for (source_ref, value) in documents {
+        let list_items = (value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == "List" || k.ends_with("List")))
+        .then(|| value.get("items").and_then(Value::as_array).cloned())
+        .flatten();
+        match list_items {
+            Some(items) => {
+                for (index, item) in items.into_iter().enumerate() {
+                    manifests.push(check(format!("{source_ref}.items[{index}]"), item)?);
+                }
+            }
+            None => manifests.push(check(source_ref, value)?),
+        }
+        if manifests.len() > limits.max_documents {
+            return Err(RenderError::TooLarge {
+                what: "the number of manifests".to_owned(),
+                limit: limits.max_documents,
+            });
+        }
+    }
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    // Objects with a generated name are new every time: never duplicates.
+    for manifest in manifests.iter().filter(|m| !m.name().is_empty()) {
+        if let Some(first) = seen.insert(manifest.identity(), manifest.source.clone()) {
+            return Err(RenderError::Duplicate {
+                identity: manifest.identity(),
+                first,
+                second: manifest.source.clone(),
+            });
+        }
+    }
+    Ok(manifests)
+}
+
+fn check(source_ref: String, object: Value) -> Result<Manifest, RenderError> {
+    if !object.is_object() {
+        return Err(RenderError::NotAnObject {
+            found: type_name(&object),
+            source_ref,
+        });
+    }
+    let manifest = Manifest {
+        object,
+        source: source_ref,
+    };
+    let missing = [
+        ("apiVersion", manifest.api_version()),
+        ("kind", manifest.kind()),
+        // Hooks may use generateName instead (a fresh object per sync).
+        (
+            "metadata.name",
+            if manifest.name().is_empty() {
+                manifest.generate_name()
+            } else {
+                manifest.name()
+            },
+        ),
+    ]
+    .into_iter()
+    .find_map(|(field, value)| value.is_empty().then_some(field));
+    if let Some(field) = missing {
+        return Err(RenderError::MissingField {
+            source_ref: manifest.source,
+            field,
+        });
+    }
+    Ok(manifest)
+}
