@@ -18,8 +18,10 @@ forbid() { # crate, then the packages it must not depend on (normal deps only)
 # proto describes data: no runtime, no broker, no HTTP, no Kubernetes client.
 forbid pushsync-proto tokio lapin actix-web kube k8s-openapi reqwest git2 pushsync-broker
 # The internet-facing receiver holds no cluster credentials and no test code.
-forbid pushsync-receiver kube k8s-openapi git2 pushsync-worker pushsync-testkit pushsync-sandbox
+forbid pushsync-receiver kube k8s-openapi git2 pushsync-worker pushsync-testkit pushsync-sandbox pushsync-api
 # The worker never links the receiver or test support.
 forbid pushsync-worker pushsync-receiver pushsync-testkit pushsync-sandbox actix-web
 forbid pushsync-broker pushsync-receiver pushsync-worker pushsync-testkit
+# The Application types describe a resource: no client, runtime or broker.
+forbid pushsync-api kube-client tokio lapin actix-web pushsync-proto
 exit $fail
