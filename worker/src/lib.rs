@@ -4,4 +4,6 @@
 
 pub mod dispatch;
 pub mod git;
+pub mod health;
+pub mod plan;
 pub mod render;
