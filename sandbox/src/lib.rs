@@ -213,6 +213,13 @@ impl Sandbox {
         }
     }
 
+    /// Remove every injected fault that has not fired yet.
+    pub fn clear_faults(&self) {
+        if let Ok(mut faults) = self.shared.faults.lock() {
+            faults.clear();
+        }
+    }
+
     /// Stop serving.
     pub async fn stop(self) {
         self.stop.cancel();

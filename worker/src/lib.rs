@@ -2,6 +2,7 @@
 //! Applications a push affects); the consumer loop lives in `main.rs` until
 //! the worker issue moves it here.
 
+pub mod apply;
 pub mod dispatch;
 pub mod git;
 pub mod health;

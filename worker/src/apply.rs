@@ -1,0 +1,325 @@
+//! Talking to the cluster: resolving kinds, server-side apply (field manager
+//! `pushsync`), reading and deleting objects, and readable diffs.
+//!
+//! Errors are classified: the API server refusing an object (400, 404 for an
+//! unknown kind, 409 other than a conflict we forced, 422) is the source's
+//! fault and is reported on the Application; 429, 5xx and transport failures
+//! are transient and retried.
+
+use std::collections::HashMap;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::render::Manifest;
+
+/// The field manager pushsync applies as.
+pub const FIELD_MANAGER: &str = "pushsync";
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The cluster serves no such kind (a CRD missing, or a typo).
+    #[error("{source_ref}: the cluster has no kind {kind} in {api_version}")]
+    UnknownKind {
+        /// Where the manifest came from.
+        source_ref: String,
+        /// `apiVersion`.
+        api_version: String,
+        /// `kind`.
+        kind: String,
+    },
+    /// The API server rejected the object (its reason and message).
+    #[error("{source_ref}: {kind} {name:?} was rejected ({code} {reason}): {message}")]
+    Rejected {
+        /// Where the manifest came from.
+        source_ref: String,
+        /// `kind`.
+        kind: String,
+        /// `metadata.name`.
+        name: String,
+        /// HTTP status.
+        code: u16,
+        /// `metav1.Status` reason.
+        reason: String,
+        /// `metav1.Status` message.
+        message: String,
+    },
+    /// The API server or the network failed; retry later.
+    #[error("the API server call for {what} failed")]
+    Transient {
+        /// What was being done.
+        what: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    /// Whether retrying can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+
+    /// Whether this is an immutable-field rejection (422 naming "field is immutable"),
+    /// which `Replace=true` answers by recreating the object.
+    pub fn is_immutable_field(&self) -> bool {
+        matches!(self, Self::Rejected { code: 422, message, .. } if message.contains("field is immutable"))
+    }
+}
+
+/// Server-side apply options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Validate and compute the result without storing it.
+    pub dry_run: bool,
+}
+
+/// A cluster, with the kinds it serves resolved once each.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    kinds: std::sync::Arc<tokio::sync::RwLock<HashMap<GroupVersionKind, (ApiResource, bool)>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+fn gvk_of(manifest: &Manifest) -> GroupVersionKind {
+    let (group, version) = manifest
+        .api_version()
+        .rsplit_once('/')
+        .unwrap_or(("", manifest.api_version()));
+    GroupVersionKind::gvk(group, version, manifest.kind())
+}
+
+impl Cluster {
+    /// A cluster reached through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            kinds: Default::default(),
+        }
+    }
+
+    /// Forget resolved kinds (after CRDs changed).
+    pub async fn forget_kinds(&self) {
+        self.kinds.write().await.clear();
+    }
+
+    /// The API resource serving `manifest`'s kind, and whether it is namespaced.
+    pub async fn resolve(&self, manifest: &Manifest) -> Result<(ApiResource, bool), ApplyError> {
+        let gvk = gvk_of(manifest);
+        if let Some(found) = self.kinds.read().await.get(&gvk) {
+            return Ok(found.clone());
+        }
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, capabilities)) => {
+                let found = (resource, matches!(capabilities.scope, Scope::Namespaced));
+                self.kinds.write().await.insert(gvk, found.clone());
+                Ok(found)
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(ApplyError::UnknownKind {
+                source_ref: manifest.source.clone(),
+                api_version: manifest.api_version().to_owned(),
+                kind: manifest.kind().to_owned(),
+            }),
+            Err(kube::Error::Discovery(_)) => Err(ApplyError::UnknownKind {
+                source_ref: manifest.source.clone(),
+                api_version: manifest.api_version().to_owned(),
+                kind: manifest.kind().to_owned(),
+            }),
+            Err(source) => Err(ApplyError::Transient {
+                what: format!("discovering {}", manifest.kind()),
+                source,
+            }),
+        }
+    }
+
+    async fn api(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+    ) -> Result<(Api<DynamicObject>, Option<String>), ApplyError> {
+        let (resource, namespaced) = self.resolve(manifest).await?;
+        if namespaced {
+            let namespace = manifest.namespace().unwrap_or(default_namespace).to_owned();
+            Ok((
+                Api::namespaced_with(self.client.clone(), &namespace, &resource),
+                Some(namespace),
+            ))
+        } else {
+            Ok((Api::all_with(self.client.clone(), &resource), None))
+        }
+    }
+
+    fn classify(manifest: &Manifest, what: &str, error: kube::Error) -> ApplyError {
+        match error {
+            kube::Error::Api(status) if status.code != 429 && (400..500).contains(&status.code) => {
+                ApplyError::Rejected {
+                    source_ref: manifest.source.clone(),
+                    kind: manifest.kind().to_owned(),
+                    name: manifest.name().to_owned(),
+                    code: status.code,
+                    reason: status.reason.clone(),
+                    message: status.message.clone(),
+                }
+            }
+            source => ApplyError::Transient {
+                what: format!("{what} {} {:?}", manifest.kind(), manifest.name()),
+                source,
+            },
+        }
+    }
+
+    /// Server-side apply `manifest` (into `default_namespace` when it names
+    /// none), taking ownership of conflicting fields: Git is the source of truth.
+    pub async fn apply(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+        options: ApplyOptions,
+    ) -> Result<Value, ApplyError> {
+        let (api, namespace) = self.api(manifest, default_namespace).await?;
+        let mut object = manifest.object.clone();
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = Value::String(namespace);
+        }
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = options.dry_run;
+        let applied = api
+            .patch(manifest.name(), &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| Self::classify(manifest, "applying", e))?;
+        serde_json::to_value(applied).map_err(|e| ApplyError::Rejected {
+            source_ref: manifest.source.clone(),
+            kind: manifest.kind().to_owned(),
+            name: manifest.name().to_owned(),
+            code: 0,
+            reason: "Undecodable".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The live object `manifest` describes, if it exists.
+    pub async fn get(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+    ) -> Result<Option<Value>, ApplyError> {
+        let (api, _) = self.api(manifest, default_namespace).await?;
+        let live = api
+            .get_opt(manifest.name())
+            .await
+            .map_err(|e| Self::classify(manifest, "reading", e))?;
+        Ok(live.and_then(|object| serde_json::to_value(object).ok()))
+    }
+
+    /// Delete the object `manifest` describes (absent is fine).
+    pub async fn delete(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+    ) -> Result<(), ApplyError> {
+        let (api, _) = self.api(manifest, default_namespace).await?;
+        match api
+            .delete(manifest.name(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(Self::classify(manifest, "deleting", error)),
+        }
+    }
+}
+
+/// Fields that change without anyone changing the desired state.
+fn normalise(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            metadata.remove(field);
+        }
+        if let Some(annotations) = metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
+        }
+    }
+    copy
+}
+
+/// Remove `pointers` (RFC 6901) from both sides before comparing.
+fn without(object: &Value, pointers: &[String]) -> Value {
+    let mut copy = object.clone();
+    for pointer in pointers {
+        let Some((parent, last)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let last = last.replace("~1", "/").replace("~0", "~");
+        let target = if parent.is_empty() {
+            Some(&mut copy)
+        } else {
+            copy.pointer_mut(parent)
+        };
+        match target {
+            Some(Value::Object(map)) => {
+                map.remove(&last);
+            }
+            Some(Value::Array(items)) => {
+                if let Ok(index) = last.parse::<usize>()
+                    && index < items.len()
+                {
+                    items.remove(index);
+                }
+            }
+            _ => {}
+        }
+    }
+    copy
+}
+
+/// A unified diff between the live object and what applying would make of it
+/// (a server-side dry-run apply, so server defaults are not drift); `None`
+/// when they agree once `ignored` pointers are removed.
+pub fn diff(live: Option<&Value>, desired: &Value, ignored: &[String]) -> Option<String> {
+    let render = |value: &Value| {
+        serde_saphyr::to_string(&without(&normalise(value), ignored)).unwrap_or_default()
+    };
+    let desired_text = render(desired);
+    let live_text = live.map(render).unwrap_or_default();
+    if live_text == desired_text {
+        return None;
+    }
+    Some(
+        TextDiff::from_lines(&live_text, &desired_text)
+            .unified_diff()
+            .context_radius(3)
+            .header("live", "desired")
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests;
