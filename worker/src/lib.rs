@@ -8,3 +8,4 @@ pub mod git;
 pub mod health;
 pub mod plan;
 pub mod render;
+pub mod sync;

@@ -1,0 +1,269 @@
+//! One Application synced for real: a repository served by `git daemon`, the
+//! sandbox as the cluster.
+
+use std::time::Duration;
+
+use pushsync_api::{
+    ApplicationSpec, ApplicationStatus, Automated, Destination, Source, SyncPolicy,
+};
+use pushsync_sandbox::Sandbox;
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+use serde_json::json;
+
+use super::*;
+
+fn context(sandbox: &Sandbox, cache: &std::path::Path) -> SyncContext {
+    SyncContext {
+        git: GitCache::new(cache, Duration::from_secs(20)),
+        cluster: Cluster::new(sandbox.client()),
+        limits: Limits::default(),
+        render_limits: RenderLimits::default(),
+        health_timeout: Duration::from_secs(10),
+        health_poll: Duration::from_millis(50),
+    }
+}
+
+fn application(url: &str, prune: bool) -> Application {
+    let mut app = Application::new(
+        "guestbook",
+        ApplicationSpec {
+            source: Source {
+                repo_url: url.to_owned(),
+                target_revision: "main".into(),
+                path: "apps/guestbook".into(),
+                ..Source::default()
+            },
+            destination: Destination {
+                namespace: Some("guestbook".into()),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune,
+                    self_heal: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: None,
+            }),
+            ignore_differences: Vec::new(),
+        },
+    );
+    app.metadata.namespace = Some("pushsync".into());
+    app
+}
+
+/// Carry the outcome into the Application, as the status write would.
+fn remember(app: &mut Application, outcome: &Outcome) {
+    app.status = Some(ApplicationStatus {
+        inventory: outcome.inventory.clone(),
+        ..ApplicationStatus::default()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    std::fs::create_dir_all(repo.path().join("apps")).unwrap();
+    repo.copy_dir(
+        &pushsync_testkit::repo_root().join("testdata/manifests/argocd-example-apps/guestbook"),
+        "apps/guestbook",
+    );
+    let first = repo.commit("guestbook");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), true);
+    let deployment = Manifest {
+        object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "guestbook-ui", "namespace": "guestbook"}}),
+        source: "test".into(),
+    };
+    let service = Manifest {
+        object: json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "guestbook-ui", "namespace": "guestbook"}}),
+        source: "test".into(),
+    };
+
+    // First sync: namespace created, both objects applied, healthy.
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(outcome.revision.as_deref(), Some(first.as_str()));
+    assert_eq!(outcome.inventory.len(), 2);
+    assert_eq!(
+        outcome.health.health,
+        Health::Healthy,
+        "{}",
+        outcome.health.message
+    );
+    let live = ctx
+        .cluster
+        .get(&deployment, "guestbook")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.pointer("/metadata/managedFields/0/manager"),
+        Some(&json!("pushsync"))
+    );
+    remember(&mut app, &outcome);
+
+    // A changed field is updated.
+    let file = repo
+        .path()
+        .join("apps/guestbook/guestbook-ui-deployment.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "gcr.io/google-samples/gb-frontend:v5",
+            "gcr.io/google-samples/gb-frontend:v6",
+        ),
+    )
+    .unwrap();
+    let second = repo.commit("bump");
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.revision.as_deref(), Some(second.as_str()));
+    let live = ctx
+        .cluster
+        .get(&deployment, "guestbook")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.pointer("/spec/template/spec/containers/0/image"),
+        Some(&json!("gcr.io/google-samples/gb-frontend:v6"))
+    );
+    remember(&mut app, &outcome);
+
+    // A removed file is pruned.
+    repo.remove("apps/guestbook/guestbook-ui-svc.yaml");
+    repo.commit("drop the service");
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert!(
+        outcome
+            .resources
+            .iter()
+            .any(|r| r.status == "Pruned" && r.resource.kind == "Service"),
+        "{:?}",
+        outcome.resources
+    );
+    assert_eq!(ctx.cluster.get(&service, "guestbook").await.unwrap(), None);
+    remember(&mut app, &outcome);
+
+    // Broken YAML: a readable condition, nothing of the revision applied.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("gb-frontend:v6", "gb-frontend:v7"),
+    )
+    .unwrap();
+    repo.write(
+        "apps/guestbook/broken.yaml",
+        "apiVersion: v1\nkind: [oops\n",
+    );
+    repo.commit("broken");
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Failed");
+    let condition = outcome.condition.clone().unwrap();
+    assert_eq!(condition.kind, "RenderFailed");
+    assert!(condition.message.unwrap().contains("broken.yaml"));
+    let live = ctx
+        .cluster
+        .get(&deployment, "guestbook")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.pointer("/spec/template/spec/containers/0/image"),
+        Some(&json!("gcr.io/google-samples/gb-frontend:v6"))
+    );
+
+    // A symlink out of the repository fails the same way.
+    repo.remove("apps/guestbook/broken.yaml")
+        .symlink("apps/guestbook/passwd.yaml", "/etc/passwd");
+    repo.commit("escape");
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.condition.unwrap().kind, "SourceFailed");
+    let live = ctx
+        .cluster
+        .get(&deployment, "guestbook")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.pointer("/spec/template/spec/containers/0/image"),
+        Some(&json!("gcr.io/google-samples/gb-frontend:v6"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prune_off_removed_objects_stay_and_are_reported() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    )
+    .write(
+        "apps/guestbook/b.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+    );
+    repo.commit("two");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), false);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    remember(&mut app, &outcome);
+    repo.remove("apps/guestbook/b.yaml");
+    repo.commit("one");
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert!(
+        outcome
+            .resources
+            .iter()
+            .any(|r| r.status == "RequiresPruning"),
+        "{:?}",
+        outcome.resources
+    );
+    let b = Manifest {
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}),
+        source: "t".into(),
+    };
+    assert!(ctx.cluster.get(&b, "guestbook").await.unwrap().is_some());
+    let patch = status_patch(&app, &outcome);
+    assert_eq!(patch["status"]["sync"]["status"], "OutOfSync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_and_waves_run_in_order() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    let job = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations: {annotations}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: busybox}}]\n"
+        )
+    };
+    repo.write("apps/guestbook/pre.yaml", &job("pre", "{pushsync.dev/hook: PreSync}"))
+        .write("apps/guestbook/post.yaml", &job("post", "{argocd.argoproj.io/hook: PostSync}"))
+        .write("apps/guestbook/late.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, annotations: {pushsync.dev/sync-wave: \"2\"}}\n")
+        .write("apps/guestbook/early.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: early}\n");
+    repo.commit("hooks");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let app = application(&daemon.url_of(&repo), true);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    let writes: Vec<String> = sandbox
+        .audit()
+        .into_iter()
+        .filter(|e| e.verb == "patch" && e.field_manager.as_deref() == Some("pushsync"))
+        .map(|e| e.path.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        writes,
+        ["guestbook", "pre", "early", "late", "post"],
+        "apply order"
+    );
+    assert_eq!(outcome.inventory.len(), 2, "hooks are not inventory");
+}
