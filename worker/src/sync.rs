@@ -219,7 +219,14 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         }
     };
     // 2. Render and validate everything before touching the cluster.
-    if source.kustomize.is_some() || source.helm.is_some() {
+    // Argo CD detects these by file name; so do we, to say so clearly.
+    let detected = files.iter().any(|f| {
+        matches!(
+            f.path.as_str(),
+            "kustomization.yaml" | "kustomization.yml" | "Kustomization" | "Chart.yaml"
+        )
+    });
+    if source.kustomize.is_some() || source.helm.is_some() || detected {
         return Ok(failed(
             Some(revision),
             "RenderFailed",
