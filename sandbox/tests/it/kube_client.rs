@@ -265,7 +265,7 @@ async fn simulated_controllers_report_health_and_tests_can_steer_them() {
     .await
     .unwrap();
     let mut available = None;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let good = api.get("good").await.unwrap();
         if good.status.as_ref().and_then(|s| s.available_replicas) == Some(1) {
             available = Some(good);

@@ -303,7 +303,23 @@ async fn kubectl_get_watch_prints_updates() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        let stdout = watcher.stdout.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The watch is established once the current state is printed.
+        let first = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("kubectl printed nothing");
         kubectl.ok(&[
             "patch",
             "configmap",
@@ -312,14 +328,12 @@ async fn kubectl_get_watch_prints_updates() {
             "-p",
             r#"{"data":{"a":"2"}}"#,
         ]);
-        std::thread::sleep(Duration::from_millis(700));
+        let second = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("kubectl printed no update");
         let _ = watcher.kill();
-        let output = watcher.wait_with_output().unwrap();
-        let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(lines, ["1", "2"], "watch output");
+        let _ = watcher.wait();
+        assert_eq!([first, second], ["1", "2"], "watch output");
     });
 }
 
