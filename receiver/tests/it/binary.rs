@@ -132,7 +132,9 @@ fn the_binary_logs_json_without_secrets_and_drains_on_sigterm() {
     }
     let handled = lines
         .iter()
-        .find(|l| l.contains("\"delivery_id\":\"bin-1\""))
+        .find(|l| {
+            l.contains("\"delivery_id\":\"bin-1\"") && l.contains("\"message\":\"webhook handled\"")
+        })
         .expect("no log line for the delivery");
     for field in [
         "\"provider\":\"github\"",
