@@ -318,11 +318,7 @@ impl Store {
             "",
             &now,
         );
-        if rt.kind == "CustomResourceDefinition" {
-            registry::from_crd(&object).map_err(|e| {
-                ApiError::invalid("CustomResourceDefinition.apiextensions.k8s.io", &name, e)
-            })?;
-        }
+        check_crd(rt, &object)?;
         if options.dry_run {
             return Ok(with_version(&object, rt));
         }
@@ -613,6 +609,20 @@ fn conflict_error(rt: &ResourceType, name: &str, conflicts: &[managed::Conflict]
     error
 }
 
+/// A CustomResourceDefinition must define something servable.
+fn check_crd(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    if rt.kind != "CustomResourceDefinition" {
+        return Ok(());
+    }
+    registry::from_crd(object).map(|_| ()).map_err(|e| {
+        ApiError::invalid(
+            "CustomResourceDefinition.apiextensions.k8s.io",
+            &name_of(object),
+            e,
+        )
+    })
+}
+
 /// Objects are stored once per group and kind; serve them as `rt`'s version.
 fn with_version(object: &Value, rt: &ResourceType) -> Value {
     let mut out = object.clone();
@@ -735,15 +745,7 @@ impl State {
                 .unwrap_or(1);
             metadata(&mut new).insert("generation".to_owned(), json!(generation + 1));
         }
-        if rt.kind == "CustomResourceDefinition" {
-            registry::from_crd(&new).map_err(|e| {
-                ApiError::invalid(
-                    "CustomResourceDefinition.apiextensions.k8s.io",
-                    &name_of(&new),
-                    e,
-                )
-            })?;
-        }
+        check_crd(rt, &new)?;
         // A write that changes nothing is not a write: same resourceVersion, no event.
         if comparable(&new) == comparable(&old) {
             return Ok(with_version(&old, rt));
