@@ -1,5 +1,7 @@
-//! Simulated controllers: workloads become available and Jobs complete after a
-//! delay, so health assessment can be tested. An object annotated
+//! Simulated controllers: workloads become available, Jobs complete,
+//! PersistentVolumeClaims are bound and LoadBalancer Services get an address
+//! after a delay, so health assessment can be
+//! tested. An object annotated
 //! `sandbox.pushsync.dev/health: progressing` never becomes available; with
 //! `degraded` it fails (Deployment progress deadline exceeded, Job failed).
 
@@ -33,6 +35,8 @@ pub async fn run(store: Arc<Store>, delay: Duration, stop: CancellationToken) {
                 ("apps", "DaemonSet"),
                 ("apps", "ReplicaSet"),
                 ("batch", "Job"),
+                ("", "PersistentVolumeClaim"),
+                ("", "Service"),
             ] {
                 for (rt, object) in access.objects(group, kind) {
                     let generation = object
@@ -48,8 +52,17 @@ pub async fn run(store: Arc<Store>, delay: Duration, stop: CancellationToken) {
                     let observed = object
                         .pointer("/status/observedGeneration")
                         .and_then(Value::as_i64);
-                    let done = observed == Some(generation) && kind != "Job"
-                        || (kind == "Job" && object.pointer("/status/conditions").is_some());
+                    let done = match kind {
+                        "Job" => object.pointer("/status/conditions").is_some(),
+                        "PersistentVolumeClaim" => object.pointer("/status/phase").is_some(),
+                        // Only load balancers get an address from a controller.
+                        "Service" => {
+                            object.pointer("/spec/type").and_then(Value::as_str)
+                                != Some("LoadBalancer")
+                                || object.pointer("/status/loadBalancer/ingress").is_some()
+                        }
+                        _ => observed == Some(generation),
+                    };
                     if done {
                         continue;
                     }
@@ -167,6 +180,31 @@ fn status_for(kind: &str, object: &Value, generation: i64, health: &str) -> Valu
             "numberAvailable": i64::from(health == "healthy"),
             "numberMisscheduled": 0,
         }),
+        "Service" => {
+            // A load-balancer controller (MetalLB, a cloud) assigns an address.
+            let octet = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map_or(1, |n| n.len() % 250 + 2);
+            if health == "healthy" {
+                json!({"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{octet}")}]}})
+            } else {
+                json!({"loadBalancer": {}})
+            }
+        }
+        "PersistentVolumeClaim" => {
+            // A provisioner binds the claim (a test can keep it Pending).
+            let phase = if health == "healthy" {
+                "Bound"
+            } else {
+                "Pending"
+            };
+            json!({
+                "phase": phase,
+                "accessModes": object.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
+                "capacity": {"storage": object.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"))},
+            })
+        }
         _ => {
             // Job
             let now = now();

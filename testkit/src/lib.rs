@@ -23,3 +23,22 @@ pub fn webhook_fixture(name: &str) -> Vec<u8> {
     let path = repo_root().join("testdata/webhooks").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()))
 }
+
+/// The helm binary for tests: `helm` on `PATH` (the Makefile puts the pinned
+/// one there), else the pinned install in `~/.cache/pushsync-tools/bin`.
+pub fn helm_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("helm"))
+        .find(|candidate| candidate.is_file());
+    let pinned = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/pushsync-tools/bin/helm"));
+    on_path
+        .or(pinned.filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "helm is required for this test: run `make deps` (installs the pinned helm 3.17.2)"
+            )
+        })
+}

@@ -356,9 +356,8 @@ fn hpa(object: &Value) -> Assessment {
             }
         }
     }
-    if object.pointer("/status/conditions").is_none() {
-        return Assessment::new(Health::Progressing, "waiting for the autoscaler to report");
-    }
+    // No failing condition (or none reported yet, right after creation): an
+    // autoscaler never holds a rollout back, as in Argo CD.
     Assessment::healthy()
 }
 

@@ -33,6 +33,12 @@ pub struct SyncContext {
     pub limits: Limits,
     /// Limits on what is rendered.
     pub render_limits: RenderLimits,
+    /// How long Kustomize or Helm may run.
+    pub render_timeout: Duration,
+    /// The `kubectl` binary (its `kustomize` subcommand renders Kustomize sources).
+    pub kubectl: std::path::PathBuf,
+    /// The `helm` binary (version 3).
+    pub helm: std::path::PathBuf,
     /// How long a wave or hook may take to become healthy.
     pub health_timeout: Duration,
     /// How often health is checked while waiting.
@@ -219,24 +225,69 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         }
     };
     // 2. Render and validate everything before touching the cluster.
-    // Argo CD detects these by file name; so do we, to say so clearly.
-    let detected = files.iter().any(|f| {
-        matches!(
-            f.path.as_str(),
-            "kustomization.yaml" | "kustomization.yml" | "Kustomization" | "Chart.yaml"
+    // Which renderer: as asked, or as Argo CD detects it by file name.
+    let is_helm = source.helm.is_some() || files.iter().any(|f| f.path == "Chart.yaml");
+    let is_kustomize = source.kustomize.is_some()
+        || files
+            .iter()
+            .any(|f| render::kustomize::KUSTOMIZATION_FILES.contains(&f.path.as_str()));
+    let rendered = if is_helm {
+        let helm = source.helm.clone().unwrap_or_default();
+        let options = render::helm::Options {
+            release: helm
+                .release_name
+                .unwrap_or_else(|| app.metadata.name.clone().unwrap_or_default()),
+            namespace: destination.clone(),
+            value_files: helm.value_files,
+            values: helm.values,
+        };
+        render::helm::render(
+            &ctx.helm,
+            &files,
+            &options,
+            ctx.render_timeout,
+            ctx.render_limits,
         )
-    });
-    if source.kustomize.is_some() || source.helm.is_some() || detected {
-        return Ok(failed(
-            Some(revision),
-            "RenderFailed",
-            "Unsupported",
-            "Kustomize and Helm sources are not supported yet".to_owned(),
-            &previous,
-        ));
-    }
-    let recurse = source.directory.as_ref().is_some_and(|d| d.recurse);
-    let manifests = match render::directory::render(&files, recurse, ctx.render_limits) {
+        .await
+    } else if is_kustomize {
+        // Overlays refer to bases elsewhere in the repository: read all of it.
+        let repo = match ctx
+            .git
+            .files(&source.repo_url, &revision, "", ctx.limits)
+            .await
+        {
+            Ok(repo) => repo,
+            Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
+            Err(error) => {
+                return Ok(failed(
+                    Some(revision),
+                    "SourceFailed",
+                    "InvalidSource",
+                    error.to_string(),
+                    &previous,
+                ));
+            }
+        };
+        let options = render::kustomize::Options {
+            name_prefix: source
+                .kustomize
+                .as_ref()
+                .and_then(|k| k.name_prefix.clone()),
+        };
+        render::kustomize::render(
+            &ctx.kubectl,
+            &repo,
+            &source.path,
+            &options,
+            ctx.render_timeout,
+            ctx.render_limits,
+        )
+        .await
+    } else {
+        let recurse = source.directory.as_ref().is_some_and(|d| d.recurse);
+        render::directory::render(&files, recurse, ctx.render_limits)
+    };
+    let manifests = match rendered {
         Ok(manifests) => manifests,
         Err(error) => {
             return Ok(failed(

@@ -27,40 +27,49 @@ pub fn render(
 
     let mut documents = Vec::new();
     for file in selected {
-        if file.data.len() > limits.max_file_bytes {
+        documents.extend(parse_file(file, limits)?);
+        if documents.len() > limits.max_documents {
             return Err(RenderError::TooLarge {
-                what: format!("{} ({} bytes)", file.path, file.data.len()),
-                limit: limits.max_file_bytes,
+                what: "the number of documents".to_owned(),
+                limit: limits.max_documents,
             });
-        }
-        let parse_error = |message: String| RenderError::Parse {
-            file: file.path.clone(),
-            message,
-        };
-        let text = std::str::from_utf8(&file.data).map_err(|e| parse_error(e.to_string()))?;
-        let values: Vec<Value> = if file.path.to_ascii_lowercase().ends_with(".json") {
-            vec![serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?]
-        } else {
-            serde_saphyr::from_multiple_with_options(
-                text,
-                serde_saphyr::options! { legacy_octal_numbers: true },
-            )
-            .map_err(|e| parse_error(e.to_string()))?
-        };
-        for (index, value) in values.into_iter().enumerate() {
-            if value.is_null() {
-                continue;
-            }
-            documents.push((format!("{}#{index}", file.path), value));
-            if documents.len() > limits.max_documents {
-                return Err(RenderError::TooLarge {
-                    what: "the number of documents".to_owned(),
-                    limit: limits.max_documents,
-                });
-            }
         }
     }
     validate(documents, limits)
+}
+
+/// The documents of one YAML or JSON file (empty documents skipped), each
+/// named `path#index`.
+pub fn parse_file(
+    file: &SourceFile,
+    limits: RenderLimits,
+) -> Result<Vec<(String, Value)>, RenderError> {
+    if file.data.len() > limits.max_file_bytes {
+        return Err(RenderError::TooLarge {
+            what: format!("{} ({} bytes)", file.path, file.data.len()),
+            limit: limits.max_file_bytes,
+        });
+    }
+    let parse_error = |message: String| RenderError::Parse {
+        file: file.path.clone(),
+        message,
+    };
+    let text = std::str::from_utf8(&file.data).map_err(|e| parse_error(e.to_string()))?;
+    let values: Vec<Value> = if file.path.to_ascii_lowercase().ends_with(".json") {
+        vec![serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?]
+    } else {
+        serde_saphyr::from_multiple_with_options(
+            text,
+            serde_saphyr::options! { legacy_octal_numbers: true },
+        )
+        .map_err(|e| parse_error(e.to_string()))?
+    };
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(index, value)| (format!("{}#{index}", file.path), value))
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! failed, so every check happens here, on the whole set, first.
 
 pub mod directory;
+pub mod helm;
+pub mod kustomize;
+mod tool;
 
 use std::collections::BTreeMap;
 
@@ -133,6 +136,32 @@ pub enum RenderError {
         first: String,
         /// Where again.
         second: String,
+    },
+    /// A rendering tool (kustomize, helm) failed; its message says why.
+    #[error("{tool} failed: {message}")]
+    Tool {
+        /// `kustomize` or `helm`.
+        tool: &'static str,
+        /// The tool's error output (trimmed).
+        message: String,
+    },
+    /// A rendering tool could not run at all (missing binary, no disk).
+    #[error("{tool} could not run")]
+    ToolUnavailable {
+        /// `kustomize` or `helm`.
+        tool: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source asks for something outside the repository (a remote
+    /// resource, a values file outside the chart).
+    #[error("{file}: {reason}")]
+    Forbidden {
+        /// The file asking.
+        file: String,
+        /// What it asked for.
+        reason: String,
     },
     /// More documents, or a larger file, than the limits allow.
     #[error("{what} exceeds the limit of {limit}")]

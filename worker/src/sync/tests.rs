@@ -18,6 +18,9 @@ fn context(sandbox: &Sandbox, cache: &std::path::Path) -> SyncContext {
         cluster: Cluster::new(sandbox.client()),
         limits: Limits::default(),
         render_limits: RenderLimits::default(),
+        render_timeout: Duration::from_secs(60),
+        kubectl: "kubectl".into(),
+        helm: pushsync_testkit::helm_binary(),
         health_timeout: Duration::from_secs(10),
         health_poll: Duration::from_millis(50),
     }
@@ -266,4 +269,50 @@ async fn hooks_and_waves_run_in_order() {
         "apply order"
     );
     assert_eq!(outcome.inventory.len(), 2, "hooks are not inventory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomize_and_helm_sources_sync() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    let fixtures = pushsync_testkit::repo_root().join("testdata/manifests");
+    repo.copy_dir(&fixtures.join("podinfo/deploy"), "deploy");
+    repo.copy_dir(
+        &fixtures.join("argocd-example-apps/helm-guestbook"),
+        "chart",
+    );
+    repo.commit("kustomize and helm");
+    let daemon = GitDaemon::serve_repo(&repo);
+
+    // podinfo's dev overlay (auto-detected Kustomize; reaches ../../bases).
+    let mut podinfo = application(&daemon.url_of(&repo), true);
+    podinfo.spec.source.path = "deploy/overlays/dev".into();
+    let outcome = sync(&ctx, &podinfo).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert!(
+        outcome
+            .inventory
+            .iter()
+            .any(|r| r.kind == "StatefulSet" && r.namespace == "dev"),
+        "{:?}",
+        outcome.inventory
+    );
+
+    // The Argo CD Helm example, with a values file.
+    let mut guestbook = application(&daemon.url_of(&repo), true);
+    guestbook.spec.source.path = "chart".into();
+    guestbook.spec.source.helm = Some(pushsync_api::HelmSource {
+        value_files: vec!["values-production.yaml".into()],
+        ..Default::default()
+    });
+    let outcome = sync(&ctx, &guestbook).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    let service = outcome
+        .inventory
+        .iter()
+        .find(|r| r.kind == "Service")
+        .expect("a service");
+    assert_eq!(service.namespace, "guestbook");
 }

@@ -1,0 +1,75 @@
+//! Running rendering tools on a materialised copy of the source.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::{Manifest, RenderError, RenderLimits, validate};
+use crate::git::SourceFile;
+
+/// Write `files` below `root` (paths come from the git reader, already
+/// confined to the repository; `..` is refused again here).
+pub(crate) fn materialise(
+    files: &[SourceFile],
+    root: &Path,
+    tool: &'static str,
+) -> Result<(), RenderError> {
+    let unavailable = |source| RenderError::ToolUnavailable { tool, source };
+    for file in files {
+        if file
+            .path
+            .split('/')
+            .any(|segment| segment == ".." || segment.is_empty())
+        {
+            return Err(RenderError::Forbidden {
+                file: file.path.clone(),
+                reason: "the path leaves the repository".to_owned(),
+            });
+        }
+        let target = root.join(&file.path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(unavailable)?;
+        }
+        std::fs::write(&target, &file.data).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Run `command`, killed after `timeout`; its stdout parsed as manifests.
+pub(crate) async fn run(
+    mut command: Command,
+    tool: &'static str,
+    timeout: Duration,
+    limits: RenderLimits,
+) -> Result<Vec<Manifest>, RenderError> {
+    command
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    let output = match tokio::time::timeout(timeout, command.output()).await {
+        Ok(output) => output.map_err(|source| RenderError::ToolUnavailable { tool, source })?,
+        Err(_) => {
+            return Err(RenderError::Tool {
+                tool,
+                message: format!("did not finish within {timeout:?}"),
+            });
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message: String = stderr.trim().chars().take(2000).collect();
+        return Err(RenderError::Tool { tool, message });
+    }
+    let rendered = SourceFile {
+        path: format!("({tool} output)"),
+        data: output.stdout,
+    };
+    let documents = super::directory::parse_file(
+        &rendered,
+        RenderLimits {
+            max_file_bytes: usize::MAX,
+            ..limits
+        },
+    )?;
+    validate(documents, limits)
+}
