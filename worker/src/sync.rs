@@ -10,12 +10,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pushsync_api::{Application, Condition, ResourceRef, ResourceResult};
+use pushsync_api::{Application, Condition, IgnoreDifference, ResourceRef, ResourceResult};
 use serde_json::{Value, json};
 
 use crate::apply::{ApplyError, ApplyOptions, Cluster};
 use crate::git::{GitCache, GitError, Limits};
 use crate::health::{self, Assessment, Health};
+use crate::ignore;
 use crate::plan::{self, DeletePolicy, Phase, Step};
 use crate::render::{self, Manifest, RenderLimits};
 
@@ -370,7 +371,15 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
     'phases: for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
         for wave in plan.waves(phase) {
             for step in &wave.steps {
-                match apply_step(ctx, step, &destination, policy.option("Replace")).await? {
+                match apply_step(
+                    ctx,
+                    step,
+                    &destination,
+                    policy.option("Replace"),
+                    &spec.ignore_differences,
+                )
+                .await?
+                {
                     Ok(result) => results.push(result),
                     Err(message) => {
                         failure = Some(message);
@@ -401,7 +410,8 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
     if let Some(message) = failure {
         for wave in plan.waves(Phase::SyncFail) {
             for step in &wave.steps {
-                let _ = apply_step(ctx, step, &destination, false).await?;
+                let _ =
+                    apply_step(ctx, step, &destination, false, &spec.ignore_differences).await?;
             }
         }
         let mut outcome = failed(
@@ -504,8 +514,28 @@ async fn apply_step(
     step: &Step,
     namespace: &str,
     replace: bool,
+    ignore_differences: &[IgnoreDifference],
 ) -> Result<Result<ResourceResult, String>, Transient> {
-    let manifest = &step.manifest;
+    // Fields an ignoreDifferences rule names are neither set nor reverted.
+    let rules: Vec<&IgnoreDifference> = ignore_differences
+        .iter()
+        .filter(|r| ignore::matches(r, &step.manifest, namespace))
+        .collect();
+    let stripped;
+    let manifest = if rules.is_empty() {
+        &step.manifest
+    } else {
+        let current = if ignore::needs_live(&rules) {
+            live(ctx, &step.manifest, namespace).await?
+        } else {
+            None
+        };
+        stripped = Manifest {
+            object: ignore::strip(&step.manifest.object, current.as_ref(), &rules),
+            source: step.manifest.source.clone(),
+        };
+        &stripped
+    };
     if step.hook
         && step
             .delete_policies

@@ -316,3 +316,62 @@ async fn kustomize_and_helm_sources_sync() {
         .expect("a service");
     assert_eq!(service.namespace, "guestbook");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_owned_by_an_autoscaler_are_not_reverted_when_ignored() {
+    use kube::api::{Api, Patch, PatchParams};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: nginx}]}\n",
+    );
+    repo.commit("web");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), true);
+    sync(&ctx, &app).await.unwrap();
+
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(sandbox.client(), "guestbook");
+    let scale = |replicas: i32| {
+        let deployments = deployments.clone();
+        async move {
+            let params = PatchParams {
+                field_manager: Some("horizontal-pod-autoscaler".into()),
+                ..PatchParams::default()
+            };
+            deployments
+                .patch(
+                    "web",
+                    &params,
+                    &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let replicas = || {
+        let deployments = deployments.clone();
+        async move { deployments.get("web").await.unwrap().spec.unwrap().replicas }
+    };
+
+    // Ignored by manager: the autoscaler's value stays.
+    app.spec.ignore_differences = vec![pushsync_api::IgnoreDifference {
+        group: Some("apps".into()),
+        kind: "Deployment".into(),
+        managed_fields_managers: vec!["horizontal-pod-autoscaler".into()],
+        ..Default::default()
+    }];
+    scale(4).await;
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(replicas().await, Some(4));
+
+    // Without the rule, Git wins.
+    app.spec.ignore_differences.clear();
+    sync(&ctx, &app).await.unwrap();
+    assert_eq!(replicas().await, Some(1));
+}
