@@ -9,4 +9,5 @@ pub mod health;
 pub mod ignore;
 pub mod plan;
 pub mod render;
+pub mod status;
 pub mod sync;
