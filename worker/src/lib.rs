@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod git;
 pub mod health;
 pub mod ignore;
+pub mod index;
 pub mod plan;
 pub mod render;
 pub mod status;
