@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
@@ -192,12 +192,31 @@ impl Cluster {
         if let Some(namespace) = namespace {
             object["metadata"]["namespace"] = Value::String(namespace);
         }
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
-        params.dry_run = options.dry_run;
-        let applied = api
-            .patch(manifest.name(), &params, &Patch::Apply(&object))
-            .await
-            .map_err(|e| Self::classify(manifest, "applying", e))?;
+        let applied = if manifest.name().is_empty() {
+            // generateName (hooks that want a fresh object each sync): create.
+            let object: DynamicObject =
+                serde_json::from_value(object).map_err(|e| ApplyError::Rejected {
+                    source_ref: manifest.source.clone(),
+                    kind: manifest.kind().to_owned(),
+                    name: manifest.generate_name().to_owned(),
+                    code: 0,
+                    reason: "Undecodable".to_owned(),
+                    message: e.to_string(),
+                })?;
+            let params = PostParams {
+                dry_run: options.dry_run,
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+            };
+            api.create(&params, &object)
+                .await
+                .map_err(|e| Self::classify(manifest, "creating", e))?
+        } else {
+            let mut params = PatchParams::apply(FIELD_MANAGER).force();
+            params.dry_run = options.dry_run;
+            api.patch(manifest.name(), &params, &Patch::Apply(&object))
+                .await
+                .map_err(|e| Self::classify(manifest, "applying", e))?
+        };
         serde_json::to_value(applied).map_err(|e| ApplyError::Rejected {
             source_ref: manifest.source.clone(),
             kind: manifest.kind().to_owned(),

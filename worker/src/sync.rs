@@ -370,6 +370,7 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
     let mut failure: Option<String> = None;
     'phases: for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
         for wave in plan.waves(phase) {
+            let mut applied = Vec::with_capacity(wave.steps.len());
             for step in &wave.steps {
                 match apply_step(
                     ctx,
@@ -380,7 +381,10 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
                 )
                 .await?
                 {
-                    Ok(result) => results.push(result),
+                    Ok((result, applied_step)) => {
+                        results.push(result);
+                        applied.push(applied_step);
+                    }
                     Err(message) => {
                         failure = Some(message);
                         break 'phases;
@@ -394,13 +398,12 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
             {
                 ctx.cluster.forget_kinds().await;
             }
-            match wait_healthy(ctx, &wave.steps, &destination).await? {
+            match wait_healthy(ctx, &applied, &destination).await? {
                 Ok(()) => {
-                    finish_hooks(ctx, &wave.steps, &destination, DeletePolicy::HookSucceeded)
-                        .await?
+                    finish_hooks(ctx, &applied, &destination, DeletePolicy::HookSucceeded).await?
                 }
                 Err(message) => {
-                    finish_hooks(ctx, &wave.steps, &destination, DeletePolicy::HookFailed).await?;
+                    finish_hooks(ctx, &applied, &destination, DeletePolicy::HookFailed).await?;
                     failure = Some(message);
                     break 'phases;
                 }
@@ -515,7 +518,7 @@ async fn apply_step(
     namespace: &str,
     replace: bool,
     ignore_differences: &[IgnoreDifference],
-) -> Result<Result<ResourceResult, String>, Transient> {
+) -> Result<Result<(ResourceResult, Step), String>, Transient> {
     // Fields an ignoreDifferences rule names are neither set nor reverted.
     let rules: Vec<&IgnoreDifference> = ignore_differences
         .iter()
@@ -552,8 +555,16 @@ async fn apply_step(
         Ok(found) => found,
         Err(error) => return Ok(Err(transient_or(error)?.to_string())),
     };
-    let result = |status: &str, message: Option<String>| ResourceResult {
-        resource: reference(manifest, namespace, namespaced),
+    // What was applied, named as the server named it (generateName).
+    let applied = |object: &Value| {
+        let mut step = step.clone();
+        if let Some(name) = object.pointer("/metadata/name").cloned() {
+            step.manifest.object["metadata"]["name"] = name;
+        }
+        step
+    };
+    let result = |step: &Step, status: &str, message: Option<String>| ResourceResult {
+        resource: reference(&step.manifest, namespace, namespaced),
         status: status.to_owned(),
         message,
         hook_phase: step.hook.then(|| "Running".to_owned()),
@@ -563,7 +574,10 @@ async fn apply_step(
         .apply(manifest, namespace, ApplyOptions::default())
         .await
     {
-        Ok(_) => Ok(Ok(result("Synced", None))),
+        Ok(object) => {
+            let step = applied(&object);
+            Ok(Ok((result(&step, "Synced", None), step)))
+        }
         Err(error) => {
             let error = transient_or(error)?;
             if replace && error.is_immutable_field() {
@@ -577,10 +591,17 @@ async fn apply_step(
                     .apply(manifest, namespace, ApplyOptions::default())
                     .await
                 {
-                    Ok(_) => Ok(Ok(result(
-                        "Synced",
-                        Some("replaced: an immutable field changed".to_owned()),
-                    ))),
+                    Ok(object) => {
+                        let step = applied(&object);
+                        Ok(Ok((
+                            result(
+                                &step,
+                                "Synced",
+                                Some("replaced: an immutable field changed".to_owned()),
+                            ),
+                            step,
+                        )))
+                    }
                     Err(error) => Ok(Err(transient_or(error)?.to_string())),
                 };
             }

@@ -375,3 +375,54 @@ async fn replicas_owned_by_an_autoscaler_are_not_reverted_when_ignored() {
     sync(&ctx, &app).await.unwrap();
     assert_eq!(replicas().await, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_argo_cd_helm_hooks_example_runs_as_written() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    std::fs::create_dir_all(repo.path().join("apps")).unwrap();
+    repo.copy_dir(
+        &pushsync_testkit::repo_root().join("testdata/manifests/argocd-example-apps/helm-hooks"),
+        "apps/guestbook",
+    );
+    repo.commit("helm hooks");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let app = application(&daemon.url_of(&repo), true);
+
+    for round in 0..2 {
+        let outcome = sync(&ctx, &app).await.unwrap();
+        assert_eq!(
+            outcome.phase, "Succeeded",
+            "round {round}: {}",
+            outcome.message
+        );
+        // Hooks are not inventory: the ReplicaSet and the Service are.
+        let mut kinds: Vec<&str> = outcome.inventory.iter().map(|r| r.kind.as_str()).collect();
+        kinds.sort_unstable();
+        assert_eq!(kinds, ["ReplicaSet", "Service"]);
+    }
+    let writes: Vec<String> = sandbox
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            matches!(e.verb.as_str(), "patch" | "create")
+                && e.path.contains("/namespaces/guestbook/")
+        })
+        .map(|e| e.path.rsplit('/').next().unwrap_or_default().to_owned())
+        .take(5)
+        .collect();
+    // generateName hooks are created (POST to the collection), weight -2 before -1,
+    // then the resources, then the post-install hook.
+    assert_eq!(
+        writes,
+        [
+            "jobs",
+            "maint-page-up",
+            "frontend",
+            "frontend",
+            "maint-page-down"
+        ]
+    );
+}
