@@ -71,14 +71,16 @@ pub fn redact_uri(uri: &str) -> String {
 
 #[derive(Debug, Clone)]
 pub(crate) struct AmqpBroker {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     config: AmqpConfig,
     channel: RwLock<Option<Channel>>,
-    state: watch::Sender<ConnectionState>,
+    /// The open connection, for consumers that open their own channels.
+    connection: RwLock<Option<Arc<Connection>>>,
+    pub(crate) state: watch::Sender<ConnectionState>,
     connects: AtomicU64,
     stop: CancellationToken,
     supervisor: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -90,6 +92,7 @@ impl AmqpBroker {
         let shared = Arc::new(Shared {
             config,
             channel: RwLock::new(None),
+            connection: RwLock::new(None),
             state,
             connects: AtomicU64::new(0),
             stop: CancellationToken::new(),
@@ -163,6 +166,13 @@ impl Shared {
             .clone()
     }
 
+    pub(crate) fn current_connection(&self) -> Option<Arc<Connection>> {
+        self.connection
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn set_channel(&self, channel: Option<Channel>) {
         *self
             .channel
@@ -184,7 +194,12 @@ async fn supervise(shared: Arc<Shared>) {
             Ok((connection, channel)) => {
                 backoff = config.min_backoff;
                 let mut events = connection.events_listener();
+                let connection = Arc::new(connection);
                 shared.set_channel(Some(channel.clone()));
+                *shared
+                    .connection
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(connection.clone());
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 shared.state.send_replace(ConnectionState::Connected);
                 tracing::info!(broker = %target, "connected to the message broker");
@@ -206,6 +221,11 @@ async fn supervise(shared: Arc<Shared>) {
                     }
                 };
                 shared.set_channel(None);
+                shared
+                    .connection
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
                 match lost {
                     None => {
                         let _ = channel.close(200, ShortString::from("shutting down")).await;

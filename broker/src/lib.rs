@@ -16,6 +16,7 @@
 //!   [`redact_uri`]'s form is.
 
 mod amqp;
+mod consume;
 mod memory;
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ use futures_util::future::try_join_all;
 use tokio::sync::watch;
 
 pub use amqp::{AmqpConfig, declare_topology, redact_uri};
+pub use consume::{AckError, Consumer, Delivery};
 pub use memory::MemoryQueue;
 
 /// A message ready to publish.
@@ -140,6 +142,19 @@ impl Broker {
                 Ok(())
             }
             Backend::Memory(queue) => queue.push_all(messages),
+        }
+    }
+
+    /// Consume `queue` (on the in-memory backend: the messages published to
+    /// the exchange feeding it, `exchange`), with at most `prefetch`
+    /// unacknowledged deliveries at once. The consumer resubscribes by itself
+    /// after a reconnect.
+    pub fn consume(&self, queue: &str, exchange: &str, prefetch: u16) -> Consumer {
+        match &self.backend {
+            Backend::Amqp(broker) => {
+                Consumer::amqp(broker.shared.clone(), queue.to_owned(), prefetch.max(1))
+            }
+            Backend::Memory(memory) => Consumer::memory(memory.clone(), exchange.to_owned()),
         }
     }
 

@@ -58,6 +58,22 @@ impl MemoryQueue {
         }
     }
 
+    /// Take the oldest message published to `exchange`, waiting for one.
+    pub async fn pop_from(&self, exchange: &str) -> Outgoing {
+        loop {
+            let notified = self.inner.available.notified();
+            {
+                let mut queue = self.lock();
+                if let Some(index) = queue.iter().position(|m| m.exchange == exchange)
+                    && let Some(message) = queue.remove(index)
+                {
+                    return message;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Take the oldest message if there is one.
     pub fn try_pop(&self) -> Option<Outgoing> {
         self.lock().pop_front()
