@@ -1,0 +1,201 @@
+//! The whole worker path in one process: a signed-push-shaped event on the
+//! real RabbitMQ, dispatch, a sync job, a sync against the sandbox from a
+//! repository served by `git daemon`, and the status written.
+
+use std::time::Duration;
+
+use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
+use pushsync_api::{ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_broker::{AmqpConfig, Broker};
+use pushsync_proto::{ChangedPaths, GitRef, Provider, PushEvent, RepoId, Repository};
+use pushsync_sandbox::Sandbox;
+use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+use secrecy::SecretString;
+
+use super::*;
+use crate::apply::Cluster;
+use crate::git::{GitCache, Limits};
+use crate::index::ClusterIndex;
+use crate::render::RenderLimits;
+
+fn push(url: &str, after: &str, paths: &[&str]) -> Outgoing {
+    let event = PushEvent {
+        provider: Provider::Gitea,
+        delivery_id: format!("delivery-{after}"),
+        repository: Repository {
+            id: RepoId::parse(url).unwrap(),
+            full_name: "test/repo".into(),
+            clone_urls: vec![url.to_owned()],
+            web_url: None,
+        },
+        git_ref: GitRef::branch("main"),
+        before: None,
+        after: Some(after.to_owned()),
+        created: false,
+        deleted: false,
+        forced: false,
+        changed_paths: ChangedPaths::complete(paths.iter().copied()),
+        pusher: None,
+        received_at: jiff::Timestamp::now(),
+    };
+    let message = Message::PushV1(event);
+    Outgoing {
+        exchange: Topology::default().events_exchange(),
+        routing_key: "push.gitea".into(),
+        message_id: format!("delivery-{after}"),
+        schema: message.schema(),
+        body: message.encode().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
+    let inspect = TestBroker::connect().await;
+    let topology = unique_topology();
+    let mut config = AmqpConfig::new(SecretString::from(amqp_url()), "pushsync-worker-test");
+    config.topology = topology.clone();
+    let broker = Broker::amqp(config);
+    assert!(broker.wait_ready(Duration::from_secs(10)).await);
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
+    crds.create(&PostParams::default(), &Application::crd())
+        .await
+        .unwrap();
+
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: \"1\"}\n",
+    )
+    .write(
+        "apps/other/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n",
+    );
+    repo.commit("first");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    for (name, path) in [("web", "apps/web"), ("other", "apps/other")] {
+        let spec = ApplicationSpec {
+            source: Source {
+                repo_url: url.clone(),
+                target_revision: "main".into(),
+                path: path.into(),
+                ..Source::default()
+            },
+            destination: Destination {
+                namespace: Some(name.into()),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune: true,
+                    self_heal: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: None,
+            }),
+            ignore_differences: Vec::new(),
+        };
+        apps.create(&PostParams::default(), &Application::new(name, spec))
+            .await
+            .unwrap();
+    }
+
+    let stop = CancellationToken::new();
+    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    assert!(index.ready().await);
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = SyncContext {
+        git: GitCache::new(cache.path(), Duration::from_secs(20)),
+        cluster: Cluster::new(sandbox.client()),
+        limits: Limits::default(),
+        render_limits: RenderLimits::default(),
+        render_timeout: Duration::from_secs(60),
+        kubectl: "kubectl".into(),
+        helm: pushsync_testkit::helm_binary(),
+        health_timeout: Duration::from_secs(10),
+        health_poll: Duration::from_millis(50),
+    };
+    let dispatcher = tokio::spawn(dispatch_loop(
+        broker.clone(),
+        topology.clone(),
+        8,
+        {
+            let index = index.clone();
+            move || index.sources()
+        },
+        stop.clone(),
+    ));
+    let syncer = tokio::spawn(sync_loop(
+        broker.clone(),
+        topology.clone(),
+        4,
+        ctx,
+        sandbox.client(),
+        {
+            let index = index.clone();
+            move |app: &AppRef| index.get(app)
+        },
+        stop.clone(),
+    ));
+
+    // A push touching only apps/web: only "web" syncs.
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: \"2\"}\n",
+    );
+    let head = repo.commit("second");
+    let mut event = push(&url, &head, &["apps/web/cm.yaml"]);
+    event.exchange = topology.events_exchange();
+    broker.publish_all(&[event]).await.unwrap();
+
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.client(), "web");
+    let mut synced = None;
+    for _ in 0..200 {
+        if let Ok(cm) = configmaps.get("web").await {
+            synced = Some(cm);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cm = synced.expect("the push was never applied");
+    assert_eq!(cm.data.unwrap()["version"], "2");
+    let mut status = None;
+    for _ in 0..200 {
+        status = apps.get("web").await.unwrap().status;
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("no status written");
+    assert_eq!(
+        status.sync.unwrap().revision.as_deref(),
+        Some(head.as_str())
+    );
+    // The other Application was not woken.
+    assert!(apps.get("other").await.unwrap().status.is_none());
+    let other: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.client(), "other");
+    assert!(other.get_opt("other").await.unwrap().is_none());
+
+    stop.cancel();
+    let _ = tokio::join!(dispatcher, syncer);
+    // Everything was acknowledged.
+    for queue in [topology.push_events_queue(), topology.sync_jobs_queue()] {
+        assert!(
+            inspect
+                .drain(&queue, Duration::from_millis(200))
+                .await
+                .is_empty(),
+            "{queue} not empty"
+        );
+    }
+    broker.close().await;
+    inspect.delete_topology(&topology).await;
+}
