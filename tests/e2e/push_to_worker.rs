@@ -15,7 +15,33 @@ fn env(prefix: &str) -> Vec<(&'static str, String)> {
         ("PUSHSYNC_AMQP_URL", amqp_url()),
         ("PUSHSYNC_QUEUE_PREFIX", prefix.to_owned()),
         ("PUSHSYNC_GITHUB_SECRET", SECRET.to_owned()),
+        ("PUSHSYNC_GITEA_SECRET", SECRET.to_owned()),
     ]
+}
+
+/// A cluster for the worker: the sandbox with the Application CRD installed.
+async fn cluster() -> pushsync_sandbox::Sandbox {
+    use kube::CustomResourceExt;
+    let sandbox = pushsync_sandbox::Sandbox::start().await.unwrap();
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(sandbox.client());
+    crds.create(&Default::default(), &pushsync_api::Application::crd())
+        .await
+        .unwrap();
+    sandbox
+}
+
+/// The worker as its own process, against `sandbox`.
+fn worker(prefix: &str, sandbox: &pushsync_sandbox::Sandbox, cache: &std::path::Path) -> Service {
+    let mut env = env(prefix);
+    env.push(("KUBECONFIG", sandbox.kubeconfig().display().to_string()));
+    env.push(("PUSHSYNC_GIT_CACHE", cache.display().to_string()));
+    env.push((
+        "PUSHSYNC_HELM",
+        pushsync_testkit::helm_binary().display().to_string(),
+    ));
+    env.push(("PUSHSYNC_HEALTH_TIMEOUT_SECONDS", "20".to_owned()));
+    Service::start("pushsync-worker", &[], &env)
 }
 
 fn receiver(prefix: &str) -> (Service, String) {
@@ -48,11 +74,13 @@ fn received(delivery_id: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
     move |line| line["message"] == "push event received" && line["delivery_id"] == delivery_id
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_reaches_a_worker_through_rabbitmq() {
     let broker = TestBroker::connect().await;
     let topology = unique_topology();
-    let worker = Service::start("pushsync-worker", &[], &env(topology.prefix()));
+    let sandbox = cluster().await;
+    let cache = tempfile::tempdir().unwrap();
+    let worker = worker(topology.prefix(), &sandbox, cache.path());
     let (receiver, base) = receiver(topology.prefix());
     assert!(
         wait_status(&format!("{base}/readyz"), 200, WAIT).await,
@@ -75,7 +103,7 @@ async fn a_signed_push_reaches_a_worker_through_rabbitmq() {
     broker.delete_topology(&topology).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_accepted_while_no_worker_runs_wait_in_the_queue() {
     let broker = TestBroker::connect().await;
     let topology = unique_topology();
@@ -92,7 +120,9 @@ async fn pushes_accepted_while_no_worker_runs_wait_in_the_queue() {
     // the broker's.
     receiver.kill();
 
-    let worker = Service::start("pushsync-worker", &[], &env(topology.prefix()));
+    let sandbox = cluster().await;
+    let cache = tempfile::tempdir().unwrap();
+    let worker = worker(topology.prefix(), &sandbox, cache.path());
     for id in &ids {
         let lines = worker.wait_for_logs(1, WAIT, received(id)).await;
         assert_eq!(lines.len(), 1, "{id} was lost");
@@ -107,5 +137,128 @@ async fn pushes_accepted_while_no_worker_runs_wait_in_the_queue() {
         "{} messages left unacknowledged",
         left.len()
     );
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_push_through_the_receiver_is_applied_by_the_worker() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+    use pushsync_testkit::git::{GitDaemon, GitRepo};
+
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let sandbox = cluster().await;
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: \"1\"}\n",
+    );
+    let first = repo.commit("first");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let apps: kube::Api<Application> = kube::Api::namespaced(sandbox.client(), "default");
+    let spec = ApplicationSpec {
+        source: Source {
+            repo_url: url.clone(),
+            target_revision: "main".into(),
+            path: "apps/web".into(),
+            ..Source::default()
+        },
+        destination: Destination {
+            namespace: Some("web".into()),
+        },
+        sync_policy: Some(SyncPolicy {
+            automated: Some(Automated {
+                prune: true,
+                self_heal: false,
+            }),
+            sync_options: vec!["CreateNamespace=true".into()],
+            retry: None,
+        }),
+        ignore_differences: Vec::new(),
+    };
+    apps.create(&Default::default(), &Application::new("web", spec))
+        .await
+        .unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let worker = worker(topology.prefix(), &sandbox, cache.path());
+    let (receiver, base) = receiver(topology.prefix());
+    assert!(
+        wait_status(&format!("{base}/readyz"), 200, WAIT).await,
+        "receiver not ready"
+    );
+    assert!(
+        !worker
+            .wait_for_logs(1, WAIT, |l| l["message"] == "worker running")
+            .await
+            .is_empty(),
+        "worker not running"
+    );
+
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: \"2\"}\n",
+    );
+    let head = repo.commit("second");
+    // A Gitea push webhook, as Gitea sends it for this repository.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main", "before": first, "after": head,
+        "commits": [{"id": head, "added": [], "removed": [], "modified": ["apps/web/cm.yaml"]}],
+        "repository": {"full_name": "test/repo", "clone_url": url, "html_url": url},
+        "pusher": {"login": "tester"},
+    }))
+    .unwrap();
+    let status = reqwest::Client::new()
+        .post(format!("{base}/hooks/gitea"))
+        .header("content-type", "application/json")
+        .header("x-gitea-event", "push")
+        .header("x-gitea-delivery", "e2e-apply")
+        .header(
+            "x-gitea-signature",
+            pushsync_testkit::sign::gitea_signature(SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+
+    let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(sandbox.client(), "web");
+    let mut applied = None;
+    for _ in 0..300 {
+        if let Ok(Some(cm)) = configmaps.get_opt("web").await
+            && cm.data.as_ref().is_some_and(|d| d["version"] == "2")
+        {
+            applied = Some(cm);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        applied.is_some(),
+        "the pushed commit was never applied; worker logs: {:?}",
+        worker.logs()
+    );
+    let mut revision = None;
+    for _ in 0..100 {
+        revision = apps
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.sync)
+            .and_then(|s| s.revision);
+        if revision.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(revision.as_deref(), Some(head.as_str()));
+
+    assert!(receiver.terminate());
+    assert!(worker.terminate());
     broker.delete_topology(&topology).await;
 }

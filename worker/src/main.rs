@@ -1,28 +1,28 @@
-//! `pushsync-worker`: for now, consumes push events and logs them.
-//!
-//! This is the skeleton the worker issue builds on: it connects to RabbitMQ,
-//! declares the shared topology, consumes the push-events queue with a bounded
-//! prefetch, logs each event as structured JSON, acknowledges it, reconnects
-//! with backoff when the broker goes away, and drains on SIGTERM. Dispatch,
-//! git, rendering and apply come with the worker issue.
+//! `pushsync-worker`: config → broker, cluster, Application index → dispatch
+//! and sync loops → drain on SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
-use pushsync_proto::{Message, Topology};
-use secrecy::{ExposeSecret, SecretString};
+use pushsync_broker::{AmqpConfig, Broker};
+use pushsync_proto::Topology;
+use pushsync_worker::apply::Cluster;
+use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::render::RenderLimits;
+use pushsync_worker::sync::SyncContext;
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// `EX_USAGE`: the configuration is unusable.
 const EXIT_USAGE: u8 = 64;
 
-/// Command line and environment of `pushsync-worker`.
+/// Command line and environment of `pushsync-worker`. The cluster is the one
+/// of `KUBECONFIG` (or the in-cluster service account).
 #[derive(Debug, Parser)]
 #[command(name = "pushsync-worker", version, about, long_about = None)]
 struct Args {
@@ -31,13 +31,38 @@ struct Args {
     amqp_url: Option<String>,
     /// File holding the RabbitMQ URI (alternative to --amqp-url).
     #[arg(long, env = "PUSHSYNC_AMQP_URL_FILE")]
-    amqp_url_file: Option<std::path::PathBuf>,
+    amqp_url_file: Option<PathBuf>,
     /// Prefix of exchange and queue names; every part of one deployment must agree.
     #[arg(long, env = "PUSHSYNC_QUEUE_PREFIX", default_value = Topology::DEFAULT_PREFIX)]
     queue_prefix: String,
-    /// Unacknowledged messages the broker may hand this worker at once.
+    /// Push events handled at once (broker prefetch of the dispatcher).
     #[arg(long, env = "PUSHSYNC_PREFETCH", default_value_t = 32)]
     prefetch: u16,
+    /// Sync jobs held at once (broker prefetch of the syncer).
+    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH", default_value_t = 4)]
+    sync_prefetch: u16,
+    /// Only watch Applications in this namespace (default: all namespaces).
+    #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Directory of the git cache.
+    #[arg(
+        long,
+        env = "PUSHSYNC_GIT_CACHE",
+        default_value = "/tmp/pushsync-git-cache"
+    )]
+    git_cache: PathBuf,
+    /// Seconds a git fetch may take.
+    #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT_SECONDS", default_value_t = 120)]
+    git_timeout_seconds: u64,
+    /// Seconds a wave or hook may take to become healthy.
+    #[arg(long, env = "PUSHSYNC_HEALTH_TIMEOUT_SECONDS", default_value_t = 300)]
+    health_timeout_seconds: u64,
+    /// The kubectl binary (Kustomize sources).
+    #[arg(long, env = "PUSHSYNC_KUBECTL", default_value = "kubectl")]
+    kubectl: PathBuf,
+    /// The helm 3 binary (Helm sources).
+    #[arg(long, env = "PUSHSYNC_HELM", default_value = "helm")]
+    helm: PathBuf,
     /// Log as JSON lines (`json`) or human-readable text (`text`).
     #[arg(long, env = "PUSHSYNC_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -65,9 +90,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.prefetch == 0 {
+    if args.prefetch == 0 || args.sync_prefetch == 0 {
         eprintln!(
-            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH must be greater than zero"
+            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH and PUSHSYNC_SYNC_PREFETCH must be greater than zero"
         );
         return ExitCode::from(EXIT_USAGE);
     }
@@ -81,123 +106,83 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = CancellationToken::new();
-    runtime.spawn(wait_for_signal(shutdown.clone()));
-    runtime.block_on(consume(
-        SecretString::from(uri),
-        Topology::new(args.queue_prefix),
+    runtime.block_on(run(args, uri))
+}
+
+async fn run(args: Args, uri: String) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!(
+                "pushsync-worker: invalid configuration: no Kubernetes cluster (KUBECONFIG or in-cluster): {error}"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let topology = Topology::new(args.queue_prefix.clone());
+    let mut amqp = AmqpConfig::new(SecretString::from(uri), "pushsync-worker");
+    amqp.topology = topology.clone();
+    let broker = Broker::amqp(amqp);
+
+    let stop = CancellationToken::new();
+    tokio::spawn(wait_for_signal(stop.clone()));
+    let index = ClusterIndex::start(
+        client.clone(),
+        args.watch_namespace.as_deref(),
+        stop.clone(),
+    );
+    tokio::select! {
+        () = stop.cancelled() => return ExitCode::SUCCESS,
+        ready = index.ready() => if !ready { return ExitCode::FAILURE },
+    }
+    tracing::info!(
+        applications = index.applications().len(),
+        "Application index ready"
+    );
+
+    let ctx = SyncContext {
+        git: GitCache::new(
+            &args.git_cache,
+            Duration::from_secs(args.git_timeout_seconds),
+        ),
+        cluster: Cluster::new(client.clone()),
+        limits: Limits::default(),
+        render_limits: RenderLimits::default(),
+        render_timeout: Duration::from_secs(120),
+        kubectl: args.kubectl.clone(),
+        helm: args.helm.clone(),
+        health_timeout: Duration::from_secs(args.health_timeout_seconds),
+        health_poll: Duration::from_millis(500),
+    };
+    let dispatcher = tokio::spawn(dispatch_loop(
+        broker.clone(),
+        topology.clone(),
         args.prefetch,
-        shutdown,
+        {
+            let index = index.clone();
+            move || index.sources()
+        },
+        stop.clone(),
     ));
-    ExitCode::SUCCESS
-}
-
-/// Consume push events until shut down, reconnecting with capped backoff.
-async fn consume(
-    uri: SecretString,
-    topology: Topology,
-    prefetch: u16,
-    shutdown: CancellationToken,
-) {
-    let target = pushsync_broker::redact_uri(uri.expose_secret());
-    let mut backoff = Duration::from_millis(100);
-    while !shutdown.is_cancelled() {
-        match consume_once(&uri, &topology, prefetch, &shutdown).await {
-            Ok(()) => break,
-            Err(error) => {
-                tracing::warn!(broker = %target, error = %error, retry_in_ms = backoff.as_millis() as u64, "message broker connection failed")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    let syncer = tokio::spawn(sync_loop(
+        broker.clone(),
+        topology,
+        args.sync_prefetch,
+        ctx,
+        client,
+        {
+            let index = index.clone();
+            move |app: &pushsync_proto::AppRef| index.get(app)
+        },
+        stop.clone(),
+    ));
+    tracing::info!("worker running");
+    stop.cancelled().await;
+    // In-flight work stops at its next await; unacknowledged messages are redelivered.
+    let _ = tokio::join!(dispatcher, syncer);
+    broker.close().await;
     tracing::info!("worker stopped");
-}
-
-async fn consume_once(
-    uri: &SecretString,
-    topology: &Topology,
-    prefetch: u16,
-    shutdown: &CancellationToken,
-) -> Result<(), lapin::Error> {
-    let connection = Connection::connect(
-        uri.expose_secret(),
-        ConnectionProperties::default().with_connection_name("pushsync-worker".into()),
-    )
-    .await?;
-    let channel = connection.create_channel().await?;
-    pushsync_broker::declare_topology(&channel, topology).await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
-    let queue = topology.push_events_queue();
-    let mut deliveries = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "pushsync-worker".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    tracing::info!(queue = %queue, prefetch, "worker consuming push events");
-    loop {
-        let delivery = tokio::select! {
-            () = shutdown.cancelled() => {
-                let _ = channel.close(200, "shutting down".into()).await;
-                let _ = connection.close(200, "shutting down".into()).await;
-                return Ok(());
-            }
-            delivery = deliveries.next() => delivery,
-        };
-        let Some(delivery) = delivery else {
-            return Err(lapin::ErrorKind::InvalidChannelState(
-                lapin::ChannelState::Closed,
-                "consumer stream ended",
-            )
-            .into());
-        };
-        let delivery = delivery?;
-        match Message::decode(&delivery.data) {
-            Ok(Message::PushV1(event)) => {
-                tracing::info!(
-                    delivery_id = %event.delivery_id,
-                    provider = %event.provider,
-                    repository = %event.repository.id,
-                    git_ref = %event.git_ref.full,
-                    after = event.after.as_deref().unwrap_or("-"),
-                    changed_paths = event.changed_paths.paths.len(),
-                    paths_incomplete = event.changed_paths.incomplete,
-                    "push event received"
-                );
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
-            Ok(other) => {
-                tracing::warn!(
-                    schema = other.schema(),
-                    "unexpected message on the push-events queue; dead-lettering it"
-                );
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        ..BasicNackOptions::default()
-                    })
-                    .await?;
-            }
-            Err(error) => {
-                // Unknown schema (a newer producer) or garbage: never loop on it.
-                tracing::warn!(error = %error, "undecodable message on the push-events queue; dead-lettering it");
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        ..BasicNackOptions::default()
-                    })
-                    .await?;
-            }
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {
