@@ -9,12 +9,16 @@ export PATH := $(PUSHSYNC_TOOLS)/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit lint check-deps deps broker bench fmt clean-broker sandbox
+.PHONY: help run run-receiver test test-unit lint check-deps deps broker bench fmt clean-broker sandbox
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: ## Run locally: the receiver on an in-memory queue (no broker, no cluster needed)
+run: deps ## Run the whole product locally: receiver, worker, in-memory queue, API sandbox, sample repo
+	$(CARGO) build --locked -p pushsync-local
+	$(CARGO_TARGET_DIR)/debug/pushsync-local
+
+run-receiver: ## Run only the receiver on an in-memory queue (PUSHSYNC_AMQP_URL: publish to RabbitMQ)
 	$(CARGO) build --locked -p pushsync-receiver
 	scripts/run-local.sh
 

@@ -10,5 +10,6 @@
     reason = "test code: a failed step fails the test"
 )]
 
+mod local;
 mod process;
 mod push_to_worker;

@@ -148,3 +148,11 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}

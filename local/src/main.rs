@@ -1,0 +1,286 @@
+//! `pushsync-local` (`make run`): the whole product in one process on a fresh
+//! machine — the webhook receiver and a worker sharing an in-memory queue, the
+//! embedded Kubernetes API sandbox as the cluster, and a sample Git
+//! repository (built from real-world manifests) served by `git daemon`, with
+//! two Applications synced at start.
+//!
+//! Test and trial support: it links the sandbox, so it is never shipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
+use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_broker::{Broker, MemoryQueue};
+use pushsync_proto::{AppRef, Topology};
+use pushsync_receiver::secrets::{SecretSource, SecretSources};
+use pushsync_receiver::{Config, QueueConfig};
+use pushsync_sandbox::{Sandbox, SandboxConfig};
+use pushsync_worker::apply::Cluster;
+use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::render::RenderLimits;
+use pushsync_worker::sync::SyncContext;
+use tokio_util::sync::CancellationToken;
+
+/// Run pushsync locally with no cluster and no broker.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address of the webhook receiver.
+    #[arg(long, env = "PUSHSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Port of the Kubernetes API sandbox.
+    #[arg(long, default_value_t = 6443)]
+    api_port: u16,
+    /// Where to keep the sample repository, kubeconfig and git cache.
+    #[arg(long, default_value = ".pushsync-local")]
+    state_dir: PathBuf,
+    /// The webhook secret (for every forge).
+    #[arg(
+        long,
+        env = "PUSHSYNC_DEV_SECRET",
+        default_value = "pushsync-dev-secret"
+    )]
+    secret: String,
+}
+
+const SAMPLE_APPS: [(&str, &str); 2] = [
+    ("guestbook", "argocd-example-apps/guestbook"),
+    ("podinfo", "podinfo/deploy"),
+];
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running git")?;
+    if !output.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The sample repository: guestbook (plain directory) and podinfo (Kustomize
+/// overlay reaching its bases).
+fn sample_repository(state: &Path) -> anyhow::Result<PathBuf> {
+    let repo = state.join("repos/sample");
+    if repo.join(".git").exists() {
+        return Ok(repo);
+    }
+    std::fs::create_dir_all(repo.join("apps"))?;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/manifests");
+    for (name, from) in SAMPLE_APPS {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(fixtures.join(from))
+            .arg(repo.join("apps").join(name))
+            .status()?;
+        if !status.success() {
+            bail!("copying the sample manifests failed");
+        }
+    }
+    git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["config", "user.name", "pushsync local"])?;
+    git(&repo, &["config", "user.email", "local@pushsync.dev"])?;
+    git(&repo, &["add", "-A"])?;
+    git(&repo, &["commit", "-q", "-m", "sample applications"])?;
+    Ok(repo)
+}
+
+fn git_daemon(base: &Path) -> anyhow::Result<(Child, u16)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting git daemon")?;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("git daemon did not start")
+}
+
+fn application(name: &str, url: &str, path: &str) -> Application {
+    let mut app = Application::new(
+        name,
+        ApplicationSpec {
+            source: Source {
+                repo_url: url.to_owned(),
+                target_revision: "main".into(),
+                path: path.into(),
+                ..Source::default()
+            },
+            destination: Destination {
+                namespace: Some(name.into()),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune: true,
+                    self_heal: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: None,
+            }),
+            ignore_differences: Vec::new(),
+        },
+    );
+    app.metadata.namespace = Some("default".into());
+    app
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PUSHSYNC_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    std::fs::create_dir_all(&args.state_dir)?;
+    let state = args.state_dir.canonicalize()?;
+
+    // The cluster.
+    let kubeconfig = state.join("kubeconfig");
+    let sandbox = Sandbox::start_with(SandboxConfig {
+        port: args.api_port,
+        controller_delay: Duration::from_millis(500),
+        kubeconfig_out: Some(kubeconfig.clone()),
+    })
+    .await
+    .context("starting the Kubernetes API sandbox")?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(sandbox.client());
+    crds.create(&PostParams::default(), &Application::crd())
+        .await?;
+
+    // The sample repository and its Applications.
+    let repo = sample_repository(&state)?;
+    let (mut daemon, git_port) = git_daemon(&state.join("repos"))?;
+    let url = format!("git://127.0.0.1:{git_port}/sample");
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    apps.create(
+        &PostParams::default(),
+        &application("guestbook", &url, "apps/guestbook"),
+    )
+    .await?;
+    apps.create(
+        &PostParams::default(),
+        &application("podinfo", &url, "apps/podinfo/overlays/dev"),
+    )
+    .await?;
+
+    // The queue, the receiver and a worker.
+    let queue = MemoryQueue::new(10_000);
+    let stop = CancellationToken::new();
+    let secrets = SecretSources {
+        github: SecretSource::inline("PUSHSYNC_GITHUB_SECRET", &args.secret),
+        gitlab_token: SecretSource::inline("PUSHSYNC_GITLAB_TOKEN", &args.secret),
+        gitea: SecretSource::inline("PUSHSYNC_GITEA_SECRET", &args.secret),
+        bitbucket: SecretSource::inline("PUSHSYNC_BITBUCKET_SECRET", &args.secret),
+        ..SecretSources::default()
+    };
+    let mut config = Config::new(QueueConfig::Memory(queue.clone()), secrets);
+    config.http.workers = 2;
+    let listener = TcpListener::bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let receiver = tokio::spawn(pushsync_receiver::run(config, listener, stop.clone()));
+
+    let broker = Broker::memory(queue);
+    let topology = Topology::default();
+    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    index.ready().await;
+    let ctx = SyncContext {
+        git: GitCache::new(state.join("git-cache"), Duration::from_secs(60)),
+        cluster: Cluster::new(sandbox.client()),
+        limits: Limits::default(),
+        render_limits: RenderLimits::default(),
+        render_timeout: Duration::from_secs(60),
+        kubectl: "kubectl".into(),
+        helm: "helm".into(),
+        health_timeout: Duration::from_secs(60),
+        health_poll: Duration::from_millis(250),
+    };
+    let index_for_dispatch = index.clone();
+    tokio::spawn(dispatch_loop(
+        broker.clone(),
+        topology.clone(),
+        32,
+        move || index_for_dispatch.sources(),
+        stop.clone(),
+    ));
+    let index_for_sync = index.clone();
+    let lookup = move |app: &AppRef| -> Option<Arc<Application>> { index_for_sync.get(app) };
+    tokio::spawn(sync_loop(
+        broker.clone(),
+        topology.clone(),
+        4,
+        ctx.clone(),
+        sandbox.client(),
+        lookup,
+        stop.clone(),
+    ));
+
+    // Sync everything once at start, as the fallback poll would.
+    for app in index.applications() {
+        if let Ok(outcome) = pushsync_worker::sync::sync(&ctx, &app).await {
+            let _ = pushsync_worker::status::write(&sandbox.client(), &app, &outcome).await;
+            tracing::info!(application = app.metadata.name.as_deref().unwrap_or("-"), phase = outcome.phase, message = %outcome.message, "initial sync");
+        }
+    }
+
+    println!();
+    println!(
+        "  pushsync is running locally: receiver, worker, in-memory queue, Kubernetes API sandbox."
+    );
+    println!();
+    println!(
+        "  Webhooks:   http://{}/hooks/gitea   (secret: {})",
+        args.listen, args.secret
+    );
+    println!("  Repository: {} (served at {url})", repo.display());
+    println!(
+        "  Cluster:    kubectl --kubeconfig {} get applications,deploy -A",
+        kubeconfig.display()
+    );
+    println!();
+    println!(
+        "  Change something and push it (commits in the sample repository, then sends a signed Gitea push):"
+    );
+    println!(
+        "      scripts/local-push.sh {} {url} http://{} {}",
+        repo.display(),
+        args.listen,
+        args.secret
+    );
+    println!();
+    println!("  Stop with Ctrl-C.");
+
+    let _ = tokio::signal::ctrl_c().await;
+    stop.cancel();
+    let _ = receiver.await;
+    let _ = daemon.kill();
+    sandbox.stop().await;
+    Ok(())
+}

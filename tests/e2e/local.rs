@@ -1,0 +1,105 @@
+//! `make run`: the all-in-one local binary starts on a fresh state directory,
+//! syncs its sample Applications, and applies a signed push sent by
+//! `scripts/local-push.sh`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{binary, free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_default_syncs_and_applies_a_local_push() {
+    let state = tempfile::tempdir().unwrap();
+    let (listen, api_port) = (format!("127.0.0.1:{}", free_port()), free_port());
+    let tools = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/pushsync-tools/bin"))
+        .unwrap_or_default();
+    let mut child = Command::new(binary("pushsync-local"))
+        .args([
+            "--listen",
+            &listen,
+            "--api-port",
+            &api_port.to_string(),
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .env(
+            "PATH",
+            format!("{tools}:{}", std::env::var("PATH").unwrap_or_default()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The banner comes after the initial sync; its last command line is the push helper.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut push_command = None;
+    while Instant::now() < deadline && push_command.is_none() {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1))
+            && line.trim_start().starts_with("scripts/local-push.sh")
+        {
+            push_command = Some(line.trim().to_owned());
+        }
+    }
+    let push_command = push_command.expect("pushsync-local never printed its banner");
+    let kubeconfig = state.path().join("kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(
+        kubectl(&[
+            "get",
+            "deploy",
+            "guestbook-ui",
+            "-n",
+            "guestbook",
+            "-o",
+            "jsonpath={.metadata.name}"
+        ]),
+        "guestbook-ui"
+    );
+
+    let args: Vec<&str> = push_command.split_whitespace().skip(1).collect();
+    let script = crate::process::repo_root().join("scripts/local-push.sh");
+    let output = Command::new(&script).args(&args).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("HTTP/1.1 202"),
+        "{output:?}"
+    );
+    let mut applied = String::new();
+    for _ in 0..200 {
+        applied = kubectl(&[
+            "get",
+            "deploy",
+            "guestbook-ui",
+            "-n",
+            "guestbook",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ]);
+        if applied.contains("pushsync.dev/local-push") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        applied.contains("pushsync.dev/local-push"),
+        "the local push was not applied: {applied}"
+    );
+}
