@@ -222,12 +222,14 @@ async fn main() -> anyhow::Result<()> {
         health_timeout: Duration::from_secs(60),
         health_poll: Duration::from_millis(250),
     };
+    let metrics = pushsync_worker::metrics::Metrics::new()?;
     let index_for_dispatch = index.clone();
     tokio::spawn(dispatch_loop(
         broker.clone(),
         topology.clone(),
         32,
         move || index_for_dispatch.sources(),
+        metrics.clone(),
         stop.clone(),
     ));
     let index_for_sync = index.clone();
@@ -239,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
         ctx.clone(),
         sandbox.client(),
         lookup,
+        metrics.clone(),
         stop.clone(),
     ));
 

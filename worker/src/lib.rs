@@ -8,6 +8,7 @@ pub mod git;
 pub mod health;
 pub mod ignore;
 pub mod index;
+pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod render;

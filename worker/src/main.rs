@@ -11,6 +11,7 @@ use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::git::{GitCache, Limits};
 use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::metrics::Metrics;
 use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
 use pushsync_worker::render::RenderLimits;
 use pushsync_worker::sync::SyncContext;
@@ -63,6 +64,9 @@ struct Args {
     /// The helm 3 binary (Helm sources).
     #[arg(long, env = "PUSHSYNC_HELM", default_value = "helm")]
     helm: PathBuf,
+    /// Address of `/metrics` and `/healthz`.
+    #[arg(long, env = "PUSHSYNC_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    metrics_listen: String,
     /// Log as JSON lines (`json`) or human-readable text (`text`).
     #[arg(long, env = "PUSHSYNC_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -126,6 +130,25 @@ async fn run(args: Args, uri: String) -> ExitCode {
 
     let stop = CancellationToken::new();
     tokio::spawn(wait_for_signal(stop.clone()));
+    let metrics = match Metrics::new() {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            eprintln!("pushsync-worker: registering metrics failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tokio::net::TcpListener::bind(&args.metrics_listen).await {
+        Ok(listener) => {
+            tokio::spawn(metrics.clone().serve(listener, stop.clone()));
+        }
+        Err(error) => {
+            eprintln!(
+                "pushsync-worker: invalid configuration: cannot listen on PUSHSYNC_METRICS_LISTEN {}: {error}",
+                args.metrics_listen
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let index = ClusterIndex::start(
         client.clone(),
         args.watch_namespace.as_deref(),
@@ -162,6 +185,7 @@ async fn run(args: Args, uri: String) -> ExitCode {
             let index = index.clone();
             move || index.sources()
         },
+        metrics.clone(),
         stop.clone(),
     ));
     let syncer = tokio::spawn(sync_loop(
@@ -174,6 +198,7 @@ async fn run(args: Args, uri: String) -> ExitCode {
             let index = index.clone();
             move |app: &pushsync_proto::AppRef| index.get(app)
         },
+        metrics.clone(),
         stop.clone(),
     ));
     tracing::info!("worker running");

@@ -14,6 +14,7 @@ use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger, Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{AppSource, Decision, affected};
+use crate::metrics::Metrics;
 use crate::sync::{SyncContext, sync};
 
 /// How long a failed step waits before its message goes back to the queue.
@@ -75,6 +76,7 @@ pub async fn dispatch_loop(
     topology: Topology,
     prefetch: u16,
     apps: impl Fn() -> Vec<AppSource>,
+    metrics: Metrics,
     stop: CancellationToken,
 ) {
     let mut consumer = broker.consume(
@@ -91,6 +93,11 @@ pub async fn dispatch_loop(
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(error = %error, "undecodable push event; dead-lettering it");
+                metrics
+                    .push_events
+                    .with_label_values(&["undecodable"])
+                    .inc();
+                metrics.dead_lettered.inc();
                 let _ = delivery.dead_letter().await;
                 continue;
             }
@@ -109,9 +116,17 @@ pub async fn dispatch_loop(
         }
         let jobs = jobs_for(&message, &apps(), &topology);
         match broker.publish_all(&jobs).await {
-            Ok(()) => settle(delivery, Ok(())).await,
+            Ok(()) => {
+                metrics.push_events.with_label_values(&["dispatched"]).inc();
+                metrics.sync_jobs_published.inc_by(jobs.len() as u64);
+                settle(delivery, Ok(())).await;
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "publishing sync jobs failed; the push event will be retried");
+                metrics
+                    .push_events
+                    .with_label_values(&["publish_failed"])
+                    .inc();
                 settle(delivery, Err(())).await;
             }
         }
@@ -119,6 +134,10 @@ pub async fn dispatch_loop(
 }
 
 /// Consume sync jobs, sync, write status, until `stop`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the loop's collaborators, each passed once at start"
+)]
 pub async fn sync_loop(
     broker: Broker,
     topology: Topology,
@@ -126,6 +145,7 @@ pub async fn sync_loop(
     ctx: SyncContext,
     client: kube::Client,
     lookup: impl Fn(&AppRef) -> Option<Arc<Application>>,
+    metrics: Metrics,
     stop: CancellationToken,
 ) {
     let mut consumer = broker.consume(
@@ -142,6 +162,7 @@ pub async fn sync_loop(
             Ok(Message::SyncJobV1(job)) => job,
             other => {
                 tracing::warn!(decoded = ?other.map(|m| m.schema()), "not a sync job; dead-lettering it");
+                metrics.dead_lettered.inc();
                 let _ = delivery.dead_letter().await;
                 continue;
             }
@@ -151,9 +172,35 @@ pub async fn sync_loop(
             settle(delivery, Ok(())).await;
             continue;
         };
-        let outcome = match sync(&ctx, &app).await {
-            Ok(outcome) => outcome,
+        if let SyncTrigger::Push { received_at, .. } = &job.trigger {
+            let lag = jiff::Timestamp::now()
+                .duration_since(*received_at)
+                .as_secs_f64();
+            metrics.push_to_sync_start.observe(lag.max(0.0));
+        }
+        let started = std::time::Instant::now();
+        let result = sync(&ctx, &app).await;
+        metrics
+            .sync_duration
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match result {
+            Ok(outcome) => {
+                metrics
+                    .syncs
+                    .with_label_values(&[&outcome.phase.to_ascii_lowercase()])
+                    .inc();
+                for resource in &outcome.resources {
+                    let result = match resource.status.as_str() {
+                        "Synced" => "synced",
+                        "Pruned" => "pruned",
+                        _ => "prune_skipped",
+                    };
+                    metrics.resources.with_label_values(&[result]).inc();
+                }
+                outcome
+            }
             Err(error) => {
+                metrics.syncs.with_label_values(&["transient"]).inc();
                 tracing::warn!(application = %job.application, error = %error, "sync failed transiently; it will be retried");
                 settle(delivery, Err(())).await;
                 continue;

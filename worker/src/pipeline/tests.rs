@@ -120,6 +120,7 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
         health_timeout: Duration::from_secs(10),
         health_poll: Duration::from_millis(50),
     };
+    let metrics = crate::metrics::Metrics::new().unwrap();
     let dispatcher = tokio::spawn(dispatch_loop(
         broker.clone(),
         topology.clone(),
@@ -128,6 +129,7 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
             let index = index.clone();
             move || index.sources()
         },
+        metrics.clone(),
         stop.clone(),
     ));
     let syncer = tokio::spawn(sync_loop(
@@ -140,6 +142,7 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
             let index = index.clone();
             move |app: &AppRef| index.get(app)
         },
+        metrics.clone(),
         stop.clone(),
     ));
 
@@ -184,6 +187,31 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
         Api::namespaced(sandbox.client(), "other");
     assert!(other.get_opt("other").await.unwrap().is_none());
 
+    let exposition = metrics.render();
+    for line in [
+        "pushsync_worker_push_events_total{result=\"dispatched\"} 1",
+        "pushsync_worker_sync_jobs_published_total 1",
+        "pushsync_worker_syncs_total{outcome=\"succeeded\"} 1",
+        "pushsync_worker_push_to_sync_start_seconds_count 1",
+    ] {
+        assert!(exposition.contains(line), "{line} missing:\n{exposition}");
+    }
+    // Prometheus naming conventions (promtool from `make deps`).
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: run `make deps`");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     stop.cancel();
     let _ = tokio::join!(dispatcher, syncer);
     // Everything was acknowledged.
