@@ -54,9 +54,12 @@ enum Part {
     Receiver,
     /// The Kubernetes API sandbox.
     Sandbox,
+    /// The worker: push → applied, 100-resource sync against kubectl, no-op re-sync.
+    Worker,
 }
 
 mod sandbox;
+mod worker;
 
 const SECRET: &str = "bench-secret";
 const FIXTURE: &str = "github-push-commits.json";
@@ -64,11 +67,14 @@ const FIXTURE: &str = "github-push-commits.json";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.only != Part::Sandbox {
+    if matches!(args.only, Part::All | Part::Receiver) {
         receiver(&args).await?;
     }
-    if args.only != Part::Receiver {
+    if matches!(args.only, Part::All | Part::Sandbox) {
         sandbox::run(Duration::from_secs(args.seconds)).await?;
+    }
+    if matches!(args.only, Part::All | Part::Worker) {
+        worker::run().await?;
     }
     Ok(())
 }

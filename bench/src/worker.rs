@@ -1,0 +1,301 @@
+//! The worker: push → applied latency through the receiver, RabbitMQ, the
+//! worker loops and the sandbox; a 100-resource sync against `kubectl apply
+//! --server-side` of the same files; the CPU of a no-op re-sync.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
+use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_broker::{AmqpConfig, Broker};
+use pushsync_proto::AppRef;
+use pushsync_receiver::secrets::{SecretSource, SecretSources};
+use pushsync_receiver::{Config, QueueConfig};
+use pushsync_sandbox::Sandbox;
+use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::apply::Cluster;
+use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::metrics::Metrics;
+use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::render::RenderLimits;
+use pushsync_worker::sync::{SyncContext, sync};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "bench-secret";
+
+fn configmaps(count: usize, version: usize) -> String {
+    (0..count)
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  version: \"{}\"\n", if i == 0 { version } else { 0 }))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn application(name: &str, url: &str, path: &str) -> Application {
+    let mut app = Application::new(
+        name,
+        ApplicationSpec {
+            source: Source {
+                repo_url: url.to_owned(),
+                target_revision: "main".into(),
+                path: path.into(),
+                ..Source::default()
+            },
+            destination: Destination {
+                namespace: Some(name.into()),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune: true,
+                    self_heal: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: None,
+            }),
+            ignore_differences: Vec::new(),
+        },
+    );
+    app.metadata.namespace = Some("default".into());
+    app
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!();
+    println!("pushsync bench: worker — {cores} cores");
+    let inspect = TestBroker::connect().await;
+    let topology = unique_topology();
+    let mut amqp = AmqpConfig::new(secrecy::SecretString::from(amqp_url()), "pushsync-bench");
+    amqp.topology = topology.clone();
+    let broker = Broker::amqp(amqp.clone());
+    broker.wait_ready(Duration::from_secs(10)).await;
+
+    let sandbox = Sandbox::start_with(pushsync_sandbox::SandboxConfig {
+        controller_delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
+    crds.create(&PostParams::default(), &Application::crd())
+        .await?;
+    let repo = GitRepo::init();
+    repo.write("apps/small/cms.yaml", &configmaps(10, 0));
+    repo.write("apps/large/cms.yaml", &configmaps(100, 0));
+    repo.commit("initial");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    apps.create(
+        &PostParams::default(),
+        &application("small", &url, "apps/small"),
+    )
+    .await?;
+
+    let stop = CancellationToken::new();
+    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    index.ready().await;
+    let cache = tempfile::tempdir()?;
+    let ctx = SyncContext {
+        git: GitCache::new(cache.path(), Duration::from_secs(30)),
+        cluster: Cluster::new(sandbox.client()),
+        limits: Limits::default(),
+        render_limits: RenderLimits::default(),
+        render_timeout: Duration::from_secs(60),
+        kubectl: "kubectl".into(),
+        helm: "helm".into(),
+        health_timeout: Duration::from_secs(30),
+        health_poll: Duration::from_millis(10),
+    };
+    let metrics = Metrics::new()?;
+    let index_d = index.clone();
+    tokio::spawn(dispatch_loop(
+        broker.clone(),
+        topology.clone(),
+        32,
+        move || index_d.sources(),
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let index_s = index.clone();
+    let lookup = move |app: &AppRef| -> Option<Arc<Application>> { index_s.get(app) };
+    tokio::spawn(sync_loop(
+        broker.clone(),
+        topology.clone(),
+        4,
+        ctx.clone(),
+        sandbox.client(),
+        lookup,
+        metrics.clone(),
+        stop.clone(),
+    ));
+
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let secrets = SecretSources {
+        gitea: SecretSource::inline("PUSHSYNC_GITEA_SECRET", SECRET),
+        ..SecretSources::default()
+    };
+    let mut config = Config::new(QueueConfig::Amqp(amqp), secrets);
+    config.http.workers = 1;
+    tokio::spawn(pushsync_receiver::run(config, listener, stop.clone()));
+
+    // Push → applied, 20 times, once the receiver has its broker channel.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the receiver never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let small: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.client(), "small");
+    let mut before = repo.head();
+    let mut latencies = Vec::new();
+    for version in 1..=20 {
+        repo.write("apps/small/cms.yaml", &configmaps(10, version));
+        let after = repo.commit(&format!("v{version}"));
+        let body = serde_json::to_vec(&serde_json::json!({
+            "ref": "refs/heads/main", "before": before, "after": after,
+            "commits": [{"id": after, "added": [], "removed": [], "modified": ["apps/small/cms.yaml"]}],
+            "repository": {"full_name": "bench/repo", "clone_url": url, "html_url": url},
+        }))?;
+        let sent = Instant::now();
+        let status = client
+            .post(format!("{base}/hooks/gitea"))
+            .header("content-type", "application/json")
+            .header("x-gitea-event", "push")
+            .header("x-gitea-delivery", format!("bench-{version}"))
+            .header(
+                "x-gitea-signature",
+                pushsync_testkit::sign::gitea_signature(SECRET, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .context("posting the push")?
+            .status();
+        anyhow::ensure!(status == 202, "the receiver answered {status}");
+        let want = version.to_string();
+        loop {
+            if let Ok(cm) = small.get("cm-0").await
+                && cm
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d.get("version") == Some(&want))
+            {
+                break;
+            }
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(30),
+                "push {version} was not applied within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(sent.elapsed());
+        before = after;
+    }
+    latencies.sort();
+    println!(
+        "  push → applied (10 resources, signed webhook → receiver → RabbitMQ → worker → API): p50 {:.1} ms, p99 {:.1} ms over {} pushes",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+
+    // 100 resources: one sync against kubectl apply --server-side of the same file.
+    let large = application("large", &url, "apps/large");
+    let started = Instant::now();
+    let outcome = sync(&ctx, &large)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sync_time = started.elapsed();
+    anyhow::ensure!(outcome.phase == "Succeeded", "{}", outcome.message);
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cms.yaml");
+    std::fs::write(&file, configmaps(100, 0))?;
+    let _ = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.kubeconfig())
+        .args(["create", "namespace", "kubectl"])
+        .output()
+        .await;
+    let started = Instant::now();
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.kubeconfig())
+        .args(["apply", "--server-side", "-n", "kubectl", "-f"])
+        .arg(&file)
+        .output()
+        .await?;
+    let kubectl_time = started.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "kubectl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!(
+        "  100-resource sync: {:.0} ms; kubectl apply --server-side of the same file: {:.0} ms (ratio {:.2}, target ≤ 1.0)",
+        sync_time.as_secs_f64() * 1000.0,
+        kubectl_time.as_secs_f64() * 1000.0,
+        sync_time.as_secs_f64() / kubectl_time.as_secs_f64()
+    );
+
+    // A no-op re-sync of the same 100 resources.
+    let mut large_synced = large.clone();
+    large_synced.status = Some(pushsync_api::ApplicationStatus {
+        inventory: outcome.inventory.clone(),
+        ..Default::default()
+    });
+    let mut cpu = Vec::new();
+    let mut wall = Vec::new();
+    for _ in 0..5 {
+        let (cpu_before, started) = (cpu_seconds(), Instant::now());
+        sync(&ctx, &large_synced)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        wall.push(started.elapsed());
+        cpu.push(Duration::from_secs_f64(cpu_seconds() - cpu_before));
+    }
+    cpu.sort();
+    wall.sort();
+    println!(
+        "  no-op re-sync of 100 resources: {:.0} ms wall, {:.0} ms CPU (median of 5; CPU includes the in-process API sandbox serving it)",
+        percentile(&wall, 0.5),
+        percentile(&cpu, 0.5)
+    );
+
+    stop.cancel();
+    broker.close().await;
+    inspect.delete_topology(&topology).await;
+    Ok(())
+}
