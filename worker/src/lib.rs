@@ -1,6 +1,8 @@
-//! The pushsync worker library. For now it holds the dispatch rules (which
-//! Applications a push affects); the consumer loop lives in `main.rs` until
-//! the worker issue moves it here.
+//! The pushsync worker library: dispatch (which Applications a push affects),
+//! the git source cache, rendering, planning, applying, health, one
+//! Application's sync and its status, the Application index, and the two
+//! queue loops that tie them together (`pipeline`). `main.rs` wires them to
+//! the configuration; `pushsync-local` runs them in one process for `make run`.
 
 pub mod apply;
 pub mod dispatch;
