@@ -470,19 +470,11 @@ mod tests {
 
     #[test]
     fn the_argo_cd_hook_examples_plan_as_argo_cd_runs_them() {
-        let root = pushsync_testkit::repo_root()
-            .join("testdata/manifests/argocd-example-apps/pre-post-sync");
-        let files: Vec<crate::git::SourceFile> = std::fs::read_dir(&root)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml")
-            })
-            .map(|p| crate::git::SourceFile {
-                path: p.file_name().unwrap().to_string_lossy().into_owned(),
-                data: std::fs::read(&p).unwrap(),
-            })
-            .collect();
+        let files: Vec<crate::git::SourceFile> =
+            crate::render::fixture_files("argocd-example-apps/pre-post-sync", "")
+                .into_iter()
+                .filter(|f| f.path != "kustomization.yaml")
+                .collect();
         let manifests =
             crate::render::directory::render(&files, false, Default::default()).unwrap();
         let plan = plan(manifests).unwrap();

@@ -83,28 +83,10 @@ mod tests {
         }
     }
 
-    fn fixture_dir(dir: &str) -> Vec<SourceFile> {
-        let root = pushsync_testkit::repo_root()
-            .join("testdata/manifests")
-            .join(dir);
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&root).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                out.push(SourceFile {
-                    path: name,
-                    data: std::fs::read(&path).unwrap(),
-                });
-            }
-        }
-        out
-    }
-
     #[test]
     fn real_world_directories_render() {
         let guestbook = render(
-            &fixture_dir("argocd-example-apps/guestbook"),
+            &super::super::fixture_files("argocd-example-apps/guestbook", ""),
             false,
             RenderLimits::default(),
         )
@@ -112,14 +94,14 @@ mod tests {
         let kinds: Vec<&str> = guestbook.iter().map(Manifest::kind).collect();
         assert_eq!(kinds, ["Deployment", "Service"]);
         let sock_shop = render(
-            &fixture_dir("argocd-example-apps/sock-shop/base"),
+            &super::super::fixture_files("argocd-example-apps/sock-shop/base", ""),
             false,
             RenderLimits::default(),
         )
         .unwrap();
         assert_eq!(sock_shop.len(), 29);
         let hooks = render(
-            &fixture_dir("argocd-example-apps/helm-hooks"),
+            &super::super::fixture_files("argocd-example-apps/helm-hooks", ""),
             false,
             RenderLimits::default(),
         )

@@ -7,8 +7,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use super::{Manifest, RenderError, RenderLimits};
 use crate::git::SourceFile;
 
@@ -61,15 +59,12 @@ pub async fn render(
     let root = dir.path().join("chart");
     super::tool::materialise(chart, &root, "helm")?;
 
-    let mut command = Command::new(helm);
+    let mut command = super::tool::command(helm, dir.path());
     command
         .arg("template")
         .arg(&options.release)
         .arg(&root)
         .args(["--namespace", &options.namespace, "--include-crds"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir.path())
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
         .env("HELM_DATA_HOME", dir.path().join("data"));
@@ -101,32 +96,6 @@ pub async fn render(
 mod tests {
     use super::*;
 
-    fn chart() -> Vec<SourceFile> {
-        let root = pushsync_testkit::repo_root()
-            .join("testdata/manifests/argocd-example-apps/helm-guestbook");
-        let mut out = Vec::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let relative = path
-                        .strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                    out.push(SourceFile {
-                        path: relative,
-                        data: std::fs::read(&path).unwrap(),
-                    });
-                }
-            }
-        }
-        out
-    }
-
     fn options() -> Options {
         Options {
             release: "guestbook".into(),
@@ -142,7 +111,7 @@ mod tests {
         let helm = pushsync_testkit::helm_binary();
         let plain = render(
             &helm,
-            &chart(),
+            &super::super::fixture_files("argocd-example-apps/helm-guestbook", ""),
             &options(),
             TIMEOUT,
             RenderLimits::default(),
@@ -161,7 +130,7 @@ mod tests {
         };
         let rendered = render(
             &helm,
-            &chart(),
+            &super::super::fixture_files("argocd-example-apps/helm-guestbook", ""),
             &production,
             TIMEOUT,
             RenderLimits::default(),
@@ -178,9 +147,15 @@ mod tests {
             values: Some("replicaCount: 5\n".into()),
             ..production
         };
-        let rendered = render(&helm, &chart(), &inline, TIMEOUT, RenderLimits::default())
-            .await
-            .unwrap();
+        let rendered = render(
+            &helm,
+            &super::super::fixture_files("argocd-example-apps/helm-guestbook", ""),
+            &inline,
+            TIMEOUT,
+            RenderLimits::default(),
+        )
+        .await
+        .unwrap();
         let deployment = rendered.iter().find(|m| m.kind() == "Deployment").unwrap();
         assert_eq!(
             deployment.object.pointer("/spec/replicas"),
@@ -196,15 +171,21 @@ mod tests {
                 value_files: vec![file.into()],
                 ..options()
             };
-            let error = render(&helm, &chart(), &options, TIMEOUT, RenderLimits::default())
-                .await
-                .unwrap_err();
+            let error = render(
+                &helm,
+                &super::super::fixture_files("argocd-example-apps/helm-guestbook", ""),
+                &options,
+                TIMEOUT,
+                RenderLimits::default(),
+            )
+            .await
+            .unwrap_err();
             assert!(
                 matches!(error, RenderError::Forbidden { .. }),
                 "{file}: {error}"
             );
         }
-        let mut broken = chart();
+        let mut broken = super::super::fixture_files("argocd-example-apps/helm-guestbook", "");
         broken.push(SourceFile {
             path: "templates/broken.yaml".into(),
             data: b"{{ .Values.nope.missing }}\n".to_vec(),

@@ -8,11 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::process::Command;
-
 use super::{Manifest, RenderError, RenderLimits};
 use crate::git::SourceFile;
+use serde_json::Value;
 
 /// File names kustomize reads as a kustomization.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
@@ -136,13 +134,8 @@ pub async fn render(
         })?;
         target = overlay;
     }
-    let mut command = Command::new(kubectl);
-    command
-        .arg("kustomize")
-        .arg(&target)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir.path());
+    let mut command = super::tool::command(kubectl, dir.path());
+    command.arg("kustomize").arg(&target);
     super::tool::run(command, "kustomize", timeout, limits).await
 }
 
@@ -150,38 +143,11 @@ pub async fn render(
 mod tests {
     use super::*;
 
-    fn repo_of(dir: &str, prefix: &str) -> Vec<SourceFile> {
-        let root = pushsync_testkit::repo_root()
-            .join("testdata/manifests")
-            .join(dir);
-        let mut out = Vec::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let relative = path
-                        .strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                    out.push(SourceFile {
-                        path: format!("{prefix}{relative}"),
-                        data: std::fs::read(&path).unwrap(),
-                    });
-                }
-            }
-        }
-        out
-    }
-
     const TIMEOUT: Duration = Duration::from_secs(60);
 
     #[tokio::test]
     async fn overlays_reach_their_bases_in_the_repository() {
-        let repo = repo_of("podinfo/deploy", "deploy/");
+        let repo = super::super::fixture_files("podinfo/deploy", "deploy/");
         let manifests = render(
             Path::new("kubectl"),
             &repo,
@@ -207,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_argo_cd_kustomize_example_renders_with_and_without_a_prefix() {
-        let repo = repo_of("argocd-example-apps/kustomize-guestbook", "app/");
+        let repo = super::super::fixture_files("argocd-example-apps/kustomize-guestbook", "app/");
         let plain = render(
             Path::new("kubectl"),
             &repo,

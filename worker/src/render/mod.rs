@@ -261,3 +261,34 @@ fn check(source_ref: String, object: Value) -> Result<Manifest, RenderError> {
     }
     Ok(manifest)
 }
+
+/// Every file below `testdata/manifests/<dir>`, recursively, as source files
+/// named `<prefix><path relative to dir>` (tests only).
+#[cfg(test)]
+pub(crate) fn fixture_files(dir: &str, prefix: &str) -> Vec<crate::git::SourceFile> {
+    let root = pushsync_testkit::repo_root()
+        .join("testdata/manifests")
+        .join(dir);
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(crate::git::SourceFile {
+                    path: format!("{prefix}{relative}"),
+                    data: std::fs::read(&path).unwrap(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}

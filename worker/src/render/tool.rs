@@ -36,6 +36,17 @@ pub(crate) fn materialise(
     Ok(())
 }
 
+/// `binary` with a clean environment: a minimal `PATH` and `home` as `HOME`,
+/// so a renderer sees nothing of the worker's environment (tokens, proxies).
+pub(crate) fn command(binary: &Path, home: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home);
+    command
+}
+
 /// Run `command`, killed after `timeout`; its stdout parsed as manifests.
 pub(crate) async fn run(
     mut command: Command,
