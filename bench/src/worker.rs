@@ -18,11 +18,10 @@ use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
-use pushsync_worker::render::RenderLimits;
 use pushsync_worker::sync::{SyncContext, sync};
 use tokio_util::sync::CancellationToken;
 
@@ -122,15 +121,12 @@ pub async fn run() -> anyhow::Result<()> {
     index.ready().await;
     let cache = tempfile::tempdir()?;
     let ctx = SyncContext {
-        git: GitCache::new(cache.path(), Duration::from_secs(30)),
-        cluster: Cluster::new(sandbox.client()),
-        limits: Limits::default(),
-        render_limits: RenderLimits::default(),
-        render_timeout: Duration::from_secs(60),
-        kubectl: "kubectl".into(),
-        helm: "helm".into(),
         health_timeout: Duration::from_secs(30),
         health_poll: Duration::from_millis(10),
+        ..SyncContext::new(
+            GitCache::new(cache.path(), Duration::from_secs(30)),
+            Cluster::new(sandbox.client()),
+        )
     };
     let metrics = Metrics::new()?;
     let index_d = index.clone();

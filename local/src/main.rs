@@ -23,10 +23,9 @@ use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
-use pushsync_worker::render::RenderLimits;
 use pushsync_worker::sync::SyncContext;
 use tokio_util::sync::CancellationToken;
 
@@ -212,15 +211,12 @@ async fn main() -> anyhow::Result<()> {
     let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
     index.ready().await;
     let ctx = SyncContext {
-        git: GitCache::new(state.join("git-cache"), Duration::from_secs(60)),
-        cluster: Cluster::new(sandbox.client()),
-        limits: Limits::default(),
-        render_limits: RenderLimits::default(),
-        render_timeout: Duration::from_secs(60),
-        kubectl: "kubectl".into(),
-        helm: "helm".into(),
         health_timeout: Duration::from_secs(60),
         health_poll: Duration::from_millis(250),
+        ..SyncContext::new(
+            GitCache::new(state.join("git-cache"), Duration::from_secs(60)),
+            Cluster::new(sandbox.client()),
+        )
     };
     let metrics = pushsync_worker::metrics::Metrics::new()?;
     let index_for_dispatch = index.clone();

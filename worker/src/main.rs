@@ -9,11 +9,10 @@ use clap::Parser;
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::git::{GitCache, Limits};
+use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
-use pushsync_worker::render::RenderLimits;
 use pushsync_worker::sync::SyncContext;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -164,18 +163,16 @@ async fn run(args: Args, uri: String) -> ExitCode {
     );
 
     let ctx = SyncContext {
-        git: GitCache::new(
-            &args.git_cache,
-            Duration::from_secs(args.git_timeout_seconds),
-        ),
-        cluster: Cluster::new(client.clone()),
-        limits: Limits::default(),
-        render_limits: RenderLimits::default(),
-        render_timeout: Duration::from_secs(120),
         kubectl: args.kubectl.clone(),
         helm: args.helm.clone(),
         health_timeout: Duration::from_secs(args.health_timeout_seconds),
-        health_poll: Duration::from_millis(500),
+        ..SyncContext::new(
+            GitCache::new(
+                &args.git_cache,
+                Duration::from_secs(args.git_timeout_seconds),
+            ),
+            Cluster::new(client.clone()),
+        )
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         broker.clone(),

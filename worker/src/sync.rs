@@ -46,6 +46,25 @@ pub struct SyncContext {
     pub health_poll: Duration,
 }
 
+impl SyncContext {
+    /// Defaults for everything but the git cache and the cluster: default
+    /// limits, `kubectl` and `helm` from `PATH`, two minutes per render, five
+    /// minutes for a wave to become healthy, polled twice a second.
+    pub fn new(git: GitCache, cluster: Cluster) -> Self {
+        Self {
+            git,
+            cluster,
+            limits: Limits::default(),
+            render_limits: RenderLimits::default(),
+            render_timeout: Duration::from_secs(120),
+            kubectl: "kubectl".into(),
+            helm: "helm".into(),
+            health_timeout: Duration::from_secs(300),
+            health_poll: Duration::from_millis(500),
+        }
+    }
+}
+
 /// How a sync ended, when it ended (transient failures are errors instead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {

@@ -16,9 +16,8 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::apply::Cluster;
-use crate::git::{GitCache, Limits};
+use crate::git::GitCache;
 use crate::index::ClusterIndex;
-use crate::render::RenderLimits;
 
 fn push(url: &str, after: &str, paths: &[&str]) -> Outgoing {
     let event = PushEvent {
@@ -110,15 +109,13 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
     assert!(index.ready().await);
     let cache = tempfile::tempdir().unwrap();
     let ctx = SyncContext {
-        git: GitCache::new(cache.path(), Duration::from_secs(20)),
-        cluster: Cluster::new(sandbox.client()),
-        limits: Limits::default(),
-        render_limits: RenderLimits::default(),
-        render_timeout: Duration::from_secs(60),
-        kubectl: "kubectl".into(),
         helm: pushsync_testkit::helm_binary(),
         health_timeout: Duration::from_secs(10),
         health_poll: Duration::from_millis(50),
+        ..SyncContext::new(
+            GitCache::new(cache.path(), Duration::from_secs(20)),
+            Cluster::new(sandbox.client()),
+        )
     };
     let metrics = crate::metrics::Metrics::new().unwrap();
     let dispatcher = tokio::spawn(dispatch_loop(

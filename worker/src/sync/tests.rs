@@ -14,15 +14,14 @@ use super::*;
 
 fn context(sandbox: &Sandbox, cache: &std::path::Path) -> SyncContext {
     SyncContext {
-        git: GitCache::new(cache, Duration::from_secs(20)),
-        cluster: Cluster::new(sandbox.client()),
-        limits: Limits::default(),
-        render_limits: RenderLimits::default(),
         render_timeout: Duration::from_secs(60),
-        kubectl: "kubectl".into(),
         helm: pushsync_testkit::helm_binary(),
         health_timeout: Duration::from_secs(10),
         health_poll: Duration::from_millis(50),
+        ..SyncContext::new(
+            GitCache::new(cache, Duration::from_secs(20)),
+            Cluster::new(sandbox.client()),
+        )
     }
 }
 
