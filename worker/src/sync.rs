@@ -387,6 +387,8 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         }
     }
     let mut failure: Option<String> = None;
+    // Health of the resources, as each wave settled (no second round of reads).
+    let mut verdicts: Vec<Assessment> = Vec::new();
     'phases: for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
         for wave in plan.waves(phase) {
             let mut applied = Vec::with_capacity(wave.steps.len());
@@ -418,7 +420,8 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
                 ctx.cluster.forget_kinds().await;
             }
             match wait_healthy(ctx, &applied, &destination).await? {
-                Ok(()) => {
+                Ok(settled) => {
+                    verdicts.extend(settled);
                     finish_hooks(ctx, &applied, &destination, DeletePolicy::HookSucceeded).await?
                 }
                 Err(message) => {
@@ -508,13 +511,6 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         });
     }
 
-    // 5. Health of what is applied.
-    let mut verdicts = Vec::new();
-    for manifest in plan.resources() {
-        verdicts.push(health::assess(
-            live(ctx, manifest, &destination).await?.as_ref(),
-        ));
-    }
     let applied = results.iter().filter(|r| r.status == "Synced").count();
     Ok(Outcome {
         revision: Some(revision),
@@ -649,10 +645,11 @@ async fn wait_healthy(
     ctx: &SyncContext,
     steps: &[Step],
     namespace: &str,
-) -> Result<Result<(), String>, Transient> {
+) -> Result<Result<Vec<Assessment>, String>, Transient> {
     let deadline = tokio::time::Instant::now() + ctx.health_timeout;
     loop {
         let mut pending = None;
+        let mut verdicts = Vec::with_capacity(steps.len());
         for step in steps {
             let verdict = health::assess(live(ctx, &step.manifest, namespace).await?.as_ref());
             match verdict.health {
@@ -674,9 +671,12 @@ async fn wait_healthy(
                     ));
                 }
             }
+            if !step.hook {
+                verdicts.push(verdict);
+            }
         }
         let Some(pending) = pending else {
-            return Ok(Ok(()));
+            return Ok(Ok(verdicts));
         };
         if tokio::time::Instant::now() >= deadline {
             return Ok(Err(format!(
