@@ -23,6 +23,9 @@ run-receiver: ## Run only the receiver on an in-memory queue (PUSHSYNC_AMQP_URL:
 	scripts/run-local.sh
 
 test: deps broker lint ## Everything: lint, unit, integration and end-to-end tests (needs RabbitMQ)
+	# The end-to-end tests run the shipped binaries; `cargo test` alone builds
+	# only those of the test's own package.
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 

@@ -227,6 +227,30 @@ pub struct ApplicationStatus {
     /// When the push that triggered the last sync was received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_received_at: Option<String>,
+    /// Each managed resource as last compared with Git: sync status, health
+    /// and, when out of sync, a bounded unified diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+    /// When Git and the cluster were last compared (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<String>,
+}
+
+/// One managed resource as last compared with Git.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// The resource.
+    #[serde(flatten)]
+    pub resource: ResourceRef,
+    /// `Synced`, `OutOfSync` or `Missing`.
+    pub status: String,
+    /// `Healthy`, `Progressing`, `Degraded`, `Missing` or `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Live → desired, as a unified diff (truncated), when out of sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// Sync status.
@@ -255,7 +279,8 @@ pub struct HealthStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationState {
-    /// `Running`, `Succeeded`, `Failed` or `Error`.
+    /// `Succeeded`, `Failed` or `Superseded` (a newer commit replaced it
+    /// while it waited for health).
     pub phase: String,
     /// A readable summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,21 @@ pub struct AuditEntry {
     pub end_ms: f64,
 }
 
+impl AuditEntry {
+    /// Whether the request was a dry run (nothing stored).
+    pub fn is_dry_run(&self) -> bool {
+        self.query.split('&').any(|p| p == "dryRun=All")
+    }
+
+    /// Whether the request changed (or tried to change) stored state.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        ) && !self.is_dry_run()
+    }
+}
+
 /// Make the next `count` requests whose path contains `path` (and whose verb
 /// is `verb`, when given) fail with `status`, or wait `delay_ms` first.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

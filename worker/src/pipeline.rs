@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{AppSource, Decision, affected};
 use crate::metrics::Metrics;
-use crate::sync::{SyncContext, sync};
+use crate::sync::{Request, SyncContext, sync_with};
 
 /// How long a failed step waits before its message goes back to the queue.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -178,8 +178,16 @@ pub async fn sync_loop(
                 .as_secs_f64();
             metrics.push_to_sync_start.observe(lag.max(0.0));
         }
+        let request = Request {
+            manual: matches!(job.trigger, SyncTrigger::Manual { .. }),
+            push_received_at: match &job.trigger {
+                SyncTrigger::Push { received_at, .. } => Some(*received_at),
+                _ => None,
+            },
+            ..Request::default()
+        };
         let started = std::time::Instant::now();
-        let result = sync(&ctx, &app).await;
+        let result = sync_with(&ctx, &app, &request).await;
         metrics
             .sync_duration
             .observe(started.elapsed().as_secs_f64());

@@ -89,6 +89,7 @@ mod tests {
             let outcome = Outcome {
                 revision: Some(format!("{n:040}")),
                 phase: "Succeeded",
+                sync_status: "Synced",
                 message: "2 resources synced".into(),
                 resources: Vec::new(),
                 inventory: Vec::new(),
@@ -97,6 +98,7 @@ mod tests {
                     message: String::new(),
                 },
                 condition: None,
+                ..Outcome::default()
             };
             app = write(&sandbox.client(), &app, &outcome).await.unwrap();
         }

@@ -7,11 +7,16 @@
 //! - Transient failures (git server, API server) are returned as errors so the
 //!   job is retried; everything else ends in a reported outcome.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use pushsync_api::{Application, Condition, IgnoreDifference, ResourceRef, ResourceResult};
+use futures_util::{StreamExt, TryStreamExt};
+use pushsync_api::{
+    Application, Condition, IgnoreDifference, ResourceRef, ResourceResult, ResourceStatus,
+};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::apply::{ApplyError, ApplyOptions, Cluster};
 use crate::git::{GitCache, GitError, Limits};
@@ -44,6 +49,8 @@ pub struct SyncContext {
     pub health_timeout: Duration,
     /// How often health is checked while waiting.
     pub health_poll: Duration,
+    /// Renders of commits already seen.
+    pub renders: RenderCache,
 }
 
 impl SyncContext {
@@ -61,6 +68,7 @@ impl SyncContext {
             helm: "helm".into(),
             health_timeout: Duration::from_secs(300),
             health_poll: Duration::from_millis(500),
+            renders: RenderCache::default(),
         }
     }
 }
@@ -68,20 +76,60 @@ impl SyncContext {
 /// How a sync ended, when it ended (transient failures are errors instead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// The commit synced (or attempted).
+    /// The commit synced, attempted or compared against.
     pub revision: Option<String>,
-    /// `Succeeded` or `Failed`.
+    /// `Succeeded`, `Failed` or `Superseded` when a sync operation ran;
+    /// `Refreshed` when the cluster was only compared with Git.
     pub phase: &'static str,
+    /// `Synced`, `OutOfSync` or `Unknown`.
+    pub sync_status: &'static str,
     /// A readable summary.
     pub message: String,
-    /// Per-resource results.
+    /// Per-resource results of the operation.
     pub resources: Vec<ResourceResult>,
+    /// Each managed resource as compared with Git.
+    pub live: Vec<ResourceStatus>,
     /// What is applied now (for the next prune).
     pub inventory: Vec<ResourceRef>,
     /// Health after the sync.
     pub health: Assessment,
     /// A condition to show, when something is wrong.
     pub condition: Option<Condition>,
+    /// When the sync started.
+    pub started_at: jiff::Timestamp,
+    /// When the push that asked for it was received.
+    pub push_received_at: Option<jiff::Timestamp>,
+    /// Time per phase.
+    pub timings: Timings,
+}
+
+impl Outcome {
+    /// Whether a sync operation ran (rather than only a comparison).
+    pub fn operated(&self) -> bool {
+        self.phase != "Refreshed"
+    }
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Self {
+            revision: None,
+            phase: "Failed",
+            sync_status: "Unknown",
+            message: String::new(),
+            resources: Vec::new(),
+            live: Vec::new(),
+            inventory: Vec::new(),
+            health: Assessment {
+                health: Health::Unknown,
+                message: String::new(),
+            },
+            condition: None,
+            started_at: jiff::Timestamp::now(),
+            push_received_at: None,
+            timings: Timings::default(),
+        }
+    }
 }
 
 /// A failure worth retrying.
@@ -115,14 +163,11 @@ fn failed(
     Outcome {
         revision,
         phase: "Failed",
+        sync_status: "OutOfSync",
         condition: Some(condition(kind, reason, &message)),
         message,
-        resources: Vec::new(),
         inventory: previous.to_vec(),
-        health: Assessment {
-            health: Health::Unknown,
-            message: String::new(),
-        },
+        ..Outcome::default()
     }
 }
 
@@ -191,60 +236,126 @@ async fn is_namespaced(ctx: &SyncContext, manifest: &Manifest) -> Result<bool, T
     }
 }
 
-/// Sync `app`. `previous` is the inventory of the last successful sync.
-pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Transient> {
-    let spec = &app.spec;
-    let previous: Vec<ResourceRef> = app
-        .status
-        .as_ref()
-        .map(|s| s.inventory.clone())
-        .unwrap_or_default();
-    let app_namespace = app
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
-    let destination = spec.destination.namespace.clone().unwrap_or(app_namespace);
-    let policy = spec.sync_policy.clone().unwrap_or_default();
-    let prune = policy.automated.as_ref().is_some_and(|a| a.prune);
+/// Why a sync runs, and what may cut it short.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Someone asked for this sync: apply even when automated sync is off or
+    /// when only drift (no new revision) was found and selfHeal is off.
+    pub manual: bool,
+    /// When the push that asked for it was received.
+    pub push_received_at: Option<jiff::Timestamp>,
+    /// Cancelled when a newer commit is waiting: a wait for health is
+    /// abandoned and the sync ends `Superseded`, so the newer commit goes next.
+    pub superseded: CancellationToken,
+}
 
-    // 1. Source.
-    let source = &spec.source;
-    let revision = match ctx
-        .git
-        .resolve(&source.repo_url, &source.target_revision)
-        .await
-    {
-        Ok(revision) => revision,
-        Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
-        Err(error) => {
-            return Ok(failed(
-                None,
-                "SourceFailed",
-                "RevisionNotFound",
-                error.to_string(),
-                &previous,
-            ));
+/// Time spent in each phase of one sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Resolving the revision (fetching when the remote moved).
+    pub fetch: Duration,
+    /// Reading the tree, rendering and validating.
+    pub render: Duration,
+    /// Comparing with the cluster (dry-run applies and reads).
+    pub diff: Duration,
+    /// Applying, hooks and pruning.
+    pub apply: Duration,
+    /// Waiting for waves to become healthy.
+    pub health: Duration,
+}
+
+impl Timings {
+    /// Each phase with its metric label.
+    pub fn phases(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("fetch", self.fetch),
+            ("render", self.render),
+            ("diff", self.diff),
+            ("apply", self.apply),
+            ("health", self.health),
+        ]
+    }
+}
+
+/// Rendered manifests per (repository, commit, source, destination): a
+/// commit's content never changes, so re-syncs of an unchanged revision skip
+/// reading the tree and running Kustomize or Helm.
+#[derive(Debug, Clone, Default)]
+pub struct RenderCache {
+    entries: Arc<Mutex<Renders>>,
+}
+
+/// Renders by key, and the keys oldest first (for eviction).
+type Renders = (HashMap<String, Arc<Vec<Manifest>>>, VecDeque<String>);
+
+impl RenderCache {
+    const CAPACITY: usize = 256;
+
+    fn get(&self, key: &str) -> Option<Arc<Vec<Manifest>>> {
+        let entries = self.entries.lock().ok()?;
+        entries.0.get(key).cloned()
+    }
+
+    fn put(&self, key: String, manifests: Arc<Vec<Manifest>>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let (map, order) = &mut *entries;
+        if map.insert(key.clone(), manifests).is_none() {
+            order.push_back(key);
         }
-    };
+        while order.len() > Self::CAPACITY {
+            if let Some(oldest) = order.pop_front() {
+                map.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// Why a render could not be used.
+struct Unusable {
+    kind: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+impl Unusable {
+    fn new(kind: &'static str, reason: &'static str, message: impl ToString) -> Self {
+        Self {
+            kind,
+            reason,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Read and render `app`'s source at `revision` (from the cache when this
+/// exact source was rendered before).
+async fn render_source(
+    ctx: &SyncContext,
+    app: &Application,
+    revision: &str,
+    destination: &str,
+) -> Result<Result<Arc<Vec<Manifest>>, Unusable>, Transient> {
+    let source = &app.spec.source;
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let key = format!(
+        "{}\n{revision}\n{}\n{name}\n{destination}",
+        source.repo_url,
+        serde_json::to_string(source).unwrap_or_default()
+    );
+    if let Some(manifests) = ctx.renders.get(&key) {
+        return Ok(Ok(manifests));
+    }
     let files = match ctx
         .git
-        .files(&source.repo_url, &revision, &source.path, ctx.limits)
+        .files(&source.repo_url, revision, &source.path, ctx.limits)
         .await
     {
         Ok(files) => files,
         Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
-        Err(error) => {
-            return Ok(failed(
-                Some(revision),
-                "SourceFailed",
-                "InvalidSource",
-                error.to_string(),
-                &previous,
-            ));
-        }
+        Err(error) => return Ok(Err(Unusable::new("SourceFailed", "InvalidSource", error))),
     };
-    // 2. Render and validate everything before touching the cluster.
     // Which renderer: as asked, or as Argo CD detects it by file name.
     let is_helm = source.helm.is_some() || files.iter().any(|f| f.path == "Chart.yaml");
     let is_kustomize = source.kustomize.is_some()
@@ -254,10 +365,8 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
     let rendered = if is_helm {
         let helm = source.helm.clone().unwrap_or_default();
         let options = render::helm::Options {
-            release: helm
-                .release_name
-                .unwrap_or_else(|| app.metadata.name.clone().unwrap_or_default()),
-            namespace: destination.clone(),
+            release: helm.release_name.unwrap_or(name),
+            namespace: destination.to_owned(),
             value_files: helm.value_files,
             values: helm.values,
         };
@@ -273,20 +382,12 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         // Overlays refer to bases elsewhere in the repository: read all of it.
         let repo = match ctx
             .git
-            .files(&source.repo_url, &revision, "", ctx.limits)
+            .files(&source.repo_url, revision, "", ctx.limits)
             .await
         {
             Ok(repo) => repo,
             Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
-            Err(error) => {
-                return Ok(failed(
-                    Some(revision),
-                    "SourceFailed",
-                    "InvalidSource",
-                    error.to_string(),
-                    &previous,
-                ));
-            }
+            Err(error) => return Ok(Err(Unusable::new("SourceFailed", "InvalidSource", error))),
         };
         let options = render::kustomize::Options {
             name_prefix: source
@@ -307,19 +408,233 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         let recurse = source.directory.as_ref().is_some_and(|d| d.recurse);
         render::directory::render(&files, recurse, ctx.render_limits)
     };
-    let manifests = match rendered {
-        Ok(manifests) => manifests,
+    match rendered {
+        Ok(manifests) => {
+            let manifests = Arc::new(manifests);
+            ctx.renders.put(key, manifests.clone());
+            Ok(Ok(manifests))
+        }
+        Err(error) => Ok(Err(Unusable::new(
+            "RenderFailed",
+            "InvalidManifests",
+            error,
+        ))),
+    }
+}
+
+/// One desired resource compared with its live object.
+struct Compared {
+    identity: String,
+    status: ResourceStatus,
+    health: Assessment,
+}
+
+/// Longest diff kept per resource in the status.
+const DIFF_LIMIT: usize = 4096;
+
+/// Compare one desired resource with the cluster: what a server-side dry-run
+/// apply would make of the live object, against the live object.
+async fn compare_one(
+    ctx: &SyncContext,
+    step: &Step,
+    namespace: &str,
+    ignore_differences: &[IgnoreDifference],
+) -> Result<Compared, Transient> {
+    let manifest = &step.manifest;
+    let namespaced = is_namespaced(ctx, manifest).await?;
+    let resource = reference(manifest, namespace, namespaced);
+    let identity = manifest.identity();
+    let Some(current) = live(ctx, manifest, namespace).await? else {
+        return Ok(Compared {
+            identity,
+            status: ResourceStatus {
+                resource,
+                status: "Missing".to_owned(),
+                health: Some(Health::Missing.as_str().to_owned()),
+                diff: None,
+            },
+            health: health::assess(None),
+        });
+    };
+    let rules: Vec<&IgnoreDifference> = ignore_differences
+        .iter()
+        .filter(|r| ignore::matches(r, manifest, namespace))
+        .collect();
+    let desired = Manifest {
+        object: ignore::strip(&manifest.object, Some(&current), &rules),
+        source: manifest.source.clone(),
+    };
+    let pointers: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.json_pointers.iter().cloned())
+        .collect();
+    let verdict = health::assess(Some(&current));
+    let difference = match ctx
+        .cluster
+        .apply(&desired, namespace, ApplyOptions { dry_run: true })
+        .await
+    {
+        Ok(after) => crate::apply::diff(Some(&current), &after, &pointers),
+        Err(error) => Some(format!("the dry run failed: {}", transient_or(error)?)),
+    };
+    Ok(Compared {
+        identity,
+        status: ResourceStatus {
+            resource,
+            status: if difference.is_some() {
+                "OutOfSync"
+            } else {
+                "Synced"
+            }
+            .to_owned(),
+            health: Some(verdict.health.as_str().to_owned()),
+            diff: difference.map(|mut text| {
+                if text.len() > DIFF_LIMIT {
+                    let mut end = DIFF_LIMIT;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                    text.push_str("\n… (truncated)\n");
+                }
+                text
+            }),
+        },
+        health: verdict,
+    })
+}
+
+/// How many comparisons run at once.
+const COMPARE_CONCURRENCY: usize = 8;
+
+/// Compare every resource (not hooks) of `plan` with the cluster.
+async fn compare(
+    ctx: &SyncContext,
+    plan: &plan::Plan,
+    namespace: &str,
+    ignore_differences: &[IgnoreDifference],
+) -> Result<Vec<Compared>, Transient> {
+    // The futures are made up front (not yet run): a stream mapping borrowed
+    // items makes the sync future lose `Send` (rust-lang/rust#102211).
+    let comparisons: Vec<_> = plan
+        .waves(Phase::Sync)
+        .iter()
+        .flat_map(|w| w.steps.iter().filter(|s| !s.hook))
+        .map(|step| compare_one(ctx, step, namespace, ignore_differences))
+        .collect();
+    futures_util::stream::iter(comparisons)
+        .buffered(COMPARE_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+type RefKey = (String, String, String, String);
+
+fn key(r: &ResourceRef) -> RefKey {
+    (
+        r.group.clone(),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+/// Objects of the previous inventory that left Git but still exist, each
+/// with whether it is protected from pruning by annotation.
+async fn leftovers(
+    ctx: &SyncContext,
+    previous: &[ResourceRef],
+    desired: &BTreeSet<RefKey>,
+    namespace: &str,
+) -> Result<Vec<(ResourceRef, bool)>, Transient> {
+    let mut found = Vec::new();
+    for gone in previous.iter().filter(|r| !desired.contains(&key(r))) {
+        let Some(live) = live(ctx, &manifest_of(gone), namespace).await? else {
+            continue;
+        };
+        let protected = live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(PRUNE_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some("false");
+        found.push((gone.clone(), protected));
+    }
+    Ok(found)
+}
+
+/// Sync `app` because a push or poll said it may be out of date.
+pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Transient> {
+    sync_with(ctx, app, &Request::default()).await
+}
+
+/// Sync `app`: resolve, render, compare; then apply when the policy (or a
+/// manual request) says so, or only report.
+pub async fn sync_with(
+    ctx: &SyncContext,
+    app: &Application,
+    request: &Request,
+) -> Result<Outcome, Transient> {
+    let started_at = jiff::Timestamp::now();
+    let mut timings = Timings::default();
+    let mut outcome = reconcile(ctx, app, request, &mut timings).await?;
+    outcome.started_at = started_at;
+    outcome.push_received_at = request.push_received_at;
+    outcome.timings = timings;
+    Ok(outcome)
+}
+
+async fn reconcile(
+    ctx: &SyncContext,
+    app: &Application,
+    request: &Request,
+    timings: &mut Timings,
+) -> Result<Outcome, Transient> {
+    let spec = &app.spec;
+    let status = app.status.clone().unwrap_or_default();
+    let previous = status.inventory.clone();
+    let destination = destination_of(app);
+    let policy = spec.sync_policy.clone().unwrap_or_default();
+    let automated = policy.automated.clone();
+    let prune = automated.as_ref().is_some_and(|a| a.prune);
+    let self_heal = automated.as_ref().is_some_and(|a| a.self_heal);
+
+    // 1. Source.
+    let clock = Instant::now();
+    let source = &spec.source;
+    let revision = match ctx
+        .git
+        .resolve(&source.repo_url, &source.target_revision)
+        .await
+    {
+        Ok(revision) => revision,
+        Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
         Err(error) => {
             return Ok(failed(
-                Some(revision),
-                "RenderFailed",
-                "InvalidManifests",
+                None,
+                "SourceFailed",
+                "RevisionNotFound",
                 error.to_string(),
                 &previous,
             ));
         }
     };
-    let plan = match plan::plan(manifests) {
+    timings.fetch = clock.elapsed();
+
+    // 2. Render and validate everything before touching the cluster.
+    let clock = Instant::now();
+    let manifests = match render_source(ctx, app, &revision, &destination).await? {
+        Ok(manifests) => manifests,
+        Err(unusable) => {
+            return Ok(failed(
+                Some(revision),
+                unusable.kind,
+                unusable.reason,
+                unusable.message,
+                &previous,
+            ));
+        }
+    };
+    let plan = match plan::plan(manifests.as_ref().clone()) {
         Ok(plan) => plan,
         Err(error) => {
             return Ok(failed(
@@ -363,8 +678,91 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
             ));
         }
     }
+    timings.render = clock.elapsed();
 
-    // 3. Apply.
+    // 3. Compare with the cluster.
+    let clock = Instant::now();
+    let compared = compare(ctx, &plan, &destination, &spec.ignore_differences).await?;
+    let desired: BTreeSet<RefKey> = compared.iter().map(|c| key(&c.status.resource)).collect();
+    let leftovers = leftovers(ctx, &previous, &desired, &destination).await?;
+    timings.diff = clock.elapsed();
+    let changed = compared
+        .iter()
+        .filter(|c| c.status.status != "Synced")
+        .count();
+    let differs = changed > 0 || (prune && leftovers.iter().any(|(_, protected)| !protected));
+    let failed_before = status
+        .operation_state
+        .as_ref()
+        .is_some_and(|o| o.phase != "Succeeded");
+    let new_revision =
+        status.sync.as_ref().and_then(|s| s.revision.as_deref()) != Some(revision.as_str());
+    let apply = request.manual
+        || (automated.is_some() && (failed_before || (differs && (self_heal || new_revision))));
+    if !apply {
+        let unpruned = leftovers.iter().filter(|(_, protected)| !protected).count();
+        let out_of_sync = changed > 0 || unpruned > 0;
+        let mut inventory: Vec<ResourceRef> =
+            compared.iter().map(|c| c.status.resource.clone()).collect();
+        inventory.extend(leftovers.iter().map(|(r, _)| r.clone()));
+        let mut live: Vec<ResourceStatus> = compared.iter().map(|c| c.status.clone()).collect();
+        live.extend(leftovers.into_iter().map(leftover_status));
+        let why = if automated.is_none() {
+            "automated sync is off"
+        } else {
+            "selfHeal is off"
+        };
+        return Ok(Outcome {
+            revision: Some(revision),
+            phase: "Refreshed",
+            sync_status: if out_of_sync { "OutOfSync" } else { "Synced" },
+            message: match (changed, unpruned) {
+                (0, 0) => "in sync".to_owned(),
+                (0, n) => format!("{n} objects need pruning"),
+                (n, 0) => format!("{n} resources out of sync; not applied: {why}"),
+                (n, m) => {
+                    format!("{n} resources out of sync, {m} need pruning; not applied: {why}")
+                }
+            },
+            resources: Vec::new(),
+            inventory,
+            health: health::worst(compared.iter().map(|c| &c.health)),
+            live,
+            condition: None,
+            ..Outcome::default()
+        });
+    }
+    operation(
+        ctx, app, request, timings, revision, &plan, compared, leftovers,
+    )
+    .await
+}
+
+/// The sync operation: namespaces, hooks and waves in order, prune.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the state reconcile built, handed over once"
+)]
+async fn operation(
+    ctx: &SyncContext,
+    app: &Application,
+    request: &Request,
+    timings: &mut Timings,
+    revision: String,
+    plan: &plan::Plan,
+    compared: Vec<Compared>,
+    leftovers: Vec<(ResourceRef, bool)>,
+) -> Result<Outcome, Transient> {
+    let spec = &app.spec;
+    let previous = app
+        .status
+        .as_ref()
+        .map(|s| s.inventory.clone())
+        .unwrap_or_default();
+    let destination = destination_of(app);
+    let policy = spec.sync_policy.clone().unwrap_or_default();
+    let prune = policy.automated.as_ref().is_some_and(|a| a.prune);
+    let clock = Instant::now();
     let mut results = Vec::new();
     if policy.option("CreateNamespace") {
         let namespace = Manifest {
@@ -386,9 +784,10 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
             ));
         }
     }
-    let mut failure: Option<String> = None;
+    let mut failure: Option<Result<String, String>> = None;
     // Health of the resources, as each wave settled (no second round of reads).
-    let mut verdicts: Vec<Assessment> = Vec::new();
+    let mut verdicts: HashMap<String, Assessment> = HashMap::new();
+    let mut waited = Duration::ZERO;
     'phases: for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
         for wave in plan.waves(phase) {
             let mut applied = Vec::with_capacity(wave.steps.len());
@@ -407,7 +806,7 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
                         applied.push(applied_step);
                     }
                     Err(message) => {
-                        failure = Some(message);
+                        failure = Some(Err(message));
                         break 'phases;
                     }
                 }
@@ -419,84 +818,98 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
             {
                 ctx.cluster.forget_kinds().await;
             }
-            match wait_healthy(ctx, &applied, &destination).await? {
+            let wait = Instant::now();
+            let settled = wait_healthy(ctx, &applied, &destination, &request.superseded).await?;
+            waited += wait.elapsed();
+            match settled {
                 Ok(settled) => {
                     verdicts.extend(settled);
                     finish_hooks(ctx, &applied, &destination, DeletePolicy::HookSucceeded).await?
                 }
-                Err(message) => {
+                Err(Wait::Failed(message)) => {
                     finish_hooks(ctx, &applied, &destination, DeletePolicy::HookFailed).await?;
-                    failure = Some(message);
+                    failure = Some(Err(message));
+                    break 'phases;
+                }
+                Err(Wait::Superseded(message)) => {
+                    failure = Some(Ok(message));
                     break 'phases;
                 }
             }
         }
     }
-    if let Some(message) = failure {
-        for wave in plan.waves(Phase::SyncFail) {
-            for step in &wave.steps {
-                let _ =
-                    apply_step(ctx, step, &destination, false, &spec.ignore_differences).await?;
-            }
-        }
-        let mut outcome = failed(
-            Some(revision),
-            "SyncFailed",
-            "SyncFailed",
-            message,
-            &previous,
+    // What this operation applied joins the inventory even when it failed,
+    // so a later sync can prune it.
+    let partial_inventory = |results: &[ResourceResult]| {
+        let mut inventory = previous.clone();
+        let known: BTreeSet<RefKey> = inventory.iter().map(key).collect();
+        inventory.extend(
+            results
+                .iter()
+                .filter(|r| r.hook_phase.is_none() && !known.contains(&key(&r.resource)))
+                .map(|r| r.resource.clone()),
         );
-        outcome.resources = results;
-        return Ok(outcome);
+        inventory
+    };
+    match failure {
+        Some(Ok(waiting_for)) => {
+            timings.health = waited;
+            timings.apply = clock.elapsed().saturating_sub(waited);
+            return Ok(Outcome {
+                revision: Some(revision),
+                phase: "Superseded",
+                sync_status: "OutOfSync",
+                message: format!("a newer commit is waiting; stopped waiting for {waiting_for}"),
+                inventory: partial_inventory(&results),
+                resources: results,
+                health: Assessment {
+                    health: Health::Progressing,
+                    message: waiting_for,
+                },
+                live: compared.into_iter().map(|c| c.status).collect(),
+                ..Outcome::default()
+            });
+        }
+        Some(Err(message)) => {
+            for wave in plan.waves(Phase::SyncFail) {
+                for step in &wave.steps {
+                    let _ = apply_step(ctx, step, &destination, false, &spec.ignore_differences)
+                        .await?;
+                }
+            }
+            timings.health = waited;
+            timings.apply = clock.elapsed().saturating_sub(waited);
+            let mut outcome = failed(
+                Some(revision),
+                "SyncFailed",
+                "SyncFailed",
+                message,
+                &previous,
+            );
+            outcome.inventory = partial_inventory(&results);
+            outcome.resources = results;
+            outcome.live = compared.into_iter().map(|c| c.status).collect();
+            return Ok(outcome);
+        }
+        None => {}
     }
 
     // 4. Prune what left Git.
-    let mut inventory = Vec::new();
-    for manifest in plan.resources() {
-        inventory.push(reference(
-            manifest,
-            &destination,
-            is_namespaced(ctx, manifest).await?,
-        ));
-    }
-    let keep: BTreeSet<(String, String, String, String)> = inventory
-        .iter()
-        .map(|r| {
-            (
-                r.group.clone(),
-                r.kind.clone(),
-                r.namespace.clone(),
-                r.name.clone(),
-            )
-        })
-        .collect();
+    let mut inventory: Vec<ResourceRef> =
+        compared.iter().map(|c| c.status.resource.clone()).collect();
     let mut out_of_sync = false;
-    for gone in previous.iter().filter(|r| {
-        !keep.contains(&(
-            r.group.clone(),
-            r.kind.clone(),
-            r.namespace.clone(),
-            r.name.clone(),
-        ))
-    }) {
-        let manifest = manifest_of(gone);
-        let Some(live) = live(ctx, &manifest, &destination).await? else {
-            continue;
-        };
-        let protected = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("false");
+    let mut kept = Vec::new();
+    for (gone, protected) in leftovers {
         let status = if prune && !protected {
             ctx.cluster
-                .delete(&manifest, &destination)
+                .delete(&manifest_of(&gone), &destination)
                 .await
                 .or_else(|e| transient_or(e).map(|_| ()))?;
             "Pruned"
         } else {
-            out_of_sync = true;
+            out_of_sync |= !protected;
             inventory.push(gone.clone());
+            kept.push(leftover_status((gone.clone(), protected)));
             if protected {
                 "PruneSkipped"
             } else {
@@ -504,17 +917,34 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
             }
         };
         results.push(ResourceResult {
-            resource: gone.clone(),
+            resource: gone,
             status: status.to_owned(),
             message: None,
             hook_phase: None,
         });
     }
+    timings.health = waited;
+    timings.apply = clock.elapsed().saturating_sub(waited);
 
     let applied = results.iter().filter(|r| r.status == "Synced").count();
+    let health = health::worst(verdicts.values());
+    let mut live: Vec<ResourceStatus> = compared
+        .into_iter()
+        .map(|c| ResourceStatus {
+            status: "Synced".to_owned(),
+            diff: None,
+            health: verdicts
+                .get(&c.identity)
+                .map(|a| a.health.as_str().to_owned())
+                .or(c.status.health),
+            ..c.status
+        })
+        .collect();
+    live.extend(kept);
     Ok(Outcome {
         revision: Some(revision),
         phase: "Succeeded",
+        sync_status: if out_of_sync { "OutOfSync" } else { "Synced" },
         message: if out_of_sync {
             format!("{applied} resources synced; some objects need pruning")
         } else {
@@ -522,8 +952,34 @@ pub async fn sync(ctx: &SyncContext, app: &Application) -> Result<Outcome, Trans
         },
         resources: results,
         inventory,
-        health: health::worst(&verdicts),
-        condition: None,
+        health,
+        live,
+        ..Outcome::default()
+    })
+}
+
+/// How a leftover of the previous inventory that was not pruned is reported.
+fn leftover_status((resource, protected): (ResourceRef, bool)) -> ResourceStatus {
+    ResourceStatus {
+        resource,
+        status: if protected {
+            "PruneSkipped"
+        } else {
+            "RequiresPruning"
+        }
+        .to_owned(),
+        health: None,
+        diff: None,
+    }
+}
+
+/// The namespace namespaced objects that name none go to.
+fn destination_of(app: &Application) -> String {
+    app.spec.destination.namespace.clone().unwrap_or_else(|| {
+        app.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned())
     })
 }
 
@@ -640,12 +1096,22 @@ async fn wait_gone(
     Ok(())
 }
 
-/// Wait until every object of the wave is healthy (or has no health rule).
+/// Why a wave did not settle.
+enum Wait {
+    /// Degraded, or not healthy in time.
+    Failed(String),
+    /// A newer commit is waiting; this is what was still pending.
+    Superseded(String),
+}
+
+/// Wait until every object of the wave is healthy (or has no health rule);
+/// the verdicts of its resources (not hooks) by identity.
 async fn wait_healthy(
     ctx: &SyncContext,
     steps: &[Step],
     namespace: &str,
-) -> Result<Result<Vec<Assessment>, String>, Transient> {
+    superseded: &CancellationToken,
+) -> Result<Result<Vec<(String, Assessment)>, Wait>, Transient> {
     let deadline = tokio::time::Instant::now() + ctx.health_timeout;
     loop {
         let mut pending = None;
@@ -655,12 +1121,12 @@ async fn wait_healthy(
             match verdict.health {
                 Health::Healthy | Health::Unknown => {}
                 Health::Degraded => {
-                    return Ok(Err(format!(
+                    return Ok(Err(Wait::Failed(format!(
                         "{} {:?} is degraded: {}",
                         step.manifest.kind(),
                         step.manifest.name(),
                         verdict.message
-                    )));
+                    ))));
                 }
                 Health::Progressing | Health::Missing => {
                     pending = Some(format!(
@@ -672,19 +1138,22 @@ async fn wait_healthy(
                 }
             }
             if !step.hook {
-                verdicts.push(verdict);
+                verdicts.push((step.manifest.identity(), verdict));
             }
         }
         let Some(pending) = pending else {
             return Ok(Ok(verdicts));
         };
         if tokio::time::Instant::now() >= deadline {
-            return Ok(Err(format!(
+            return Ok(Err(Wait::Failed(format!(
                 "not healthy within {:?}: {pending}",
                 ctx.health_timeout
-            )));
+            ))));
         }
-        tokio::time::sleep(ctx.health_poll).await;
+        tokio::select! {
+            () = superseded.cancelled() => return Ok(Err(Wait::Superseded(pending))),
+            () = tokio::time::sleep(ctx.health_poll) => {}
+        }
     }
 }
 
@@ -706,47 +1175,54 @@ async fn finish_hooks(
     Ok(())
 }
 
-/// The Application status after `outcome`, merged over the previous one.
+/// The Application status after `outcome`, merged over the previous one:
+/// a comparison without an operation leaves the last operation and the
+/// history as they were.
 pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
     let now = jiff::Timestamp::now().to_string();
-    let mut history = app
-        .status
-        .as_ref()
-        .map(|s| s.history.clone())
-        .unwrap_or_default();
-    if outcome.phase == "Succeeded"
-        && let Some(revision) = &outcome.revision
-        && history.last().is_none_or(|h| &h.revision != revision)
-    {
-        history.push(pushsync_api::RevisionHistory {
-            revision: revision.clone(),
-            deployed_at: now.clone(),
-        });
-        let excess = history.len().saturating_sub(10);
-        history.drain(..excess);
+    let mut status = json!({
+        "sync": {"status": outcome.sync_status, "revision": outcome.revision},
+        "health": {"status": outcome.health.health.as_str(), "message": (!outcome.health.message.is_empty()).then_some(&outcome.health.message)},
+        "conditions": outcome.condition.iter().collect::<Vec<_>>(),
+        "inventory": outcome.inventory,
+        "resources": outcome.live,
+        "reconciledAt": now,
+    });
+    if let Some(received) = outcome.push_received_at {
+        status["lastPushReceivedAt"] = json!(received.to_string());
     }
-    let sync_status = if outcome.phase == "Succeeded" && !outcome.message.contains("need pruning") {
-        "Synced"
-    } else {
-        "OutOfSync"
-    };
-    json!({
-        "status": {
-            "sync": {"status": sync_status, "revision": outcome.revision},
-            "health": {"status": outcome.health.health.as_str(), "message": (!outcome.health.message.is_empty()).then_some(&outcome.health.message)},
-            "operationState": {
-                "phase": outcome.phase,
-                "message": outcome.message,
-                "revision": outcome.revision,
-                "finishedAt": now,
-                "resources": outcome.resources,
-            },
-            "history": history,
-            "conditions": outcome.condition.iter().collect::<Vec<_>>(),
-            "inventory": outcome.inventory,
+    if outcome.operated() {
+        let mut history = app
+            .status
+            .as_ref()
+            .map(|s| s.history.clone())
+            .unwrap_or_default();
+        if outcome.phase == "Succeeded"
+            && let Some(revision) = &outcome.revision
+            && history.last().is_none_or(|h| &h.revision != revision)
+        {
+            history.push(pushsync_api::RevisionHistory {
+                revision: revision.clone(),
+                deployed_at: now.clone(),
+            });
+            let excess = history.len().saturating_sub(HISTORY_LIMIT);
+            history.drain(..excess);
         }
-    })
+        status["history"] = json!(history);
+        status["operationState"] = json!({
+            "phase": outcome.phase,
+            "message": outcome.message,
+            "revision": outcome.revision,
+            "startedAt": outcome.started_at.to_string(),
+            "finishedAt": now,
+            "resources": outcome.resources,
+        });
+    }
+    json!({ "status": status })
 }
+
+/// How many deployed revisions the status remembers.
+pub const HISTORY_LIMIT: usize = 10;
 
 #[cfg(test)]
 mod tests;

@@ -55,10 +55,96 @@ fn application(url: &str, prune: bool) -> Application {
 
 /// Carry the outcome into the Application, as the status write would.
 fn remember(app: &mut Application, outcome: &Outcome) {
-    app.status = Some(ApplicationStatus {
-        inventory: outcome.inventory.clone(),
-        ..ApplicationStatus::default()
-    });
+    let mut status = serde_json::to_value(app.status.clone().unwrap_or_default()).unwrap();
+    let patch = status_patch(app, outcome);
+    for (field, value) in patch["status"].as_object().unwrap() {
+        status[field] = value.clone();
+    }
+    app.status = Some(serde_json::from_value::<ApplicationStatus>(status).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
+    use kube::api::{Api, Patch, PatchParams};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {colour: blue}\n",
+    );
+    repo.commit("settings");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), true);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    remember(&mut app, &outcome);
+
+    // Nothing changed: a re-sync only compares, and applies nothing.
+    let writes = |sandbox: &Sandbox| sandbox.audit().iter().filter(|e| e.is_write()).count();
+    let before = writes(&sandbox);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        (outcome.phase, outcome.sync_status),
+        ("Refreshed", "Synced")
+    );
+    assert_eq!(
+        writes(&sandbox),
+        before,
+        "an in-sync re-sync writes nothing"
+    );
+
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.client(), "guestbook");
+    let colour = || {
+        let maps = maps.clone();
+        async move { maps.get("settings").await.unwrap().data.unwrap()["colour"].clone() }
+    };
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    maps.patch(
+        "settings",
+        &edit,
+        &Patch::Merge(json!({"data": {"colour": "red"}})),
+    )
+    .await
+    .unwrap();
+
+    // selfHeal off: reported with a diff, left alone.
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        (outcome.phase, outcome.sync_status),
+        ("Refreshed", "OutOfSync"),
+        "{}",
+        outcome.message
+    );
+    let diff = outcome.live[0].diff.clone().unwrap();
+    assert!(
+        diff.contains("-  colour: red") && diff.contains("+  colour: blue"),
+        "{diff}"
+    );
+    assert_eq!(colour().await, "red");
+    remember(&mut app, &outcome);
+
+    // selfHeal on: reverted.
+    app.spec
+        .sync_policy
+        .as_mut()
+        .unwrap()
+        .automated
+        .as_mut()
+        .unwrap()
+        .self_heal = true;
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        (outcome.phase, outcome.sync_status),
+        ("Succeeded", "Synced")
+    );
+    assert_eq!(colour().await, "blue");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,13 +305,15 @@ async fn with_prune_off_removed_objects_stay_and_are_reported() {
     repo.remove("apps/guestbook/b.yaml");
     repo.commit("one");
     let outcome = sync(&ctx, &app).await.unwrap();
+    // Nothing else changed, so no operation runs: the leftover is reported.
+    assert_eq!(outcome.phase, "Refreshed", "{}", outcome.message);
     assert!(
         outcome
-            .resources
+            .live
             .iter()
-            .any(|r| r.status == "RequiresPruning"),
+            .any(|r| r.status == "RequiresPruning" && r.resource.name == "b"),
         "{:?}",
-        outcome.resources
+        outcome.live
     );
     let b = Manifest {
         object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}),
@@ -259,7 +347,9 @@ async fn hooks_and_waves_run_in_order() {
     let writes: Vec<String> = sandbox
         .audit()
         .into_iter()
-        .filter(|e| e.verb == "patch" && e.field_manager.as_deref() == Some("pushsync"))
+        .filter(|e| {
+            e.is_write() && e.verb == "patch" && e.field_manager.as_deref() == Some("pushsync")
+        })
         .map(|e| e.path.rsplit('/').next().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(
@@ -366,6 +456,13 @@ async fn replicas_owned_by_an_autoscaler_are_not_reverted_when_ignored() {
     }];
     scale(4).await;
     let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.sync_status, "Synced", "{}", outcome.message);
+    // Even a sync someone asks for leaves the autoscaler's value alone.
+    let manual = Request {
+        manual: true,
+        ..Request::default()
+    };
+    let outcome = sync_with(&ctx, &app, &manual).await.unwrap();
     assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
     assert_eq!(replicas().await, Some(4));
 
@@ -390,8 +487,13 @@ async fn the_argo_cd_helm_hooks_example_runs_as_written() {
     let daemon = GitDaemon::serve_repo(&repo);
     let app = application(&daemon.url_of(&repo), true);
 
+    // A sync asked for by hand runs the hooks again even when nothing changed.
+    let manual = Request {
+        manual: true,
+        ..Request::default()
+    };
     for round in 0..2 {
-        let outcome = sync(&ctx, &app).await.unwrap();
+        let outcome = sync_with(&ctx, &app, &manual).await.unwrap();
         assert_eq!(
             outcome.phase, "Succeeded",
             "round {round}: {}",
@@ -407,6 +509,7 @@ async fn the_argo_cd_helm_hooks_example_runs_as_written() {
         .into_iter()
         .filter(|e| {
             matches!(e.verb.as_str(), "patch" | "create")
+                && !e.is_dry_run()
                 && e.path.contains("/namespaces/guestbook/")
         })
         .map(|e| e.path.rsplit('/').next().unwrap_or_default().to_owned())
