@@ -3,7 +3,6 @@
 //! --server-side` of the same files; the CPU of a no-op re-sync.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,7 +10,6 @@ use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
 use pushsync_broker::{AmqpConfig, Broker};
-use pushsync_proto::AppRef;
 use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::Sandbox;
@@ -20,9 +18,11 @@ use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
-use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::pipeline::dispatch_loop;
 use pushsync_worker::sync::{SyncContext, sync};
+use pushsync_worker::syncer::{SyncSettings, Syncer};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "bench-secret";
@@ -135,21 +135,30 @@ pub async fn run() -> anyhow::Result<()> {
         topology.clone(),
         32,
         move || index_d.sources(),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let index_s = index.clone();
-    let lookup = move |app: &AppRef| -> Option<Arc<Application>> { index_s.get(app) };
-    tokio::spawn(sync_loop(
-        broker.clone(),
-        topology.clone(),
-        4,
-        ctx.clone(),
         sandbox.client(),
-        lookup,
         metrics.clone(),
         stop.clone(),
     ));
+    tokio::spawn(
+        Syncer::new(
+            broker.clone(),
+            topology.clone(),
+            ctx.clone(),
+            sandbox.client(),
+            Leases::new(
+                sandbox.client(),
+                "default",
+                "bench",
+                Duration::from_secs(15),
+            ),
+            metrics.clone(),
+            SyncSettings {
+                lock_poll: Duration::from_millis(100),
+                ..SyncSettings::default()
+            },
+        )
+        .run(stop.clone()),
+    );
 
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -9,7 +9,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -18,15 +17,17 @@ use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
 use pushsync_broker::{Broker, MemoryQueue};
-use pushsync_proto::{AppRef, Topology};
+use pushsync_proto::Topology;
 use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
-use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::lease::Leases;
+use pushsync_worker::pipeline::dispatch_loop;
 use pushsync_worker::sync::SyncContext;
+use pushsync_worker::syncer::{SyncSettings, Syncer};
 use tokio_util::sync::CancellationToken;
 
 /// Run pushsync locally with no cluster and no broker.
@@ -225,21 +226,30 @@ async fn main() -> anyhow::Result<()> {
         topology.clone(),
         32,
         move || index_for_dispatch.sources(),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let index_for_sync = index.clone();
-    let lookup = move |app: &AppRef| -> Option<Arc<Application>> { index_for_sync.get(app) };
-    tokio::spawn(sync_loop(
-        broker.clone(),
-        topology.clone(),
-        4,
-        ctx.clone(),
         sandbox.client(),
-        lookup,
         metrics.clone(),
         stop.clone(),
     ));
+    tokio::spawn(
+        Syncer::new(
+            broker.clone(),
+            topology.clone(),
+            ctx.clone(),
+            sandbox.client(),
+            Leases::new(
+                sandbox.client(),
+                "default",
+                "local",
+                Duration::from_secs(15),
+            ),
+            metrics.clone(),
+            SyncSettings {
+                lock_poll: Duration::from_millis(100),
+                ..SyncSettings::default()
+            },
+        )
+        .run(stop.clone()),
+    );
 
     // Sync everything once at start, as the fallback poll would.
     for app in index.applications() {

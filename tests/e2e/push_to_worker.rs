@@ -28,6 +28,16 @@ async fn cluster() -> pushsync_sandbox::Sandbox {
     crds.create(&Default::default(), &pushsync_api::Application::crd())
         .await
         .unwrap();
+    // Where the workers keep their Leases, as deploy/ creates it.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(sandbox.client());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "pushsync"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     sandbox
 }
 
@@ -41,6 +51,7 @@ fn worker(prefix: &str, sandbox: &pushsync_sandbox::Sandbox, cache: &std::path::
         pushsync_testkit::helm_binary().display().to_string(),
     ));
     env.push(("PUSHSYNC_HEALTH_TIMEOUT_SECONDS", "20".to_owned()));
+    env.push(("PUSHSYNC_METRICS_LISTEN", "127.0.0.1:0".to_owned()));
     Service::start("pushsync-worker", &[], &env)
 }
 

@@ -137,13 +137,34 @@ pub struct SourceFile {
 }
 
 /// The cache of bare repositories.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitCache {
     root: PathBuf,
     timeout: Duration,
     slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>>,
     /// Round trips to remotes so far (for metrics and tests).
     remote_calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Told the duration and received bytes of every fetch.
+    on_fetch: Option<FetchObserver>,
+}
+
+impl std::fmt::Debug for GitCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitCache")
+            .field("root", &self.root)
+            .field("timeout", &self.timeout)
+            .field("remote_calls", &self.remote_calls())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Called with the duration and the bytes received of each fetch.
+pub type FetchObserver = Arc<dyn Fn(Duration, u64) + Send + Sync>;
+
+/// What a resolve did beyond asking the remote for its refs.
+struct Fetched {
+    duration: Duration,
+    bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +195,14 @@ impl GitCache {
             timeout,
             slots: Arc::new(Mutex::new(HashMap::new())),
             remote_calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            on_fetch: None,
         }
+    }
+
+    /// Report every fetch (duration, bytes received) to `observer`.
+    pub fn observe_fetches(mut self, observer: FetchObserver) -> Self {
+        self.on_fetch = Some(observer);
+        self
     }
 
     /// How many resolves did the work rather than reuse another's answer: each
@@ -219,11 +247,14 @@ impl GitCache {
         );
         self.remote_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let commit = tokio::task::spawn_blocking(move || {
+        let (commit, fetched) = tokio::task::spawn_blocking(move || {
             resolve_blocking(&path, &url_owned, &revision_owned, timeout)
         })
         .await
         .map_err(|_| GitError::TaskFailed)??;
+        if let (Some(fetched), Some(observer)) = (fetched, &self.on_fetch) {
+            observer(fetched.duration, fetched.bytes);
+        }
         slot.resolved
             .insert(revision.to_owned(), (commit.clone(), Instant::now()));
         Ok(commit)
@@ -261,7 +292,7 @@ fn resolve_blocking(
     url: &str,
     revision: &str,
     timeout: Duration,
-) -> Result<String, GitError> {
+) -> Result<(String, Option<Fetched>), GitError> {
     let repo = open_cache(path)?;
     let shown = display_url(url);
     let deadline = Instant::now() + timeout;
@@ -284,7 +315,7 @@ fn resolve_blocking(
         && let Ok(oid) = Oid::from_str(revision)
         && repo.find_commit(oid).is_ok()
     {
-        return Ok(revision.to_ascii_lowercase());
+        return Ok((revision.to_ascii_lowercase(), None));
     }
 
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
@@ -329,7 +360,7 @@ fn resolve_blocking(
     })?;
 
     if repo.find_commit(oid).is_ok() {
-        return Ok(oid.to_string());
+        return Ok((oid.to_string(), None));
     }
     // A ref: fetch just that ref, shallow. A commit id: servers speaking the
     // protocol libgit2 uses refuse wants that are not ref tips, so fetch the
@@ -353,9 +384,14 @@ fn resolve_blocking(
         // libgit2's "unshallow" depth.
         options.depth(i32::MAX);
     }
+    let started = Instant::now();
     remote
         .fetch(&refspecs, Some(&mut options), None)
         .map_err(failed)?;
+    let fetched = Fetched {
+        duration: started.elapsed(),
+        bytes: remote.stats().received_bytes() as u64,
+    };
     let commit = repo
         .find_object(oid, None)
         .and_then(|object| object.peel_to_commit())
@@ -363,7 +399,7 @@ fn resolve_blocking(
             url: shown,
             revision: revision.to_owned(),
         })?;
-    Ok(commit.id().to_string())
+    Ok((commit.id().to_string(), Some(fetched)))
 }
 
 fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {

@@ -11,9 +11,11 @@ use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
-use pushsync_worker::pipeline::{dispatch_loop, sync_loop};
+use pushsync_worker::pipeline::dispatch_loop;
 use pushsync_worker::sync::SyncContext;
+use pushsync_worker::syncer::{RetryPolicy, SyncSettings, Syncer};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -38,9 +40,35 @@ struct Args {
     /// Push events handled at once (broker prefetch of the dispatcher).
     #[arg(long, env = "PUSHSYNC_PREFETCH", default_value_t = 32)]
     prefetch: u16,
-    /// Sync jobs held at once (broker prefetch of the syncer).
-    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH", default_value_t = 4)]
+    /// Syncs running at once in this worker.
+    #[arg(long, env = "PUSHSYNC_MAX_SYNCS", default_value_t = 4)]
+    max_syncs: u16,
+    /// Sync jobs held at once: running, waiting for another worker's sync of
+    /// the same Application, or waiting to retry (broker prefetch).
+    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH", default_value_t = 32)]
     sync_prefetch: u16,
+    /// Namespace of the Leases that keep one sync per Application and one poller.
+    #[arg(long, env = "PUSHSYNC_LEASE_NAMESPACE", default_value = "pushsync")]
+    lease_namespace: String,
+    /// How long a Lease holds without renewal (a dead worker's syncs resume
+    /// elsewhere after this).
+    #[arg(long, env = "PUSHSYNC_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    lease_duration: Duration,
+    /// How often a job waiting for another worker's sync of its Application checks.
+    #[arg(long, env = "PUSHSYNC_LOCK_POLL", default_value = "1s", value_parser = duration)]
+    lock_poll: Duration,
+    /// This worker's name in Leases (default: host name and process id).
+    #[arg(long, env = "PUSHSYNC_IDENTITY")]
+    identity: Option<String>,
+    /// Attempts per sync job when an Application names no `syncPolicy.retry`.
+    #[arg(long, env = "PUSHSYNC_RETRY_LIMIT", default_value_t = 5)]
+    retry_limit: u32,
+    /// First retry delay when an Application names none (doubling each time).
+    #[arg(long, env = "PUSHSYNC_RETRY_BACKOFF", default_value = "5s", value_parser = duration)]
+    retry_backoff: Duration,
+    /// Longest retry delay when an Application names none.
+    #[arg(long, env = "PUSHSYNC_RETRY_MAX_BACKOFF", default_value = "3m", value_parser = duration)]
+    retry_max_backoff: Duration,
     /// Only watch Applications in this namespace (default: all namespaces).
     #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -71,6 +99,22 @@ struct Args {
     log_format: String,
 }
 
+fn duration(text: &str) -> Result<Duration, String> {
+    pushsync_worker::syncer::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 500ms, 15s, 10m, 1h30m)"))
+}
+
+/// `host-pid`: unique among live workers, readable in Leases.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format);
@@ -93,9 +137,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.prefetch == 0 || args.sync_prefetch == 0 {
+    if args.prefetch == 0 || args.sync_prefetch == 0 || args.max_syncs == 0 {
         eprintln!(
-            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH and PUSHSYNC_SYNC_PREFETCH must be greater than zero"
+            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH, PUSHSYNC_SYNC_PREFETCH and PUSHSYNC_MAX_SYNCS must be greater than zero"
         );
         return ExitCode::from(EXIT_USAGE);
     }
@@ -148,6 +192,24 @@ async fn run(args: Args, uri: String) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
+    // Leases are how workers agree; without their namespace nothing syncs.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    match namespaces.get_opt(&args.lease_namespace).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!(
+                "pushsync-worker: invalid configuration: PUSHSYNC_LEASE_NAMESPACE {:?} does not exist (create it, or point the variable at the worker's own namespace)",
+                args.lease_namespace
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        // Not allowed to read namespaces, or the API is briefly down: the
+        // Lease writes will say more if it is really missing.
+        Err(error) => {
+            tracing::warn!(namespace = %args.lease_namespace, error = %error, "could not check the lease namespace")
+        }
+    }
     let index = ClusterIndex::start(
         client.clone(),
         args.watch_namespace.as_deref(),
@@ -174,6 +236,28 @@ async fn run(args: Args, uri: String) -> ExitCode {
             Cluster::new(client.clone()),
         )
     };
+    let ctx = SyncContext {
+        git: ctx.git.clone().observe_fetches(metrics.fetch_observer()),
+        ..ctx
+    };
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let leases = Leases::new(
+        client.clone(),
+        &args.lease_namespace,
+        identity.clone(),
+        args.lease_duration,
+    );
+    let settings = SyncSettings {
+        max_syncs: usize::from(args.max_syncs),
+        prefetch: args.sync_prefetch,
+        lock_poll: args.lock_poll,
+        retry: RetryPolicy {
+            limit: args.retry_limit.max(1),
+            first: args.retry_backoff,
+            factor: 2,
+            max: args.retry_max_backoff,
+        },
+    };
     let dispatcher = tokio::spawn(dispatch_loop(
         broker.clone(),
         topology.clone(),
@@ -182,22 +266,34 @@ async fn run(args: Args, uri: String) -> ExitCode {
             let index = index.clone();
             move || index.sources()
         },
+        client.clone(),
         metrics.clone(),
         stop.clone(),
     ));
-    let syncer = tokio::spawn(sync_loop(
-        broker.clone(),
-        topology,
-        args.sync_prefetch,
-        ctx,
-        client,
-        {
-            let index = index.clone();
-            move |app: &pushsync_proto::AppRef| index.get(app)
-        },
-        metrics.clone(),
-        stop.clone(),
-    ));
+    let syncer = tokio::spawn(
+        Syncer::new(
+            broker.clone(),
+            topology,
+            ctx,
+            client,
+            leases,
+            metrics.clone(),
+            settings,
+        )
+        .run(stop.clone()),
+    );
+    tokio::spawn({
+        let (index, metrics, stop) = (index.clone(), metrics.clone(), stop.clone());
+        async move {
+            loop {
+                metrics.count_applications(index.applications().iter().map(|a| a.as_ref()));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(15)) => {}
+                }
+            }
+        }
+    });
     tracing::info!("worker running");
     stop.cancelled().await;
     // In-flight work stops at its next await; unacknowledged messages are redelivered.

@@ -1,7 +1,8 @@
 //! The worker's Prometheus metrics and a minimal `/metrics` + `/healthz` endpoint.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -21,6 +22,22 @@ pub const PUSH_TO_SYNC_START_SECONDS: &str = "pushsync_worker_push_to_sync_start
 pub const RESOURCES_TOTAL: &str = "pushsync_worker_resources_total";
 /// Messages sent to the dead-letter queue.
 pub const DEAD_LETTERED_TOTAL: &str = "pushsync_worker_dead_lettered_total";
+/// Time per sync phase (`fetch`, `render`, `diff`, `apply`, `health`).
+pub const SYNC_PHASE_DURATION_SECONDS: &str = "pushsync_worker_sync_phase_duration_seconds";
+/// Sync jobs by how they ended (`synced`, `coalesced`, `gone`, `dead_lettered`).
+pub const SYNC_JOBS_TOTAL: &str = "pushsync_worker_sync_jobs_total";
+/// Syncs running now in this worker.
+pub const SYNCS_RUNNING: &str = "pushsync_worker_syncs_running";
+/// Duration of git fetches (only when the remote had new commits).
+pub const GIT_FETCH_DURATION_SECONDS: &str = "pushsync_worker_git_fetch_duration_seconds";
+/// Bytes received by git fetches.
+pub const GIT_FETCH_BYTES_TOTAL: &str = "pushsync_worker_git_fetch_bytes_total";
+/// Applications by sync and health status, as this worker's index sees them.
+pub const APPLICATIONS: &str = "pushsync_worker_applications";
+/// Fallback poll cycles by result (`ran`, `failed`).
+pub const POLLS_TOTAL: &str = "pushsync_worker_polls_total";
+/// Whether this worker is the active poller (1) or a standby (0).
+pub const POLL_LEADER: &str = "pushsync_worker_poll_leader";
 
 /// Handles to every metric, in a registry of their own.
 #[derive(Debug, Clone)]
@@ -40,6 +57,22 @@ pub struct Metrics {
     pub resources: IntCounterVec,
     /// See [`DEAD_LETTERED_TOTAL`].
     pub dead_lettered: IntCounter,
+    /// See [`SYNC_PHASE_DURATION_SECONDS`].
+    pub sync_phase_duration: HistogramVec,
+    /// See [`SYNC_JOBS_TOTAL`].
+    pub sync_jobs: IntCounterVec,
+    /// See [`SYNCS_RUNNING`].
+    pub syncs_running: IntGauge,
+    /// See [`GIT_FETCH_DURATION_SECONDS`].
+    pub git_fetch_duration: Histogram,
+    /// See [`GIT_FETCH_BYTES_TOTAL`].
+    pub git_fetch_bytes: IntCounter,
+    /// See [`APPLICATIONS`].
+    pub applications: IntGaugeVec,
+    /// See [`POLLS_TOTAL`].
+    pub polls: IntCounterVec,
+    /// See [`POLL_LEADER`].
+    pub poll_leader: IntGauge,
 }
 
 impl Metrics {
@@ -67,7 +100,7 @@ impl Metrics {
                 PUSH_TO_SYNC_START_SECONDS,
                 "Time from the receiver accepting a push to the start of its sync.",
             )
-            .buckets(buckets),
+            .buckets(buckets.clone()),
         )?;
         let resources = IntCounterVec::new(
             Opts::new(RESOURCES_TOTAL, "Resources handled by syncs, by result."),
@@ -77,6 +110,52 @@ impl Metrics {
             DEAD_LETTERED_TOTAL,
             "Messages sent to the dead-letter queue.",
         )?;
+        let sync_phase_duration = HistogramVec::new(
+            HistogramOpts::new(SYNC_PHASE_DURATION_SECONDS, "Time per sync phase.")
+                .buckets(buckets.clone()),
+            &["phase"],
+        )?;
+        let sync_jobs = IntCounterVec::new(
+            Opts::new(SYNC_JOBS_TOTAL, "Sync jobs by how they ended."),
+            &["result"],
+        )?;
+        let syncs_running = IntGauge::new(SYNCS_RUNNING, "Syncs running now in this worker.")?;
+        let git_fetch_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                GIT_FETCH_DURATION_SECONDS,
+                "Duration of git fetches of new commits.",
+            )
+            .buckets(buckets.clone()),
+        )?;
+        let git_fetch_bytes =
+            IntCounter::new(GIT_FETCH_BYTES_TOTAL, "Bytes received by git fetches.")?;
+        let applications = IntGaugeVec::new(
+            Opts::new(
+                APPLICATIONS,
+                "Applications by sync and health status (every worker reports the whole view: aggregate with max).",
+            ),
+            &["sync_status", "health_status"],
+        )?;
+        let polls = IntCounterVec::new(
+            Opts::new(POLLS_TOTAL, "Fallback poll cycles by result."),
+            &["result"],
+        )?;
+        let poll_leader = IntGauge::new(
+            POLL_LEADER,
+            "1 while this worker is the active poller, 0 on standby.",
+        )?;
+        for metric in [
+            Box::new(sync_phase_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sync_jobs.clone()),
+            Box::new(syncs_running.clone()),
+            Box::new(git_fetch_duration.clone()),
+            Box::new(git_fetch_bytes.clone()),
+            Box::new(applications.clone()),
+            Box::new(polls.clone()),
+            Box::new(poll_leader.clone()),
+        ] {
+            registry.register(metric)?;
+        }
         registry.register(Box::new(push_events.clone()))?;
         registry.register(Box::new(sync_jobs_published.clone()))?;
         registry.register(Box::new(syncs.clone()))?;
@@ -93,7 +172,53 @@ impl Metrics {
             push_to_sync_start,
             resources,
             dead_lettered,
+            sync_phase_duration,
+            sync_jobs,
+            syncs_running,
+            git_fetch_duration,
+            git_fetch_bytes,
+            applications,
+            polls,
+            poll_leader,
         })
+    }
+
+    /// A fetch observer for [`crate::git::GitCache::observe_fetches`].
+    pub fn fetch_observer(&self) -> crate::git::FetchObserver {
+        let (duration, bytes) = (
+            self.git_fetch_duration.clone(),
+            self.git_fetch_bytes.clone(),
+        );
+        std::sync::Arc::new(move |took: std::time::Duration, received: u64| {
+            duration.observe(took.as_secs_f64());
+            bytes.inc_by(received);
+        })
+    }
+
+    /// Count Applications by their sync and health status.
+    pub fn count_applications<'a>(
+        &self,
+        applications: impl IntoIterator<Item = &'a pushsync_api::Application>,
+    ) {
+        let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        for app in applications {
+            let status = app.status.as_ref();
+            let sync = status
+                .and_then(|s| s.sync.as_ref())
+                .map_or("Unknown", |s| s.status.as_str());
+            let health = status
+                .and_then(|s| s.health.as_ref())
+                .map_or("Unknown", |h| h.status.as_str());
+            *counts
+                .entry((sync.to_owned(), health.to_owned()))
+                .or_default() += 1;
+        }
+        self.applications.reset();
+        for ((sync, health), count) in counts {
+            self.applications
+                .with_label_values(&[&sync, &health])
+                .set(count);
+        }
     }
 
     /// The text exposition.

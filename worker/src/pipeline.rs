@@ -1,60 +1,101 @@
-//! The two loops a worker runs: dispatch (push events → one sync job per
-//! affected Application) and sync (sync jobs → syncs → status), both on the
-//! queue, acknowledging a message only when its work is done.
+//! Dispatch: push events → one sync job per affected Application, on the
+//! queue, acknowledging a push only once its jobs are confirmed published
+//! (the sync side is [`crate::syncer`]).
 //!
 //! A sync job names an Application, not a revision: the sync resolves the
 //! branch head when it runs, so duplicated or stale jobs are harmless.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pushsync_api::Application;
 use pushsync_broker::{Broker, Delivery, Outgoing};
-use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger, Topology};
+use pushsync_proto::{AppRef, Message, PushEvent, SyncJob, SyncTrigger, Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{AppSource, Decision, affected};
 use crate::metrics::Metrics;
-use crate::sync::{Request, SyncContext, sync_with};
 
 /// How long a failed step waits before its message goes back to the queue.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// Sync jobs for the Applications one push affects.
-pub fn jobs_for(message: &Message, apps: &[AppSource], topology: &Topology) -> Vec<Outgoing> {
+/// A sync job for `app`, ready to publish.
+pub fn job(app: AppRef, trigger: SyncTrigger, id: &str, topology: &Topology) -> Option<Outgoing> {
+    let job_id = format!("{id}/{app}");
+    let job = Message::SyncJobV1(SyncJob {
+        job_id: job_id.clone(),
+        trigger,
+        requested_at: jiff::Timestamp::now(),
+        application: app,
+    });
+    Some(Outgoing {
+        exchange: topology.jobs_exchange(),
+        routing_key: Topology::SYNC_ROUTING_KEY.to_owned(),
+        message_id: job_id,
+        schema: job.schema(),
+        body: job.encode().ok()?,
+    })
+}
+
+/// Sync jobs for the Applications one push affects, and the Applications
+/// whose ref it deleted.
+pub fn jobs_for(
+    message: &Message,
+    apps: &[AppSource],
+    topology: &Topology,
+) -> (Vec<Outgoing>, Vec<AppRef>) {
     let Message::PushV1(event) = message else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    affected(event, apps)
+    let mut deleted = Vec::new();
+    let jobs = affected(event, apps)
         .into_iter()
         .filter_map(|decision| match decision {
             Decision::Sync(app) => Some(app),
             Decision::RefDeleted(app) => {
-                tracing::warn!(application = %app, git_ref = %event.git_ref.full, "the ref this Application follows was deleted; nothing is applied");
+                deleted.push(app);
                 None
             }
         })
         .filter_map(|app| {
-            let job_id = format!("{}/{app}", event.delivery_id);
-            let job = Message::SyncJobV1(SyncJob {
-                job_id: job_id.clone(),
-                trigger: SyncTrigger::Push {
-                    delivery_id: event.delivery_id.clone(),
-                    revision: event.after.clone(),
-                    received_at: event.received_at,
-                },
-                requested_at: jiff::Timestamp::now(),
-                application: app,
-            });
-            Some(Outgoing {
-                exchange: topology.jobs_exchange(),
-                routing_key: Topology::SYNC_ROUTING_KEY.to_owned(),
-                message_id: job_id,
-                schema: job.schema(),
-                body: job.encode().ok()?,
-            })
+            let trigger = SyncTrigger::Push {
+                delivery_id: event.delivery_id.clone(),
+                revision: event.after.clone(),
+                received_at: event.received_at,
+            };
+            job(app, trigger, &event.delivery_id, topology)
         })
-        .collect()
+        .collect();
+    (jobs, deleted)
+}
+
+/// Mark `app` with a `RefDeleted` condition: its ref is gone, nothing was applied.
+async fn report_deleted_ref(client: &kube::Client, app: &AppRef, event: &PushEvent) {
+    tracing::warn!(application = %app, git_ref = %event.git_ref.full, "the ref this Application follows was deleted; nothing is applied");
+    let message = format!(
+        "{} was deleted in {} (delivery {}); nothing was applied, the last synced objects stay",
+        event.git_ref.full, event.repository.full_name, event.delivery_id
+    );
+    let patch = serde_json::json!({"status": {
+        "sync": {"status": "Unknown"},
+        "conditions": [{
+            "type": "RefDeleted",
+            "status": "True",
+            "reason": "RefDeleted",
+            "message": message,
+            "lastTransitionTime": jiff::Timestamp::now().to_string(),
+        }],
+    }});
+    let params = kube::api::PatchParams {
+        field_manager: Some(crate::status::STATUS_MANAGER.to_owned()),
+        ..kube::api::PatchParams::default()
+    };
+    let api = kube::Api::<Application>::namespaced(client.clone(), &app.namespace);
+    if let Err(error) = api
+        .patch_status(&app.name, &params, &kube::api::Patch::Merge(patch))
+        .await
+    {
+        tracing::warn!(application = %app, error = %error, "could not mark the Application with RefDeleted");
+    }
 }
 
 async fn settle(delivery: Delivery, outcome: Result<(), ()>) {
@@ -76,6 +117,7 @@ pub async fn dispatch_loop(
     topology: Topology,
     prefetch: u16,
     apps: impl Fn() -> Vec<AppSource>,
+    client: kube::Client,
     metrics: Metrics,
     stop: CancellationToken,
 ) {
@@ -114,7 +156,12 @@ pub async fn dispatch_loop(
                 "push event received"
             );
         }
-        let jobs = jobs_for(&message, &apps(), &topology);
+        let (jobs, deleted) = jobs_for(&message, &apps(), &topology);
+        if let Message::PushV1(event) = &message {
+            for app in &deleted {
+                report_deleted_ref(&client, app, event).await;
+            }
+        }
         match broker.publish_all(&jobs).await {
             Ok(()) => {
                 metrics.push_events.with_label_values(&["dispatched"]).inc();
@@ -127,99 +174,6 @@ pub async fn dispatch_loop(
                     .push_events
                     .with_label_values(&["publish_failed"])
                     .inc();
-                settle(delivery, Err(())).await;
-            }
-        }
-    }
-}
-
-/// Consume sync jobs, sync, write status, until `stop`.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the loop's collaborators, each passed once at start"
-)]
-pub async fn sync_loop(
-    broker: Broker,
-    topology: Topology,
-    prefetch: u16,
-    ctx: SyncContext,
-    client: kube::Client,
-    lookup: impl Fn(&AppRef) -> Option<Arc<Application>>,
-    metrics: Metrics,
-    stop: CancellationToken,
-) {
-    let mut consumer = broker.consume(
-        &topology.sync_jobs_queue(),
-        &topology.jobs_exchange(),
-        prefetch,
-    );
-    loop {
-        let delivery = tokio::select! {
-            () = stop.cancelled() => return,
-            delivery = consumer.next() => match delivery { Some(d) => d, None => return },
-        };
-        let job = match Message::decode(&delivery.body) {
-            Ok(Message::SyncJobV1(job)) => job,
-            other => {
-                tracing::warn!(decoded = ?other.map(|m| m.schema()), "not a sync job; dead-lettering it");
-                metrics.dead_lettered.inc();
-                let _ = delivery.dead_letter().await;
-                continue;
-            }
-        };
-        let Some(app) = lookup(&job.application) else {
-            tracing::info!(application = %job.application, "the Application no longer exists; dropping its job");
-            settle(delivery, Ok(())).await;
-            continue;
-        };
-        if let SyncTrigger::Push { received_at, .. } = &job.trigger {
-            let lag = jiff::Timestamp::now()
-                .duration_since(*received_at)
-                .as_secs_f64();
-            metrics.push_to_sync_start.observe(lag.max(0.0));
-        }
-        let request = Request {
-            manual: matches!(job.trigger, SyncTrigger::Manual { .. }),
-            push_received_at: match &job.trigger {
-                SyncTrigger::Push { received_at, .. } => Some(*received_at),
-                _ => None,
-            },
-            ..Request::default()
-        };
-        let started = std::time::Instant::now();
-        let result = sync_with(&ctx, &app, &request).await;
-        metrics
-            .sync_duration
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = match result {
-            Ok(outcome) => {
-                metrics
-                    .syncs
-                    .with_label_values(&[&outcome.phase.to_ascii_lowercase()])
-                    .inc();
-                for resource in &outcome.resources {
-                    let result = match resource.status.as_str() {
-                        "Synced" => "synced",
-                        "Pruned" => "pruned",
-                        _ => "prune_skipped",
-                    };
-                    metrics.resources.with_label_values(&[result]).inc();
-                }
-                outcome
-            }
-            Err(error) => {
-                metrics.syncs.with_label_values(&["transient"]).inc();
-                tracing::warn!(application = %job.application, error = %error, "sync failed transiently; it will be retried");
-                settle(delivery, Err(())).await;
-                continue;
-            }
-        };
-        tracing::info!(application = %job.application, revision = outcome.revision.as_deref().unwrap_or("-"), phase = outcome.phase, message = %outcome.message, "sync finished");
-        // The job is done only once its status is written.
-        match crate::status::write(&client, &app, &outcome).await {
-            Ok(_) => settle(delivery, Ok(())).await,
-            Err(error) => {
-                tracing::warn!(application = %job.application, error = %error, "writing the status failed; the job will be retried");
                 settle(delivery, Err(())).await;
             }
         }

@@ -16,7 +16,6 @@ use pushsync_api::{
     Application, Condition, IgnoreDifference, ResourceRef, ResourceResult, ResourceStatus,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::apply::{ApplyError, ApplyOptions, Cluster};
 use crate::git::{GitCache, GitError, Limits};
@@ -244,9 +243,41 @@ pub struct Request {
     pub manual: bool,
     /// When the push that asked for it was received.
     pub push_received_at: Option<jiff::Timestamp>,
-    /// Cancelled when a newer commit is waiting: a wait for health is
-    /// abandoned and the sync ends `Superseded`, so the newer commit goes next.
-    pub superseded: CancellationToken,
+    /// Newer commits waiting for this Application: a wait for health is
+    /// abandoned when one differs from the revision being synced, and the
+    /// sync ends `Superseded`, so the newer commit goes next.
+    pub newer: Newer,
+}
+
+/// The newest revision other requests are waiting to have synced (set by
+/// whoever holds the Application's lock and hears of them).
+#[derive(Debug, Clone)]
+pub struct Newer(tokio::sync::watch::Receiver<Option<String>>);
+
+impl Default for Newer {
+    fn default() -> Self {
+        Self::channel().1
+    }
+}
+
+impl Newer {
+    /// A sender to announce newer revisions, and the receiving side.
+    pub fn channel() -> (tokio::sync::watch::Sender<Option<String>>, Self) {
+        let (sender, receiver) = tokio::sync::watch::channel(None);
+        (sender, Self(receiver))
+    }
+
+    /// The waiting revision, when it is not `revision`.
+    fn superseding(&self, revision: &str) -> Option<String> {
+        self.0.borrow().clone().filter(|newer| newer != revision)
+    }
+
+    /// Until the waiting revision changes (forever once nobody can announce).
+    async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Time spent in each phase of one sync.
@@ -819,7 +850,14 @@ async fn operation(
                 ctx.cluster.forget_kinds().await;
             }
             let wait = Instant::now();
-            let settled = wait_healthy(ctx, &applied, &destination, &request.superseded).await?;
+            let settled = wait_healthy(
+                ctx,
+                &applied,
+                &destination,
+                &revision,
+                request.newer.clone(),
+            )
+            .await?;
             waited += wait.elapsed();
             match settled {
                 Ok(settled) => {
@@ -1110,7 +1148,8 @@ async fn wait_healthy(
     ctx: &SyncContext,
     steps: &[Step],
     namespace: &str,
-    superseded: &CancellationToken,
+    revision: &str,
+    mut newer: Newer,
 ) -> Result<Result<Vec<(String, Assessment)>, Wait>, Transient> {
     let deadline = tokio::time::Instant::now() + ctx.health_timeout;
     loop {
@@ -1150,8 +1189,12 @@ async fn wait_healthy(
                 ctx.health_timeout
             ))));
         }
+        if let Some(newer) = newer.superseding(revision) {
+            tracing::info!(revision, newer, waiting_for = %pending, "a newer commit supersedes this sync");
+            return Ok(Err(Wait::Superseded(pending)));
+        }
         tokio::select! {
-            () = superseded.cancelled() => return Ok(Err(Wait::Superseded(pending))),
+            () = newer.changed() => {}
             () = tokio::time::sleep(ctx.health_poll) => {}
         }
     }

@@ -18,6 +18,7 @@ use super::*;
 use crate::apply::Cluster;
 use crate::git::GitCache;
 use crate::index::ClusterIndex;
+use crate::sync::SyncContext;
 
 fn push(url: &str, after: &str, paths: &[&str]) -> Outgoing {
     let event = PushEvent {
@@ -126,22 +127,27 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
             let index = index.clone();
             move || index.sources()
         },
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let syncer = tokio::spawn(sync_loop(
-        broker.clone(),
-        topology.clone(),
-        4,
-        ctx,
         sandbox.client(),
-        {
-            let index = index.clone();
-            move |app: &AppRef| index.get(app)
-        },
         metrics.clone(),
         stop.clone(),
     ));
+    let syncer = tokio::spawn(
+        crate::syncer::Syncer::new(
+            broker.clone(),
+            topology.clone(),
+            ctx,
+            sandbox.client(),
+            crate::lease::Leases::new(
+                sandbox.client(),
+                "default",
+                "test-worker",
+                Duration::from_secs(15),
+            ),
+            metrics.clone(),
+            crate::syncer::SyncSettings::default(),
+        )
+        .run(stop.clone()),
+    );
 
     // A push touching only apps/web: only "web" syncs.
     repo.write(

@@ -1,0 +1,145 @@
+//! The ticket protocol and leader election against the sandbox's Lease API.
+
+use std::time::Duration;
+
+use pushsync_sandbox::Sandbox;
+
+use super::*;
+
+fn app() -> AppRef {
+    AppRef {
+        namespace: "team-a".into(),
+        name: "web".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_during_a_sync_are_served_by_one_more_sync() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-a",
+        Duration::from_secs(30),
+    );
+    let b = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-b",
+        Duration::from_secs(30),
+    );
+
+    assert_eq!(
+        a.request(&app(), Some("c1")).await.unwrap(),
+        (Claim::Acquired, 1)
+    );
+    // Two more pushes while a syncs: both wait on one follow-up sync.
+    assert_eq!(
+        b.request(&app(), Some("c2")).await.unwrap(),
+        (Claim::Busy { ticket: 2 }, 2)
+    );
+    assert_eq!(
+        b.request(&app(), Some("c3")).await.unwrap(),
+        (Claim::Busy { ticket: 3 }, 3)
+    );
+    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Busy { ticket: 2 });
+    assert_eq!(
+        a.renew(&app()).await.unwrap(),
+        Renewal::Held {
+            newer: Some(Some("c3".into()))
+        }
+    );
+    assert_eq!(a.finish(&app()).await.unwrap(), Finish::Again);
+    assert_eq!(
+        a.renew(&app()).await.unwrap(),
+        Renewal::Held { newer: None }
+    );
+    assert_eq!(a.finish(&app()).await.unwrap(), Finish::Released);
+    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Covered);
+    assert_eq!(b.check(&app(), 3).await.unwrap(), Claim::Covered);
+
+    // Free again: the next request takes it.
+    assert_eq!(b.request(&app(), None).await.unwrap(), (Claim::Acquired, 4));
+    // The same process is no exception: a second job of one worker waits too.
+    assert_eq!(
+        b.request(&app(), None).await.unwrap(),
+        (Claim::Busy { ticket: 5 }, 5)
+    );
+    // A transient failure gives the lock up without serving anything.
+    b.abandon(&app()).await.unwrap();
+    assert_eq!(b.check(&app(), 5).await.unwrap(), Claim::Acquired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_stops_renewing_loses_the_lock() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-a",
+        Duration::from_secs(1),
+    );
+    let b = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-b",
+        Duration::from_secs(1),
+    );
+    assert_eq!(a.request(&app(), None).await.unwrap().0, Claim::Acquired);
+    assert_eq!(
+        b.request(&app(), None).await.unwrap().0,
+        Claim::Busy { ticket: 2 }
+    );
+    // a "dies": no renewal. b takes over once the lease expired.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match b.check(&app(), 2).await.unwrap() {
+            Claim::Acquired => break,
+            Claim::Busy { .. } => {
+                assert!(std::time::Instant::now() < deadline, "never expired");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Claim::Covered => panic!("nothing served ticket 2"),
+        }
+    }
+    assert_eq!(a.renew(&app()).await.unwrap(), Renewal::Lost);
+    // a's late finish changes nothing; b's counts.
+    assert_eq!(a.finish(&app()).await.unwrap(), Finish::Released);
+    assert_eq!(b.finish(&app()).await.unwrap(), Finish::Released);
+    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Covered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_and_a_resignation_hands_over_at_once() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-a",
+        Duration::from_secs(30),
+    );
+    let b = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-b",
+        Duration::from_secs(30),
+    );
+    assert!(a.lead("poller").await.unwrap());
+    assert!(!b.lead("poller").await.unwrap());
+    assert!(a.lead("poller").await.unwrap(), "the leader renews");
+    a.resign("poller").await.unwrap();
+    assert!(b.lead("poller").await.unwrap());
+    assert!(!a.lead("poller").await.unwrap());
+}
+
+#[test]
+fn lock_names_are_unambiguous_and_bounded() {
+    assert_eq!(lock_name(&app()), "sync.team-a.web");
+    let long = AppRef {
+        namespace: "ns".into(),
+        name: "x".repeat(253),
+    };
+    let name = lock_name(&long);
+    assert!(name.len() <= 253 && name.starts_with("sync.ns."), "{name}");
+    assert_eq!(name, lock_name(&long), "stable");
+}

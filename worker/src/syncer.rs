@@ -1,0 +1,554 @@
+//! The sync side of a worker: sync jobs from the queue, each run under its
+//! Application's lock (see [`crate::lease`]), at most `max_syncs` at a time
+//! in this process, the status written before the job is acknowledged.
+//!
+//! A job's life:
+//! 1. take a sync slot, then a ticket on the Application's lock;
+//! 2. lock busy (another worker, or another job here, is syncing it): give
+//!    the slot back and check the lock every `lock_poll` until a newer sync
+//!    covered the ticket (acknowledge: coalesced) or the lock is free;
+//! 3. lock held: read the Application afresh, sync, write status, and sync
+//!    again while requests arrived meanwhile; a renewal task keeps the Lease
+//!    and tells the running sync about newer commits, so a wait for health
+//!    that a newer commit makes pointless is abandoned;
+//! 4. a transient failure gives the lock up and retries after the
+//!    Application's backoff (`syncPolicy.retry`, or the worker's default);
+//!    once the attempts are spent the job is dead-lettered and the
+//!    Application says why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use pushsync_api::Application;
+use pushsync_broker::{Broker, Delivery};
+use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger, Topology};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::lease::{Claim, Finish, LeaseError, Leases, Renewal};
+use crate::metrics::Metrics;
+use crate::status::{STATUS_MANAGER, StatusError};
+use crate::sync::{Newer, Outcome, Request, SyncContext, Transient, sync_with};
+
+/// How the sync side runs.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Syncs running at once in this process.
+    pub max_syncs: usize,
+    /// Jobs held at once: running, waiting for a lock, or waiting to retry.
+    pub prefetch: u16,
+    /// How often a job waiting for another sync of its Application checks.
+    pub lock_poll: Duration,
+    /// Retries for Applications that name no `syncPolicy.retry`.
+    pub retry: RetryPolicy,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            max_syncs: 4,
+            prefetch: 32,
+            lock_poll: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Exponential backoff for transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub limit: u32,
+    /// Delay after the first failure.
+    pub first: Duration,
+    /// Multiplier per further failure.
+    pub factor: u32,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Argo CD's numbers: 5 attempts, 5 s doubling up to 3 minutes.
+    fn default() -> Self {
+        Self {
+            limit: 5,
+            first: Duration::from_secs(5),
+            factor: 2,
+            max: Duration::from_secs(180),
+        }
+    }
+}
+
+/// `90s`, `1m30s`, `200ms`, `2h`: Go-style durations, as Argo CD writes them.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(seconds).ok()?;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
+impl RetryPolicy {
+    /// The policy `app` names, over `default` for what it leaves out.
+    pub fn of(app: &Application, default: Self) -> Self {
+        let Some(retry) = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref()) else {
+            return default;
+        };
+        let backoff = retry.backoff.clone().unwrap_or_default();
+        Self {
+            limit: retry
+                .limit
+                .and_then(|l| u32::try_from(l).ok())
+                .map_or(default.limit, |l| l.max(1)),
+            first: backoff
+                .duration
+                .as_deref()
+                .and_then(parse_duration)
+                .unwrap_or(default.first),
+            factor: backoff
+                .factor
+                .and_then(|f| u32::try_from(f).ok())
+                .unwrap_or(default.factor)
+                .max(1),
+            max: backoff
+                .max_duration
+                .as_deref()
+                .and_then(parse_duration)
+                .unwrap_or(default.max),
+        }
+    }
+
+    /// The delay before the next attempt after `failures` failed ones, or
+    /// `None` when the attempts are spent.
+    pub fn delay(&self, failures: u32) -> Option<Duration> {
+        if failures >= self.limit {
+            return None;
+        }
+        let exponent = failures.saturating_sub(1).min(30);
+        let delay = self
+            .first
+            .saturating_mul(self.factor.saturating_pow(exponent));
+        Some(delay.min(self.max))
+    }
+}
+
+/// Why an attempt failed (all transient: worth another attempt).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("the Application's lock")]
+    Lease(#[from] LeaseError),
+    #[error("reading the Application failed")]
+    Read(#[source] kube::Error),
+    #[error("the sync failed")]
+    Sync(#[from] Transient),
+    #[error("writing the status failed")]
+    Status(#[from] StatusError),
+    #[error("the Application's lock expired during the sync (renewals failed)")]
+    LockLost,
+}
+
+/// How a job ended, when it did not fail.
+enum Done {
+    /// Synced (and followed by syncs for requests made meanwhile).
+    Synced,
+    /// A sync that started after the job was requested finished.
+    Covered,
+    /// The Application no longer exists.
+    Gone,
+    /// Shutting down: the job stays unacknowledged and is redelivered.
+    Stopped,
+}
+
+/// `error` and its causes, one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Everything the sync side needs; cheap to clone.
+#[derive(Clone)]
+pub struct Syncer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    broker: Broker,
+    topology: Topology,
+    ctx: SyncContext,
+    client: kube::Client,
+    leases: Leases,
+    metrics: Metrics,
+    settings: SyncSettings,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("settings", &self.inner.settings)
+            .field("leases", &self.inner.leases)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Syncer {
+    /// A sync side with these collaborators.
+    pub fn new(
+        broker: Broker,
+        topology: Topology,
+        ctx: SyncContext,
+        client: kube::Client,
+        leases: Leases,
+        metrics: Metrics,
+        settings: SyncSettings,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(settings.max_syncs.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                broker,
+                topology,
+                ctx,
+                client,
+                leases,
+                metrics,
+                settings,
+                slots,
+            }),
+        }
+    }
+
+    /// Consume sync jobs until `stop`; jobs in hand then stop at their next
+    /// wait and stay unacknowledged, so the broker hands them to another worker.
+    pub async fn run(self, stop: CancellationToken) {
+        let inner = &self.inner;
+        let mut consumer = inner.broker.consume(
+            &inner.topology.sync_jobs_queue(),
+            &inner.topology.jobs_exchange(),
+            inner.settings.prefetch.max(1),
+        );
+        let mut jobs = tokio::task::JoinSet::new();
+        loop {
+            let delivery = tokio::select! {
+                () = stop.cancelled() => break,
+                delivery = consumer.next() => match delivery { Some(d) => d, None => break },
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
+            };
+            jobs.spawn(self.clone().handle(delivery, stop.clone()));
+        }
+        while jobs.join_next().await.is_some() {}
+    }
+
+    async fn handle(self, delivery: Delivery, stop: CancellationToken) {
+        let inner = &self.inner;
+        let job = match Message::decode(&delivery.body) {
+            Ok(Message::SyncJobV1(job)) => job,
+            other => {
+                tracing::warn!(decoded = ?other.map(|m| m.schema()), "not a sync job; dead-lettering it");
+                inner.metrics.dead_lettered.inc();
+                inner
+                    .metrics
+                    .sync_jobs
+                    .with_label_values(&["dead_lettered"])
+                    .inc();
+                let _ = delivery.dead_letter().await;
+                return;
+            }
+        };
+        let mut failures = 0;
+        loop {
+            let error = match self.attempt(&job, &stop).await {
+                Ok(Done::Stopped) => return,
+                Ok(done) => {
+                    let result = match done {
+                        Done::Synced => "synced",
+                        Done::Covered => "coalesced",
+                        _ => "gone",
+                    };
+                    inner.metrics.sync_jobs.with_label_values(&[result]).inc();
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(error = %error, "acknowledging failed; the job will be redelivered");
+                    }
+                    return;
+                }
+                Err(error) => error,
+            };
+            failures += 1;
+            let policy = match self.read(&job.application).await {
+                Ok(Some(app)) => RetryPolicy::of(&app, inner.settings.retry),
+                _ => inner.settings.retry,
+            };
+            let message = chain(&error);
+            let Some(delay) = policy.delay(failures) else {
+                tracing::error!(application = %job.application, failures, error = %message, "giving up on this job; dead-lettering it");
+                self.give_up(&job.application, failures, &message).await;
+                inner.metrics.dead_lettered.inc();
+                inner
+                    .metrics
+                    .sync_jobs
+                    .with_label_values(&["dead_lettered"])
+                    .inc();
+                let _ = delivery.dead_letter().await;
+                return;
+            };
+            tracing::warn!(application = %job.application, failures, retry_in_ms = delay.as_millis() as u64, error = %message, "sync attempt failed; retrying");
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The Application as the API server has it now (the index may lag).
+    async fn read(&self, app: &AppRef) -> Result<Option<Application>, Failure> {
+        Api::<Application>::namespaced(self.inner.client.clone(), &app.namespace)
+            .get_opt(&app.name)
+            .await
+            .map_err(Failure::Read)
+    }
+
+    /// Wait for a slot and the lock, then sync; or find the job covered.
+    async fn attempt(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
+        let inner = &self.inner;
+        let revision = match &job.trigger {
+            SyncTrigger::Push { revision, .. } => revision.as_deref(),
+            _ => None,
+        };
+        let mut ticket = None;
+        loop {
+            let slot = tokio::select! {
+                () = stop.cancelled() => return Ok(Done::Stopped),
+                slot = inner.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return Ok(Done::Stopped),
+                },
+            };
+            let claim = match ticket {
+                None => {
+                    let (claim, taken) = inner.leases.request(&job.application, revision).await?;
+                    ticket = Some(taken);
+                    claim
+                }
+                Some(ticket) => inner.leases.check(&job.application, ticket).await?,
+            };
+            match claim {
+                Claim::Covered => return Ok(Done::Covered),
+                Claim::Acquired => {
+                    let _slot = slot;
+                    return self.hold(job, stop).await;
+                }
+                Claim::Busy { .. } => {
+                    drop(slot);
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(Done::Stopped),
+                        () = tokio::time::sleep(inner.settings.lock_poll) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holding the lock: sync until no request is left, renewing meanwhile.
+    async fn hold(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
+        let inner = &self.inner;
+        let app_ref = &job.application;
+        let (announce, newer) = Newer::channel();
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn({
+            let (leases, app_ref, lost) = (inner.leases.clone(), app_ref.clone(), lost.clone());
+            let every = (inner.leases.duration() / 3).max(Duration::from_millis(100));
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match leases.renew(&app_ref).await {
+                        Ok(Renewal::Held { newer }) => {
+                            announce.send_replace(newer.flatten());
+                        }
+                        Ok(Renewal::Lost) => {
+                            lost.cancel();
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(application = %app_ref, error = %chain(&error), "renewing the sync lock failed");
+                        }
+                    }
+                }
+            }
+        });
+        let _renewer = AbortOnDrop(renewer);
+        let mut manual = matches!(job.trigger, SyncTrigger::Manual { .. });
+        let push_received_at = match &job.trigger {
+            SyncTrigger::Push { received_at, .. } => Some(*received_at),
+            _ => None,
+        };
+        inner.metrics.syncs_running.inc();
+        let _running = GaugeGuard(inner.metrics.syncs_running.clone());
+        loop {
+            let app = match self.read(app_ref).await {
+                Ok(Some(app)) => app,
+                Ok(None) => {
+                    tracing::info!(application = %app_ref, "the Application no longer exists; dropping its job");
+                    inner.leases.finish(app_ref).await?;
+                    return Ok(Done::Gone);
+                }
+                Err(error) => {
+                    let _ = inner.leases.abandon(app_ref).await;
+                    return Err(error);
+                }
+            };
+            if let Some(received_at) = push_received_at {
+                let lag = jiff::Timestamp::now()
+                    .duration_since(received_at)
+                    .as_secs_f64();
+                inner.metrics.push_to_sync_start.observe(lag.max(0.0));
+            }
+            let request = Request {
+                manual,
+                push_received_at,
+                newer: newer.clone(),
+            };
+            let started = std::time::Instant::now();
+            let outcome = tokio::select! {
+                outcome = sync_with(&inner.ctx, &app, &request) => outcome,
+                () = lost.cancelled() => return Err(Failure::LockLost),
+                // Shutting down: stop here; the lock expires, the job is redelivered.
+                () = stop.cancelled() => {
+                    let _ = inner.leases.abandon(app_ref).await;
+                    return Ok(Done::Stopped);
+                }
+            };
+            inner
+                .metrics
+                .sync_duration
+                .observe(started.elapsed().as_secs_f64());
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    inner.metrics.syncs.with_label_values(&["transient"]).inc();
+                    let _ = inner.leases.abandon(app_ref).await;
+                    return Err(error.into());
+                }
+            };
+            self.observe(app_ref, &outcome);
+            // The job is done only once its status is written.
+            if let Err(error) = crate::status::write(&inner.client, &app, &outcome).await {
+                let _ = inner.leases.abandon(app_ref).await;
+                return Err(error.into());
+            }
+            match inner.leases.finish(app_ref).await? {
+                Finish::Released => return Ok(Done::Synced),
+                Finish::Again => {
+                    tracing::debug!(application = %app_ref, "requests arrived during the sync; syncing again");
+                    manual = false;
+                }
+            }
+        }
+    }
+
+    fn observe(&self, app: &AppRef, outcome: &Outcome) {
+        let metrics = &self.inner.metrics;
+        metrics
+            .syncs
+            .with_label_values(&[&outcome.phase.to_ascii_lowercase()])
+            .inc();
+        for (phase, took) in outcome.timings.phases() {
+            metrics
+                .sync_phase_duration
+                .with_label_values(&[phase])
+                .observe(took.as_secs_f64());
+        }
+        for resource in &outcome.resources {
+            let result = match resource.status.as_str() {
+                "Synced" => "synced",
+                "Pruned" => "pruned",
+                _ => "prune_skipped",
+            };
+            metrics.resources.with_label_values(&[result]).inc();
+        }
+        tracing::info!(
+            application = %app,
+            revision = outcome.revision.as_deref().unwrap_or("-"),
+            phase = outcome.phase,
+            sync_status = outcome.sync_status,
+            message = %outcome.message,
+            "sync finished"
+        );
+    }
+
+    /// Tell the Application its job was given up on, and why.
+    async fn give_up(&self, app: &AppRef, failures: u32, error: &str) {
+        let message = format!(
+            "gave up after {failures} attempts (the job is in the dead-letter queue; the next push or poll tries again): {error}"
+        );
+        let now = jiff::Timestamp::now().to_string();
+        let patch = json!({"status": {
+            "conditions": [{
+                "type": "SyncError",
+                "status": "True",
+                "reason": "RetriesExhausted",
+                "message": message,
+                "lastTransitionTime": now,
+            }],
+            "operationState": {"phase": "Failed", "message": message, "finishedAt": now},
+        }});
+        let params = PatchParams {
+            field_manager: Some(STATUS_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let api = Api::<Application>::namespaced(self.inner.client.clone(), &app.namespace);
+        if let Err(error) = api
+            .patch_status(&app.name, &params, &Patch::Merge(patch))
+            .await
+        {
+            tracing::warn!(application = %app, error = %error, "could not record the give-up on the Application");
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Decrements a gauge when dropped.
+struct GaugeGuard(prometheus::IntGauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests;
