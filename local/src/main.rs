@@ -26,6 +26,7 @@ use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
 use pushsync_worker::pipeline::dispatch_loop;
+use pushsync_worker::poll::{PollSettings, Poller};
 use pushsync_worker::sync::SyncContext;
 use pushsync_worker::syncer::{SyncSettings, Syncer};
 use tokio_util::sync::CancellationToken;
@@ -250,13 +251,43 @@ async fn main() -> anyhow::Result<()> {
         )
         .run(stop.clone()),
     );
+    // The fallback poll (every minute here) and the manual-trigger annotations.
+    tokio::spawn(
+        Poller::new(
+            broker.clone(),
+            topology.clone(),
+            ctx.git.clone(),
+            {
+                let index = index.clone();
+                std::sync::Arc::new(move || index.applications())
+            },
+            sandbox.client(),
+            Leases::new(
+                sandbox.client(),
+                "default",
+                "local",
+                Duration::from_secs(15),
+            ),
+            metrics.clone(),
+            PollSettings {
+                interval: Duration::from_secs(60),
+                ..PollSettings::default()
+            },
+        )
+        .run(stop.clone()),
+    );
 
-    // Sync everything once at start, as the fallback poll would.
-    for app in index.applications() {
-        if let Ok(outcome) = pushsync_worker::sync::sync(&ctx, &app).await {
-            let _ = pushsync_worker::status::write(&sandbox.client(), &app, &outcome).await;
-            tracing::info!(application = app.metadata.name.as_deref().unwrap_or("-"), phase = outcome.phase, message = %outcome.message, "initial sync");
-        }
+    // The poller's first cycle syncs every Application through the queue;
+    // the banner waits for it (each Application has a status).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline
+        && !index.applications().iter().all(|app| {
+            app.status
+                .as_ref()
+                .is_some_and(|s| s.reconciled_at.is_some())
+        })
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     println!();

@@ -60,6 +60,11 @@ pub enum SyncTrigger {
         /// Who asked, as far as known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         requested_by: Option<String>,
+        /// Only compare with Git and apply as the sync policy says (a
+        /// refresh); without it, a manual sync applies even when automated
+        /// sync or selfHeal is off.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refresh_only: bool,
     },
     /// Live objects drifted from the desired state.
     SelfHeal,

@@ -260,6 +260,17 @@ impl GitCache {
         Ok(commit)
     }
 
+    /// The remote's refs and their commits: one round trip, nothing fetched
+    /// (what the fallback poll asks once per repository).
+    pub async fn heads(&self, url: &str) -> Result<RemoteHeads, GitError> {
+        let (path, url, timeout) = (self.repo_path(url), url.to_owned(), self.timeout);
+        self.remote_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || list_blocking(&path, &url, timeout))
+            .await
+            .map_err(|_| GitError::TaskFailed)?
+    }
+
     /// Every file under `path` at `commit` (already in the cache via
     /// [`GitCache::resolve`]), symlinks inside the repository followed.
     pub async fn files(
@@ -287,6 +298,83 @@ fn open_cache(path: &Path) -> Result<Repository, GitError> {
     }
 }
 
+/// The ref `revision` names among a remote's `heads` (as ls-remote lists
+/// them), and its commit: a full ref or `HEAD` as is, else a branch, else a
+/// tag (peeled to its commit).
+fn pick(heads: &[(String, Oid)], revision: &str) -> Option<(String, Oid)> {
+    let find = |name: &str| heads.iter().find(|(n, _)| n == name).cloned();
+    if revision.starts_with("refs/") || revision == "HEAD" {
+        return find(revision);
+    }
+    find(&format!("refs/heads/{revision}")).or_else(|| {
+        let tag = format!("refs/tags/{revision}");
+        find(&tag).map(|(name, oid)| {
+            let peeled = find(&format!("{tag}^{{}}")).map_or(oid, |(_, oid)| oid);
+            (name, peeled)
+        })
+    })
+}
+
+/// A remote's refs, as one ls-remote listed them.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteHeads(Vec<(String, Oid)>);
+
+impl RemoteHeads {
+    /// The commit `revision` (branch, tag, full ref, `HEAD`) points at; a
+    /// commit id is its own answer.
+    pub fn commit_of(&self, revision: &str) -> Option<String> {
+        if crate::dispatch::is_commit(revision) {
+            return Some(revision.to_ascii_lowercase());
+        }
+        let revision = if revision.is_empty() {
+            "HEAD"
+        } else {
+            revision
+        };
+        pick(&self.0, revision).map(|(_, oid)| oid.to_string())
+    }
+}
+
+/// Turns a libgit2 error talking to `shown` into ours: past the deadline it
+/// is a timeout (the transfer callbacks aborted it), else a failure.
+fn remote_failure(
+    shown: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> impl Fn(git2::Error) -> GitError + Copy + '_ {
+    move |source| {
+        if Instant::now() >= deadline {
+            GitError::FetchTimedOut {
+                url: shown.to_owned(),
+                timeout,
+            }
+        } else {
+            GitError::FetchFailed {
+                url: shown.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+fn list_blocking(path: &Path, url: &str, timeout: Duration) -> Result<RemoteHeads, GitError> {
+    let repo = open_cache(path)?;
+    let shown = display_url(url);
+    let deadline = Instant::now() + timeout;
+    let failed = remote_failure(&shown, deadline, timeout);
+    let mut remote = repo.remote_anonymous(url).map_err(failed)?;
+    let connection = remote
+        .connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
+        .map_err(failed)?;
+    let heads = connection
+        .list()
+        .map_err(failed)?
+        .iter()
+        .map(|h| (h.name().to_owned(), h.oid()))
+        .collect();
+    Ok(RemoteHeads(heads))
+}
+
 fn resolve_blocking(
     path: &Path,
     url: &str,
@@ -296,19 +384,7 @@ fn resolve_blocking(
     let repo = open_cache(path)?;
     let shown = display_url(url);
     let deadline = Instant::now() + timeout;
-    let failed = |source: git2::Error| {
-        if Instant::now() >= deadline {
-            GitError::FetchTimedOut {
-                url: shown.clone(),
-                timeout,
-            }
-        } else {
-            GitError::FetchFailed {
-                url: shown.clone(),
-                source,
-            }
-        }
-    };
+    let failed = remote_failure(&shown, deadline, timeout);
     let is_commit = (revision.len() == 40 || revision.len() == 64)
         && revision.bytes().all(|b| b.is_ascii_hexdigit());
     if is_commit
@@ -324,28 +400,16 @@ fn resolve_blocking(
         let connection = remote
             .connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
             .map_err(failed)?;
-        let heads = connection.list().map_err(failed)?;
-        let find = |name: &str| {
-            heads
-                .iter()
-                .find(|h| h.name() == name)
-                .map(|h| (h.name().to_owned(), h.oid()))
-        };
-        let peeled = |name: &str| {
-            heads
-                .iter()
-                .find(|h| h.name() == format!("{name}^{{}}"))
-                .map(|h| h.oid())
-        };
+        let heads: Vec<(String, Oid)> = connection
+            .list()
+            .map_err(failed)?
+            .iter()
+            .map(|h| (h.name().to_owned(), h.oid()))
+            .collect();
         let found = if is_commit {
             None
-        } else if revision.starts_with("refs/") || revision == "HEAD" {
-            find(revision)
         } else {
-            find(&format!("refs/heads/{revision}")).or_else(|| {
-                let tag = format!("refs/tags/{revision}");
-                find(&tag).map(|(name, oid)| (name, peeled(&tag).unwrap_or(oid)))
-            })
+            pick(&heads, revision)
         };
         found.map(|(name, oid)| (Some(name), oid))
     }

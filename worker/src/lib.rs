@@ -14,6 +14,7 @@ pub mod lease;
 pub mod metrics;
 pub mod pipeline;
 pub mod plan;
+pub mod poll;
 pub mod render;
 pub mod status;
 pub mod sync;

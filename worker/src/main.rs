@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -14,6 +15,7 @@ use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::pipeline::dispatch_loop;
+use pushsync_worker::poll::{PollSettings, Poller};
 use pushsync_worker::sync::SyncContext;
 use pushsync_worker::syncer::{RetryPolicy, SyncSettings, Syncer};
 use secrecy::SecretString;
@@ -94,9 +96,31 @@ struct Args {
     /// Address of `/metrics` and `/healthz`.
     #[arg(long, env = "PUSHSYNC_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: String,
+    /// Time between fallback polls of every repository (one worker polls at
+    /// a time); `0s` turns polling off.
+    #[arg(long, env = "PUSHSYNC_POLL_INTERVAL", default_value = "10m", value_parser = duration)]
+    poll_interval: Duration,
+    /// Name of the poller's leader-election Lease.
+    #[arg(long, env = "PUSHSYNC_POLL_LEASE", default_value = "pushsync-poller")]
+    poll_lease: String,
     /// Log as JSON lines (`json`) or human-readable text (`text`).
     #[arg(long, env = "PUSHSYNC_LOG_FORMAT", default_value = "json")]
     log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Ask for a sync of one Application now, through the queue, and exit.
+    Request {
+        /// The Application, as NAMESPACE/NAME.
+        application: String,
+        /// Only compare with Git and apply as the sync policy says, instead
+        /// of a sync that applies even without automated sync.
+        #[arg(long)]
+        refresh: bool,
+    },
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -143,6 +167,33 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    if let Some(Command::Request {
+        application,
+        refresh,
+    }) = &args.command
+    {
+        let Some((namespace, name)) = application
+            .split_once('/')
+            .filter(|(n, a)| !n.is_empty() && !a.is_empty() && !a.contains('/'))
+        else {
+            eprintln!("pushsync-worker request: {application:?} is not NAMESPACE/NAME");
+            return ExitCode::from(EXIT_USAGE);
+        };
+        let app = pushsync_proto::AppRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(request(&args, uri, app, *refresh)),
+            Err(error) => {
+                eprintln!("pushsync-worker: cannot start the async runtime: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,6 +205,42 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args, uri))
+}
+
+/// `pushsync-worker request`: one manual job, confirmed by the broker.
+async fn request(args: &Args, uri: String, app: pushsync_proto::AppRef, refresh: bool) -> ExitCode {
+    let topology = Topology::new(args.queue_prefix.clone());
+    let mut amqp = AmqpConfig::new(SecretString::from(uri), "pushsync-worker-request");
+    amqp.topology = topology.clone();
+    let broker = Broker::amqp(amqp);
+    if !broker.wait_ready(Duration::from_secs(15)).await {
+        eprintln!("pushsync-worker request: the message broker is not reachable");
+        return ExitCode::FAILURE;
+    }
+    let trigger = pushsync_proto::SyncTrigger::Manual {
+        requested_by: Some(format!("cli@{}", default_identity())),
+        refresh_only: refresh,
+    };
+    let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
+    let Some(job) = pushsync_worker::pipeline::job(app.clone(), trigger, &id, &topology) else {
+        eprintln!("pushsync-worker request: the job could not be encoded");
+        return ExitCode::FAILURE;
+    };
+    let published = broker.publish_all(&[job]).await;
+    broker.close().await;
+    match published {
+        Ok(()) => {
+            println!(
+                "queued a {} of {app}",
+                if refresh { "refresh" } else { "sync" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pushsync-worker request: publishing failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args, uri: String) -> ExitCode {
@@ -270,6 +357,28 @@ async fn run(args: Args, uri: String) -> ExitCode {
         metrics.clone(),
         stop.clone(),
     ));
+    let poller = tokio::spawn(
+        Poller::new(
+            broker.clone(),
+            topology.clone(),
+            ctx.git.clone(),
+            {
+                let index = index.clone();
+                Arc::new(move || index.applications())
+            },
+            client.clone(),
+            leases.clone(),
+            metrics.clone(),
+            PollSettings {
+                interval: args.poll_interval,
+                lease: args.poll_lease.clone(),
+                tick: (args.lease_duration / 3)
+                    .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+                ..PollSettings::default()
+            },
+        )
+        .run(stop.clone()),
+    );
     let syncer = tokio::spawn(
         Syncer::new(
             broker.clone(),
@@ -297,7 +406,7 @@ async fn run(args: Args, uri: String) -> ExitCode {
     tracing::info!("worker running");
     stop.cancelled().await;
     // In-flight work stops at its next await; unacknowledged messages are redelivered.
-    let _ = tokio::join!(dispatcher, syncer);
+    let _ = tokio::join!(dispatcher, syncer, poller);
     broker.close().await;
     tracing::info!("worker stopped");
     ExitCode::SUCCESS

@@ -403,7 +403,13 @@ impl Syncer {
             }
         });
         let _renewer = AbortOnDrop(renewer);
-        let mut manual = matches!(job.trigger, SyncTrigger::Manual { .. });
+        let mut manual = matches!(
+            job.trigger,
+            SyncTrigger::Manual {
+                refresh_only: false,
+                ..
+            }
+        );
         let push_received_at = match &job.trigger {
             SyncTrigger::Push { received_at, .. } => Some(*received_at),
             _ => None,

@@ -104,14 +104,31 @@ fn sync_job_v1_matches_golden_file() {
 }
 
 #[test]
+fn a_manual_trigger_from_before_refreshes_existed_is_a_sync() {
+    let old = r#"{"kind":"manual","requested_by":"alice"}"#;
+    let trigger: SyncTrigger = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        trigger,
+        SyncTrigger::Manual {
+            requested_by: Some("alice".into()),
+            refresh_only: false
+        }
+    );
+}
+
+#[test]
 fn sync_job_triggers_round_trip() {
     for trigger in [
         SyncTrigger::Poll,
         SyncTrigger::SelfHeal,
         SyncTrigger::Manual {
             requested_by: Some("alice".into()),
+            refresh_only: false,
         },
-        SyncTrigger::Manual { requested_by: None },
+        SyncTrigger::Manual {
+            requested_by: None,
+            refresh_only: true,
+        },
     ] {
         let job = Message::SyncJobV1(SyncJob {
             job_id: "j".into(),

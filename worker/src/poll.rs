@@ -1,0 +1,351 @@
+//! The fallback poll and manual triggers, run by one worker at a time (the
+//! holder of a Lease; the others stand by and take over within the Lease's
+//! duration when it dies).
+//!
+//! Every interval (with jitter) the leader asks each repository once for its
+//! refs (`ls-remote`: one round trip, nothing fetched) and enqueues a sync
+//! job for the Applications whose branch head moved past their synced
+//! revision, whose last sync did not succeed, or that self-heal. A lost
+//! webhook is so caught within one interval, and a cycle costs one remote
+//! call per repository however many Applications share it.
+//!
+//! Manual triggers: the annotation `pushsync.dev/sync` (sync now, even
+//! without automated sync) or `pushsync.dev/refresh` (compare now, apply as
+//! the policy says) on an Application becomes a job on the same queue; the
+//! leader then removes the annotation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use pushsync_api::Application;
+use pushsync_broker::{Broker, Outgoing};
+use pushsync_proto::{AppRef, SyncTrigger, Topology};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::git::{GitCache, RemoteHeads};
+use crate::lease::Leases;
+use crate::metrics::Metrics;
+use crate::pipeline::job;
+
+/// Annotation asking for a sync now (applied even without automated sync).
+pub const SYNC_ANNOTATION: &str = "pushsync.dev/sync";
+/// Annotation asking for a refresh now (compare; apply as the policy says).
+pub const REFRESH_ANNOTATION: &str = "pushsync.dev/refresh";
+
+/// How the poller runs.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Time between poll cycles; zero turns polling off (manual triggers
+    /// still work).
+    pub interval: Duration,
+    /// Up to this fraction of the interval is added at random, so several
+    /// installations do not poll a Git host in step.
+    pub jitter: f64,
+    /// The leader-election Lease.
+    pub lease: String,
+    /// How often the leader renews and looks for manual triggers, and a
+    /// standby tries to take over.
+    pub tick: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(600),
+            jitter: 0.1,
+            lease: "pushsync-poller".to_owned(),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The Applications to consider, as the worker's index knows them.
+pub type AppsFn = Arc<dyn Fn() -> Vec<Arc<Application>> + Send + Sync>;
+
+/// What a poll cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cycle {
+    /// Repositories asked.
+    pub repositories: usize,
+    /// Repositories that could not be asked (retried next cycle).
+    pub unreachable: usize,
+    /// Applications considered.
+    pub applications: usize,
+    /// Sync jobs enqueued.
+    pub enqueued: usize,
+}
+
+/// The poller.
+#[derive(Clone)]
+pub struct Poller {
+    broker: Broker,
+    topology: Topology,
+    git: GitCache,
+    apps: AppsFn,
+    client: kube::Client,
+    leases: Leases,
+    metrics: Metrics,
+    settings: PollSettings,
+    /// The resourceVersion of each Application whose trigger was handled, so
+    /// an index that has not yet seen the annotation's removal does not
+    /// enqueue it twice.
+    handled: Arc<std::sync::Mutex<std::collections::HashMap<AppRef, String>>>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn app_ref(app: &Application) -> Option<AppRef> {
+    Some(AppRef {
+        namespace: app.metadata.namespace.clone()?,
+        name: app.metadata.name.clone()?,
+    })
+}
+
+/// Whether the poll should enqueue a sync of `app`, given its remote's refs.
+pub fn needs_sync(app: &Application, heads: &RemoteHeads) -> bool {
+    let Some(status) = &app.status else {
+        return true;
+    };
+    let head = heads.commit_of(&app.spec.source.target_revision);
+    let synced = status.sync.as_ref().and_then(|s| s.revision.as_ref());
+    let failed = status
+        .operation_state
+        .as_ref()
+        .is_some_and(|o| o.phase != "Succeeded");
+    let self_heal = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref())
+        .is_some_and(|a| a.self_heal);
+    head.is_none() || head.as_ref() != synced || failed || self_heal
+}
+
+impl Poller {
+    /// A poller with these collaborators.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the poller's collaborators, each passed once at start"
+    )]
+    pub fn new(
+        broker: Broker,
+        topology: Topology,
+        git: GitCache,
+        apps: AppsFn,
+        client: kube::Client,
+        leases: Leases,
+        metrics: Metrics,
+        settings: PollSettings,
+    ) -> Self {
+        Self {
+            broker,
+            topology,
+            git,
+            apps,
+            client,
+            leases,
+            metrics,
+            settings,
+            handled: Arc::default(),
+        }
+    }
+
+    /// Campaign, and while leading poll and handle manual triggers, until
+    /// `stop` (a leader then resigns so a standby takes over at once).
+    pub async fn run(self, stop: CancellationToken) {
+        let mut leading = false;
+        let mut next_poll = Instant::now();
+        loop {
+            let now_leading = match self.leases.lead(&self.settings.lease).await {
+                Ok(leading) => leading,
+                Err(error) => {
+                    tracing::warn!(error = %error, "the poller's Lease could not be read or renewed");
+                    false
+                }
+            };
+            if now_leading != leading {
+                leading = now_leading;
+                self.metrics.poll_leader.set(i64::from(leading));
+                if leading {
+                    tracing::info!(
+                        identity = self.leases.identity(),
+                        "this worker is now the poller"
+                    );
+                    // Catch what was missed while nobody polled.
+                    next_poll = Instant::now();
+                } else {
+                    tracing::info!("this worker is no longer the poller");
+                }
+            }
+            if leading {
+                self.triggers().await;
+                if !self.settings.interval.is_zero() && Instant::now() >= next_poll {
+                    let cycle = self.cycle().await;
+                    tracing::info!(
+                        repositories = cycle.repositories,
+                        unreachable = cycle.unreachable,
+                        applications = cycle.applications,
+                        enqueued = cycle.enqueued,
+                        "poll cycle done"
+                    );
+                    next_poll = Instant::now() + self.jittered();
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(self.settings.tick) => {}
+            }
+        }
+        if leading {
+            if let Err(error) = self.leases.resign(&self.settings.lease).await {
+                tracing::warn!(error = %error, "resigning as the poller failed; a standby takes over when the Lease expires");
+            }
+            self.metrics.poll_leader.set(0);
+        }
+    }
+
+    fn jittered(&self) -> Duration {
+        let nanos = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        );
+        let fraction = (nanos % 1000) as f64 / 1000.0 * self.settings.jitter.clamp(0.0, 1.0);
+        self.settings.interval.mul_f64(1.0 + fraction)
+    }
+
+    async fn publish(&self, jobs: Vec<Outgoing>) -> bool {
+        if jobs.is_empty() {
+            return true;
+        }
+        match self.broker.publish_all(&jobs).await {
+            Ok(()) => {
+                self.metrics.sync_jobs_published.inc_by(jobs.len() as u64);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, jobs = jobs.len(), "publishing poll or manual jobs failed; they are retried next time");
+                false
+            }
+        }
+    }
+
+    /// One poll cycle: one ls-remote per repository, jobs for what moved.
+    pub async fn cycle(&self) -> Cycle {
+        let apps = (self.apps)();
+        let mut by_url: BTreeMap<String, Vec<Arc<Application>>> = BTreeMap::new();
+        for app in &apps {
+            by_url
+                .entry(app.spec.source.repo_url.clone())
+                .or_default()
+                .push(app.clone());
+        }
+        let mut cycle = Cycle {
+            repositories: by_url.len(),
+            applications: apps.len(),
+            ..Cycle::default()
+        };
+        let id = format!("poll-{}", jiff::Timestamp::now().as_millisecond());
+        let asks: Vec<_> = by_url
+            .into_iter()
+            .map(|(url, apps)| async move {
+                let heads = self.git.heads(&url).await;
+                (url, apps, heads)
+            })
+            .collect();
+        let mut answers = futures_util::stream::iter(asks).buffer_unordered(8);
+        let mut jobs = Vec::new();
+        while let Some((url, apps, heads)) = answers.next().await {
+            let heads = match heads {
+                Ok(heads) => heads,
+                Err(error) => {
+                    tracing::warn!(repository = %error_url(&url), error = %error, "the poll could not reach a repository");
+                    cycle.unreachable += 1;
+                    continue;
+                }
+            };
+            jobs.extend(
+                apps.iter()
+                    .filter(|app| needs_sync(app, &heads))
+                    .filter_map(|app| job(app_ref(app)?, SyncTrigger::Poll, &id, &self.topology)),
+            );
+        }
+        drop(answers);
+        cycle.enqueued = jobs.len();
+        let published = self.publish(jobs).await;
+        self.metrics
+            .polls
+            .with_label_values(&[if published && cycle.unreachable == 0 {
+                "ran"
+            } else {
+                "failed"
+            }])
+            .inc();
+        cycle
+    }
+
+    /// Turn `pushsync.dev/sync` and `pushsync.dev/refresh` annotations into
+    /// jobs, then remove them.
+    pub async fn triggers(&self) {
+        for app in (self.apps)() {
+            let annotations = app.metadata.annotations.as_ref();
+            let sync = annotations.is_some_and(|a| a.contains_key(SYNC_ANNOTATION));
+            let refresh = annotations.is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+            if !(sync || refresh) {
+                continue;
+            }
+            let Some(target) = app_ref(&app) else {
+                continue;
+            };
+            let version = app.metadata.resource_version.clone().unwrap_or_default();
+            if let Ok(handled) = self.handled.lock()
+                && handled.get(&target) == Some(&version)
+            {
+                continue;
+            }
+            let trigger = SyncTrigger::Manual {
+                requested_by: Some("annotation".to_owned()),
+                refresh_only: !sync,
+            };
+            let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
+            let Some(outgoing) = job(target.clone(), trigger, &id, &self.topology) else {
+                continue;
+            };
+            if !self.publish(vec![outgoing]).await {
+                return;
+            }
+            tracing::info!(application = %target, sync, "manual trigger enqueued");
+            if let Ok(mut handled) = self.handled.lock() {
+                handled.insert(target.clone(), version);
+            }
+            let patch = json!({"metadata": {"annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null}}});
+            let api = Api::<Application>::namespaced(self.client.clone(), &target.namespace);
+            if let Err(error) = api
+                .patch(&target.name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                // The job is out; the annotation will ask again (a harmless duplicate).
+                tracing::warn!(application = %target, error = %error, "removing the trigger annotation failed");
+            }
+        }
+    }
+}
+
+/// A repository URL fit for logs (no credentials).
+fn error_url(url: &str) -> String {
+    pushsync_proto::RepoId::parse(url)
+        .map_or_else(|_| "(unparseable URL)".to_owned(), |id| id.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! The poll against real repositories served by `git daemon`, the sandbox's
+//! Leases and Applications, and the in-memory queue as the job sink.
+
+use std::time::Duration;
+
+use kube::CustomResourceExt;
+use kube::api::PostParams;
+use pushsync_api::{
+    ApplicationSpec, ApplicationStatus, Automated, OperationState, Source, SyncPolicy, SyncStatus,
+};
+use pushsync_broker::MemoryQueue;
+use pushsync_proto::Message;
+use pushsync_sandbox::Sandbox;
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+
+use super::*;
+
+fn application(
+    name: &str,
+    url: &str,
+    synced: Option<&str>,
+    phase: &str,
+    self_heal: bool,
+) -> Application {
+    let mut app = Application::new(
+        name,
+        ApplicationSpec {
+            source: Source {
+                repo_url: url.to_owned(),
+                target_revision: "main".into(),
+                ..Source::default()
+            },
+            destination: Default::default(),
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune: false,
+                    self_heal,
+                }),
+                ..SyncPolicy::default()
+            }),
+            ignore_differences: Vec::new(),
+        },
+    );
+    app.metadata.namespace = Some("default".into());
+    if let Some(revision) = synced {
+        app.status = Some(ApplicationStatus {
+            sync: Some(SyncStatus {
+                status: "Synced".into(),
+                revision: Some(revision.to_owned()),
+            }),
+            operation_state: Some(OperationState {
+                phase: phase.to_owned(),
+                ..OperationState::default()
+            }),
+            ..ApplicationStatus::default()
+        });
+    }
+    app
+}
+
+fn enqueued(queue: &MemoryQueue) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Some(message) = queue.try_pop() {
+        if let Ok(Message::SyncJobV1(job)) = Message::decode(&message.body) {
+            names.push(job.application.name);
+        }
+    }
+    names.sort();
+    names
+}
+
+struct Setup {
+    sandbox: Sandbox,
+    queue: MemoryQueue,
+    git: GitCache,
+    _cache: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let sandbox = Sandbox::start().await.unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        Self {
+            sandbox,
+            queue: MemoryQueue::new(10_000),
+            git: GitCache::new(cache.path(), Duration::from_secs(20)),
+            _cache: cache,
+        }
+    }
+
+    fn poller(&self, identity: &str, apps: AppsFn, metrics: Metrics) -> Poller {
+        Poller::new(
+            Broker::memory(self.queue.clone()),
+            Topology::default(),
+            self.git.clone(),
+            apps,
+            self.sandbox.client(),
+            Leases::new(
+                self.sandbox.client(),
+                "default",
+                identity,
+                Duration::from_secs(2),
+            ),
+            metrics,
+            PollSettings {
+                interval: Duration::from_secs(3600),
+                tick: Duration::from_millis(50),
+                ..PollSettings::default()
+            },
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_asks_each_repository_once_and_enqueues_only_what_moved_or_failed() {
+    let setup = Setup::new().await;
+    let one = GitRepo::init();
+    one.write("a.yaml", "x: 1\n");
+    let old = one.commit("old");
+    one.write("a.yaml", "x: 2\n");
+    let new = one.commit("new");
+    let two = GitRepo::init();
+    two.write("b.yaml", "y: 1\n");
+    let head_two = two.commit("only");
+    let (daemon_one, daemon_two) = (GitDaemon::serve_repo(&one), GitDaemon::serve_repo(&two));
+    let (url_one, url_two) = (daemon_one.url_of(&one), daemon_two.url_of(&two));
+    let apps: Vec<Arc<Application>> = vec![
+        application("moved", &url_one, Some(&old), "Succeeded", false),
+        application("current", &url_one, Some(&new), "Succeeded", false),
+        application("failed", &url_one, Some(&new), "Failed", false),
+        application("never-synced", &url_one, None, "", false),
+        application("heals", &url_two, Some(&head_two), "Succeeded", true),
+        application("quiet", &url_two, Some(&head_two), "Succeeded", false),
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect();
+    let poller = setup.poller("p", Arc::new(move || apps.clone()), Metrics::new().unwrap());
+    let calls = setup.git.remote_calls();
+    let cycle = poller.cycle().await;
+    assert_eq!(
+        setup.git.remote_calls() - calls,
+        2,
+        "one ls-remote per repository"
+    );
+    assert_eq!(
+        cycle,
+        Cycle {
+            repositories: 2,
+            unreachable: 0,
+            applications: 6,
+            enqueued: 4
+        }
+    );
+    assert_eq!(
+        enqueued(&setup.queue),
+        ["failed", "heals", "moved", "never-synced"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_repository_is_reported_and_the_others_still_polled() {
+    let setup = Setup::new().await;
+    let repo = GitRepo::init();
+    repo.write("a.yaml", "x: 1\n");
+    repo.commit("one");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let apps: Vec<Arc<Application>> = vec![
+        Arc::new(application("up", &daemon.url_of(&repo), None, "", false)),
+        Arc::new(application(
+            "down",
+            "git://127.0.0.1:9/nothing.git",
+            None,
+            "",
+            false,
+        )),
+    ];
+    let metrics = Metrics::new().unwrap();
+    let poller = setup.poller("p", Arc::new(move || apps.clone()), metrics.clone());
+    let cycle = poller.cycle().await;
+    assert_eq!((cycle.unreachable, cycle.enqueued), (1, 1));
+    assert_eq!(enqueued(&setup.queue), ["up"]);
+    assert!(
+        metrics
+            .render()
+            .contains("pushsync_worker_polls_total{result=\"failed\"} 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
+    let setup = Setup::new().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(setup.sandbox.client());
+    crds.create(&PostParams::default(), &Application::crd())
+        .await
+        .unwrap();
+    let api: Api<Application> = Api::namespaced(setup.sandbox.client(), "default");
+    let mut app = application("web", "https://example.com/r.git", None, "", false);
+    app.metadata.annotations = Some([(SYNC_ANNOTATION.to_owned(), "now".to_owned())].into());
+    api.create(&PostParams::default(), &app).await.unwrap();
+    let apps: AppsFn = {
+        let api = api.clone();
+        Arc::new(move || {
+            let api = api.clone();
+            // The index stands in here as a fresh listing.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    api.list(&Default::default())
+                        .await
+                        .unwrap()
+                        .items
+                        .into_iter()
+                        .map(Arc::new)
+                        .collect()
+                })
+            })
+        })
+    };
+    let (first, second) = (Metrics::new().unwrap(), Metrics::new().unwrap());
+    let leader_stop = CancellationToken::new();
+    let standby_stop = CancellationToken::new();
+    tokio::spawn(
+        setup
+            .poller("a", apps.clone(), first.clone())
+            .run(leader_stop.clone()),
+    );
+    wait(|| first.poll_leader.get() == 1).await;
+    tokio::spawn(
+        setup
+            .poller("b", apps.clone(), second.clone())
+            .run(standby_stop.clone()),
+    );
+
+    // The leader turns the annotation into a manual sync job and removes it.
+    let job = setup
+        .queue
+        .pop_from(&Topology::default().jobs_exchange())
+        .await;
+    let Ok(Message::SyncJobV1(job)) = Message::decode(&job.body) else {
+        panic!("not a sync job");
+    };
+    assert_eq!(job.application.name, "web");
+    assert_eq!(
+        job.trigger,
+        SyncTrigger::Manual {
+            requested_by: Some("annotation".into()),
+            refresh_only: false
+        }
+    );
+    wait_async(|| {
+        let api = api.clone();
+        async move {
+            api.get("web")
+                .await
+                .unwrap()
+                .metadata
+                .annotations
+                .is_none_or(|a| !a.contains_key(SYNC_ANNOTATION))
+        }
+    })
+    .await;
+    assert_eq!(second.poll_leader.get(), 0, "one poller at a time");
+
+    // The leader stops: the standby takes over.
+    leader_stop.cancel();
+    wait(|| second.poll_leader.get() == 1).await;
+    assert_eq!(first.poll_leader.get(), 0);
+    standby_stop.cancel();
+}
+
+async fn wait(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_async<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
