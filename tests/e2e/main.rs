@@ -10,6 +10,8 @@
     reason = "test code: a failed step fails the test"
 )]
 
+mod cluster;
 mod local;
 mod process;
 mod push_to_worker;
+mod scale;

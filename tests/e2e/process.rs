@@ -108,6 +108,11 @@ impl Service {
         }
     }
 
+    /// Whether the process is still running (not restarted, not crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: no cleanup at all.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -83,6 +83,9 @@ pub enum Claim {
         /// Our ticket.
         ticket: u64,
     },
+    /// Nobody is syncing, but we were not to take the lock (no free sync
+    /// slot): take it once we can.
+    Free,
     /// A sync that started after our request finished: nothing to do.
     Covered,
 }
@@ -252,11 +255,12 @@ impl Leases {
     }
 
     /// Take a ticket for a sync of `app` (naming `revision` when known), and
-    /// the lock with it when it is free.
+    /// the lock with it when it is free and `acquire` says we can sync now.
     pub async fn request(
         &self,
         app: &AppRef,
         revision: Option<&str>,
+        acquire: bool,
     ) -> Result<(Claim, u64), LeaseError> {
         self.update(&lock_name(app), |lease, now| {
             let ticket = counter(lease, REQUESTED) + 1;
@@ -266,30 +270,40 @@ impl Leases {
             } else if let Some(annotations) = lease.metadata.annotations.as_mut() {
                 annotations.remove(REQUESTED_REVISION);
             }
-            let claim = if holder(lease).is_none() || expired(lease, now) {
+            let claim = if holder(lease).is_some() && !expired(lease, now) {
+                Claim::Busy { ticket }
+            } else if acquire {
                 self.hold(lease, now, true);
                 set(lease, SERVING, ticket.to_string());
                 Claim::Acquired
             } else {
-                Claim::Busy { ticket }
+                Claim::Free
             };
             ((claim, ticket), true)
         })
         .await
     }
 
-    /// For a waiting `ticket`: covered by now, still busy, or ours to take.
-    pub async fn check(&self, app: &AppRef, ticket: u64) -> Result<Claim, LeaseError> {
+    /// For a waiting `ticket`: covered by now, still busy, or ours to take
+    /// (when `acquire` says we can sync now).
+    pub async fn check(
+        &self,
+        app: &AppRef,
+        ticket: u64,
+        acquire: bool,
+    ) -> Result<Claim, LeaseError> {
         self.update(&lock_name(app), |lease, now| {
             if counter(lease, SERVED) >= ticket {
                 (Claim::Covered, false)
-            } else if holder(lease).is_none() || expired(lease, now) {
+            } else if holder(lease).is_some() && !expired(lease, now) {
+                (Claim::Busy { ticket }, false)
+            } else if !acquire {
+                (Claim::Free, false)
+            } else {
                 self.hold(lease, now, true);
                 let requested = counter(lease, REQUESTED);
                 set(lease, SERVING, requested.to_string());
                 (Claim::Acquired, true)
-            } else {
-                (Claim::Busy { ticket }, false)
             }
         })
         .await

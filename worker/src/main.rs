@@ -100,6 +100,10 @@ struct Args {
     /// a time); `0s` turns polling off.
     #[arg(long, env = "PUSHSYNC_POLL_INTERVAL", default_value = "10m", value_parser = duration)]
     poll_interval: Duration,
+    /// Applications not compared with the cluster for this long are
+    /// refreshed by the poll, so drift is reported even without selfHeal.
+    #[arg(long, env = "PUSHSYNC_DRIFT_INTERVAL", default_value = "30m", value_parser = duration)]
+    drift_interval: Duration,
     /// Name of the poller's leader-election Lease.
     #[arg(long, env = "PUSHSYNC_POLL_LEASE", default_value = "pushsync-poller")]
     poll_lease: String,
@@ -372,6 +376,7 @@ async fn run(args: Args, uri: String) -> ExitCode {
             PollSettings {
                 interval: args.poll_interval,
                 lease: args.poll_lease.clone(),
+                drift_interval: args.drift_interval,
                 tick: (args.lease_duration / 3)
                     .clamp(Duration::from_millis(200), Duration::from_secs(5)),
                 ..PollSettings::default()

@@ -50,6 +50,10 @@ pub struct PollSettings {
     /// How often the leader renews and looks for manual triggers, and a
     /// standby tries to take over.
     pub tick: Duration,
+    /// Applications not compared with the cluster for this long are
+    /// refreshed by the poll, so drift is reported even without selfHeal
+    /// (selfHeal Applications are compared every cycle).
+    pub drift_interval: Duration,
 }
 
 impl Default for PollSettings {
@@ -59,6 +63,7 @@ impl Default for PollSettings {
             jitter: 0.1,
             lease: "pushsync-poller".to_owned(),
             tick: Duration::from_secs(1),
+            drift_interval: Duration::from_secs(1800),
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct Cycle {
     pub applications: usize,
     /// Sync jobs enqueued.
     pub enqueued: usize,
+    /// Whether the jobs were published (confirmed by the broker).
+    pub published: bool,
 }
 
 /// The poller.
@@ -111,8 +118,10 @@ fn app_ref(app: &Application) -> Option<AppRef> {
     })
 }
 
-/// Whether the poll should enqueue a sync of `app`, given its remote's refs.
-pub fn needs_sync(app: &Application, heads: &RemoteHeads) -> bool {
+/// Whether the poll should enqueue a sync of `app`, given its remote's refs:
+/// never synced, the head moved, the last sync did not succeed, selfHeal, or
+/// not compared with the cluster for `drift_interval`.
+pub fn needs_sync(app: &Application, heads: &RemoteHeads, drift_interval: Duration) -> bool {
     let Some(status) = &app.status else {
         return true;
     };
@@ -128,7 +137,17 @@ pub fn needs_sync(app: &Application, heads: &RemoteHeads) -> bool {
         .as_ref()
         .and_then(|p| p.automated.as_ref())
         .is_some_and(|a| a.self_heal);
-    head.is_none() || head.as_ref() != synced || failed || self_heal
+    let stale = status
+        .reconciled_at
+        .as_deref()
+        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+        .is_none_or(|at| {
+            jiff::Timestamp::now()
+                .duration_since(at)
+                .unsigned_abs()
+                .ge(&drift_interval)
+        });
+    head.is_none() || head.as_ref() != synced || failed || self_heal || stale
 }
 
 impl Poller {
@@ -191,14 +210,21 @@ impl Poller {
                 self.triggers().await;
                 if !self.settings.interval.is_zero() && Instant::now() >= next_poll {
                     let cycle = self.cycle().await;
+                    // Jobs that could not be published are worth another try soon.
+                    next_poll = Instant::now()
+                        + if cycle.published {
+                            self.jittered()
+                        } else {
+                            (self.settings.tick * 5).min(self.settings.interval)
+                        };
                     tracing::info!(
                         repositories = cycle.repositories,
                         unreachable = cycle.unreachable,
                         applications = cycle.applications,
                         enqueued = cycle.enqueued,
+                        published = cycle.published,
                         "poll cycle done"
                     );
-                    next_poll = Instant::now() + self.jittered();
                 }
             }
             tokio::select! {
@@ -276,16 +302,16 @@ impl Poller {
             };
             jobs.extend(
                 apps.iter()
-                    .filter(|app| needs_sync(app, &heads))
+                    .filter(|app| needs_sync(app, &heads, self.settings.drift_interval))
                     .filter_map(|app| job(app_ref(app)?, SyncTrigger::Poll, &id, &self.topology)),
             );
         }
         drop(answers);
         cycle.enqueued = jobs.len();
-        let published = self.publish(jobs).await;
+        cycle.published = self.publish(jobs).await;
         self.metrics
             .polls
-            .with_label_values(&[if published && cycle.unreachable == 0 {
+            .with_label_values(&[if cycle.published && cycle.unreachable == 0 {
                 "ran"
             } else {
                 "failed"

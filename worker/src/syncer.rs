@@ -341,22 +341,31 @@ impl Syncer {
             SyncTrigger::Push { revision, .. } => revision.as_deref(),
             _ => None,
         };
+        // The ticket is taken on arrival, slot or not, so requests that
+        // arrive while every slot is busy are still covered by a sync that
+        // starts later; the lock itself is taken only with a slot in hand.
         let mut ticket = None;
+        let mut slot = None;
         loop {
-            let slot = tokio::select! {
-                () = stop.cancelled() => return Ok(Done::Stopped),
-                slot = inner.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return Ok(Done::Stopped),
-                },
-            };
+            if slot.is_none() {
+                slot = inner.slots.clone().try_acquire_owned().ok();
+            }
+            let acquire = slot.is_some();
             let claim = match ticket {
                 None => {
-                    let (claim, taken) = inner.leases.request(&job.application, revision).await?;
+                    let (claim, taken) = inner
+                        .leases
+                        .request(&job.application, revision, acquire)
+                        .await?;
                     ticket = Some(taken);
                     claim
                 }
-                Some(ticket) => inner.leases.check(&job.application, ticket).await?,
+                Some(ticket) => {
+                    inner
+                        .leases
+                        .check(&job.application, ticket, acquire)
+                        .await?
+                }
             };
             match claim {
                 Claim::Covered => return Ok(Done::Covered),
@@ -364,8 +373,18 @@ impl Syncer {
                     let _slot = slot;
                     return self.hold(job, stop).await;
                 }
+                // Free but no slot: wait for one, then try at once.
+                Claim::Free => {
+                    slot = tokio::select! {
+                        () = stop.cancelled() => return Ok(Done::Stopped),
+                        slot = inner.slots.clone().acquire_owned() => match slot {
+                            Ok(slot) => Some(slot),
+                            Err(_) => return Ok(Done::Stopped),
+                        },
+                    };
+                }
                 Claim::Busy { .. } => {
-                    drop(slot);
+                    slot = None;
                     tokio::select! {
                         () = stop.cancelled() => return Ok(Done::Stopped),
                         () = tokio::time::sleep(inner.settings.lock_poll) => {}

@@ -30,19 +30,22 @@ async fn requests_during_a_sync_are_served_by_one_more_sync() {
     );
 
     assert_eq!(
-        a.request(&app(), Some("c1")).await.unwrap(),
+        a.request(&app(), Some("c1"), true).await.unwrap(),
         (Claim::Acquired, 1)
     );
     // Two more pushes while a syncs: both wait on one follow-up sync.
     assert_eq!(
-        b.request(&app(), Some("c2")).await.unwrap(),
+        b.request(&app(), Some("c2"), true).await.unwrap(),
         (Claim::Busy { ticket: 2 }, 2)
     );
     assert_eq!(
-        b.request(&app(), Some("c3")).await.unwrap(),
+        b.request(&app(), Some("c3"), true).await.unwrap(),
         (Claim::Busy { ticket: 3 }, 3)
     );
-    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Busy { ticket: 2 });
+    assert_eq!(
+        b.check(&app(), 2, true).await.unwrap(),
+        Claim::Busy { ticket: 2 }
+    );
     assert_eq!(
         a.renew(&app()).await.unwrap(),
         Renewal::Held {
@@ -55,19 +58,28 @@ async fn requests_during_a_sync_are_served_by_one_more_sync() {
         Renewal::Held { newer: None }
     );
     assert_eq!(a.finish(&app()).await.unwrap(), Finish::Released);
-    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Covered);
-    assert_eq!(b.check(&app(), 3).await.unwrap(), Claim::Covered);
+    assert_eq!(b.check(&app(), 2, true).await.unwrap(), Claim::Covered);
+    assert_eq!(b.check(&app(), 3, true).await.unwrap(), Claim::Covered);
 
     // Free again: the next request takes it.
-    assert_eq!(b.request(&app(), None).await.unwrap(), (Claim::Acquired, 4));
+    assert_eq!(
+        b.request(&app(), None, true).await.unwrap(),
+        (Claim::Acquired, 4)
+    );
     // The same process is no exception: a second job of one worker waits too.
     assert_eq!(
-        b.request(&app(), None).await.unwrap(),
+        b.request(&app(), None, true).await.unwrap(),
         (Claim::Busy { ticket: 5 }, 5)
     );
     // A transient failure gives the lock up without serving anything.
     b.abandon(&app()).await.unwrap();
-    assert_eq!(b.check(&app(), 5).await.unwrap(), Claim::Acquired);
+    // A job without a free sync slot keeps its ticket and leaves the lock.
+    assert_eq!(b.check(&app(), 5, false).await.unwrap(), Claim::Free);
+    assert_eq!(
+        a.request(&app(), None, false).await.unwrap(),
+        (Claim::Free, 6)
+    );
+    assert_eq!(b.check(&app(), 5, true).await.unwrap(), Claim::Acquired);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,28 +97,33 @@ async fn a_holder_that_stops_renewing_loses_the_lock() {
         "worker-b",
         Duration::from_secs(1),
     );
-    assert_eq!(a.request(&app(), None).await.unwrap().0, Claim::Acquired);
     assert_eq!(
-        b.request(&app(), None).await.unwrap().0,
+        a.request(&app(), None, true).await.unwrap().0,
+        Claim::Acquired
+    );
+    assert_eq!(
+        b.request(&app(), None, true).await.unwrap().0,
         Claim::Busy { ticket: 2 }
     );
     // a "dies": no renewal. b takes over once the lease expired.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match b.check(&app(), 2).await.unwrap() {
+        match b.check(&app(), 2, true).await.unwrap() {
             Claim::Acquired => break,
             Claim::Busy { .. } => {
                 assert!(std::time::Instant::now() < deadline, "never expired");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Claim::Covered => panic!("nothing served ticket 2"),
+            Claim::Covered | Claim::Free => {
+                panic!("nothing served ticket 2, and the lock was taken by acquire")
+            }
         }
     }
     assert_eq!(a.renew(&app()).await.unwrap(), Renewal::Lost);
     // a's late finish changes nothing; b's counts.
     assert_eq!(a.finish(&app()).await.unwrap(), Finish::Released);
     assert_eq!(b.finish(&app()).await.unwrap(), Finish::Released);
-    assert_eq!(b.check(&app(), 2).await.unwrap(), Claim::Covered);
+    assert_eq!(b.check(&app(), 2, true).await.unwrap(), Claim::Covered);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,7 @@ fn application(
     app.metadata.namespace = Some("default".into());
     if let Some(revision) = synced {
         app.status = Some(ApplicationStatus {
+            reconciled_at: Some(jiff::Timestamp::now().to_string()),
             sync: Some(SyncStatus {
                 status: "Synced".into(),
                 revision: Some(revision.to_owned()),
@@ -131,6 +132,13 @@ async fn a_cycle_asks_each_repository_once_and_enqueues_only_what_moved_or_faile
         application("never-synced", &url_one, None, "", false),
         application("heals", &url_two, Some(&head_two), "Succeeded", true),
         application("quiet", &url_two, Some(&head_two), "Succeeded", false),
+        {
+            let mut app = application("stale", &url_two, Some(&head_two), "Succeeded", false);
+            if let Some(status) = app.status.as_mut() {
+                status.reconciled_at = Some("2020-01-01T00:00:00Z".into());
+            }
+            app
+        },
     ]
     .into_iter()
     .map(Arc::new)
@@ -148,13 +156,14 @@ async fn a_cycle_asks_each_repository_once_and_enqueues_only_what_moved_or_faile
         Cycle {
             repositories: 2,
             unreachable: 0,
-            applications: 6,
-            enqueued: 4
+            applications: 7,
+            enqueued: 5,
+            published: true,
         }
     );
     assert_eq!(
         enqueued(&setup.queue),
-        ["failed", "heals", "moved", "never-synced"]
+        ["failed", "heals", "moved", "never-synced", "stale"]
     );
 }
 
