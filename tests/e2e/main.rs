@@ -11,6 +11,7 @@
 )]
 
 mod cluster;
+mod deploy;
 mod local;
 mod process;
 mod push_to_worker;

@@ -1,0 +1,131 @@
+//! `deploy/` is what a cluster runs: it renders with `kubectl kustomize`, the
+//! API server accepts all of it (applied to the sandbox, a server-side dry
+//! run on a real cluster), its workloads roll out, and every `PUSHSYNC_*`
+//! variable it sets is one the binaries read.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+
+use crate::cluster::TestCluster;
+use crate::process::{binary, repo_root};
+
+fn kustomize(dir: &str) -> String {
+    let output = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(repo_root().join(dir))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn kubectl(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The `PUSHSYNC_*` variables a binary documents in `--help`.
+fn variables_of(name: &str) -> BTreeSet<String> {
+    let output = Command::new(binary(name)).arg("--help").output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split("env: ")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_manifests_are_accepted_and_roll_out() {
+    let cluster = TestCluster::start(std::time::Duration::from_millis(100)).await;
+    let rendered = kustomize("deploy");
+    let real = std::env::var_os("PUSHSYNC_TEST_KUBECONFIG").is_some();
+    let mut apply = vec![
+        "apply",
+        "--server-side",
+        "--field-manager=pushsync-e2e",
+        "-f",
+        "-",
+    ];
+    if real {
+        // Never install pushsync into someone's cluster from a test.
+        apply.push("--dry-run=server");
+    }
+    kubectl(&cluster, &apply, Some(&rendered));
+    if !real {
+        for deployment in ["pushsync-receiver", "pushsync-worker"] {
+            kubectl(
+                &cluster,
+                &[
+                    "rollout",
+                    "status",
+                    &format!("deployment/{deployment}"),
+                    "-n",
+                    "pushsync",
+                    "--timeout=30s",
+                ],
+                None,
+            );
+        }
+    }
+
+    // Every variable the manifests set is one the binary reads.
+    let documents: Vec<serde_json::Value> = rendered
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect();
+    for (deployment, binary_name) in [
+        ("pushsync-receiver", "pushsync-receiver"),
+        ("pushsync-worker", "pushsync-worker"),
+    ] {
+        let known = variables_of(binary_name);
+        let spec = documents
+            .iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == deployment)
+            .unwrap();
+        for env in spec["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+        {
+            let name = env["name"].as_str().unwrap();
+            assert!(
+                known.contains(name),
+                "{deployment} sets {name}, which {binary_name} does not read"
+            );
+        }
+    }
+
+    // Autoscaling watches the queue the workers consume.
+    let autoscaling = kustomize("deploy/autoscaling");
+    let queue = pushsync_proto::Topology::default().sync_jobs_queue();
+    assert!(
+        autoscaling.contains(&format!("queueName: {queue}")),
+        "deploy/autoscaling does not watch {queue}"
+    );
+}
