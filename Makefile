@@ -53,8 +53,8 @@ broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it 
 	@scripts/ensure-rabbitmq.sh
 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
-	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-bench
-	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver $(BENCH_ARGS)
+	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-bench
+	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker $(BENCH_ARGS)
 
 sandbox: ## Run the Kubernetes API sandbox on 127.0.0.1:6443 (kubeconfig: sandbox.kubeconfig)
 	$(CARGO) run --locked -q -p pushsync-sandbox -- --port 6443 --kubeconfig-out sandbox.kubeconfig

@@ -37,6 +37,9 @@ struct Args {
     /// not the figure.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// The worker binary (release build) for the scale part.
+    #[arg(long, default_value = "target/release/pushsync-worker")]
+    worker_bin: std::path::PathBuf,
     /// Which part to measure.
     #[arg(long, value_enum, default_value = "all")]
     only: Part,
@@ -56,9 +59,12 @@ enum Part {
     Sandbox,
     /// The worker: push → applied, 100-resource sync against kubectl, no-op re-sync.
     Worker,
+    /// Several workers: burst coalescing, throughput with 1–3 workers, poll cost.
+    Scale,
 }
 
 mod sandbox;
+mod scale;
 mod worker;
 
 const SECRET: &str = "bench-secret";
@@ -75,6 +81,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.only, Part::All | Part::Worker) {
         worker::run().await?;
+    }
+    if matches!(args.only, Part::All | Part::Scale) {
+        scale::run(&args.worker_bin).await?;
     }
     Ok(())
 }
