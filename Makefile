@@ -9,7 +9,7 @@ export PATH := $(PUSHSYNC_TOOLS)/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-receiver test test-unit lint check-deps deps broker bench fmt clean-broker sandbox
+.PHONY: help run run-receiver test test-unit lint check-deps deps broker bench soak fmt clean-broker sandbox
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
 	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-bench
 	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker $(BENCH_ARGS)
+
+soak: broker ## Minutes of pushes while workers are killed and the broker cut; ends with the count of lost pushes (SOAK_SECONDS, default 120)
+	$(CARGO) build --release --locked -p pushsync-worker -p pushsync-bench
+	$(CARGO_TARGET_DIR)/release/pushsync-bench --only soak --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --soak-seconds $(or $(SOAK_SECONDS),120)
 
 sandbox: ## Run the Kubernetes API sandbox on 127.0.0.1:6443 (kubeconfig: sandbox.kubeconfig)
 	$(CARGO) run --locked -q -p pushsync-sandbox -- --port 6443 --kubeconfig-out sandbox.kubeconfig

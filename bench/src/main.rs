@@ -24,7 +24,7 @@ use pushsync_testkit::{sign, webhook_fixture};
 #[derive(Debug, Parser)]
 struct Args {
     /// The release `pushsync-receiver` binary to measure.
-    #[arg(long)]
+    #[arg(long, default_value = "target/release/pushsync-receiver")]
     receiver_bin: std::path::PathBuf,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 3)]
@@ -40,6 +40,9 @@ struct Args {
     /// The worker binary (release build) for the scale part.
     #[arg(long, default_value = "target/release/pushsync-worker")]
     worker_bin: std::path::PathBuf,
+    /// How long `--only soak` pushes and kills.
+    #[arg(long, default_value_t = 120)]
+    soak_seconds: u64,
     /// Which part to measure.
     #[arg(long, value_enum, default_value = "all")]
     only: Part,
@@ -61,10 +64,14 @@ enum Part {
     Worker,
     /// Several workers: burst coalescing, throughput with 1–3 workers, poll cost.
     Scale,
+    /// `make soak` (not part of `all`): minutes of pushes with workers killed
+    /// and the broker cut, then a count of lost pushes.
+    Soak,
 }
 
 mod sandbox;
 mod scale;
+mod soak;
 mod worker;
 
 const SECRET: &str = "bench-secret";
@@ -84,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.only, Part::All | Part::Scale) {
         scale::run(&args.worker_bin).await?;
+    }
+    if args.only == Part::Soak {
+        soak::run(&args.worker_bin, Duration::from_secs(args.soak_seconds)).await?;
     }
     Ok(())
 }

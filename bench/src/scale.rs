@@ -28,7 +28,7 @@ use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::poll::{PollSettings, Poller};
 
-fn configmaps(name: &str, count: usize, version: usize) -> String {
+pub fn configmaps(name: &str, count: usize, version: usize) -> String {
     (0..count)
         .map(|i| {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-{i}\ndata:\n  version: \"{version}\"\n")
@@ -37,7 +37,7 @@ fn configmaps(name: &str, count: usize, version: usize) -> String {
         .join("---\n")
 }
 
-fn application(name: &str, namespace: &str, url: &str, path: &str) -> Application {
+pub fn application(name: &str, namespace: &str, url: &str, path: &str) -> Application {
     let mut app = Application::new(
         name,
         ApplicationSpec {
@@ -64,7 +64,12 @@ fn application(name: &str, namespace: &str, url: &str, path: &str) -> Applicatio
     app
 }
 
-fn push(topology: &Topology, url: &str, after: &str, paths: &[String]) -> anyhow::Result<Outgoing> {
+pub fn push(
+    topology: &Topology,
+    url: &str,
+    after: &str,
+    paths: &[String],
+) -> anyhow::Result<Outgoing> {
     let event = PushEvent {
         provider: Provider::Gitea,
         delivery_id: format!("bench-{after}"),
@@ -95,13 +100,13 @@ fn push(topology: &Topology, url: &str, after: &str, paths: &[String]) -> anyhow
 }
 
 /// A worker process of the release build.
-struct WorkerProcess {
+pub struct WorkerProcess {
     child: Child,
     metrics_port: u16,
 }
 
 impl WorkerProcess {
-    fn start(
+    pub fn start(
         binary: &Path,
         kubeconfig: &Path,
         topology: &Topology,
@@ -109,17 +114,46 @@ impl WorkerProcess {
         cache: &Path,
         identity: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(
+            binary,
+            kubeconfig,
+            topology,
+            namespace,
+            cache,
+            identity,
+            &amqp_url(),
+            "10m",
+        )
+    }
+
+    /// Like `start`, through the broker at `amqp`, polling every `poll`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a bench helper mirroring the worker's settings"
+    )]
+    pub fn start_with(
+        binary: &Path,
+        kubeconfig: &Path,
+        topology: &Topology,
+        namespace: &str,
+        cache: &Path,
+        identity: &str,
+        amqp: &str,
+        poll: &str,
+    ) -> anyhow::Result<Self> {
         let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = Command::new(binary)
-            .env("PUSHSYNC_AMQP_URL", amqp_url())
+            .env("PUSHSYNC_AMQP_URL", amqp)
             .env("PUSHSYNC_QUEUE_PREFIX", topology.prefix())
             .env("KUBECONFIG", kubeconfig)
             .env("PUSHSYNC_WATCH_NAMESPACE", namespace)
             .env("PUSHSYNC_LEASE_NAMESPACE", namespace)
+            .env("PUSHSYNC_LEASE_DURATION", "3s")
             .env("PUSHSYNC_LOCK_POLL", "100ms")
-            .env("PUSHSYNC_POLL_INTERVAL", "10m")
+            .env("PUSHSYNC_RETRY_BACKOFF", "200ms")
+            .env("PUSHSYNC_POLL_INTERVAL", poll)
             .env(
                 "PUSHSYNC_METRICS_LISTEN",
                 format!("127.0.0.1:{metrics_port}"),
@@ -137,7 +171,7 @@ impl WorkerProcess {
         })
     }
 
-    async fn metric(&self, prefix: &str) -> f64 {
+    pub async fn metric(&self, prefix: &str) -> f64 {
         let Ok(response) =
             reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await
         else {
@@ -153,7 +187,7 @@ impl WorkerProcess {
             .sum()
     }
 
-    async fn ready(&self) -> anyhow::Result<()> {
+    pub async fn ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::get(format!("http://127.0.0.1:{}/healthz", self.metrics_port))
             .await
@@ -166,8 +200,19 @@ impl WorkerProcess {
     }
 }
 
+impl WorkerProcess {
+    /// SIGKILL: no cleanup at all.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -175,7 +220,7 @@ impl Drop for WorkerProcess {
     }
 }
 
-async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
+pub async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sandbox.client());
     namespaces
         .create(
@@ -186,7 +231,7 @@ async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_synced(
+pub async fn wait_synced(
     sandbox: &Sandbox,
     namespace: &str,
     revision_of: impl Fn(&str) -> String,
