@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod git;
+pub mod git_http;
 pub mod proxy;
 pub mod sign;
 

@@ -90,6 +90,109 @@ pub enum GitError {
     /// The blocking task died.
     #[error("a git task panicked or was cancelled")]
     TaskFailed,
+    /// The remote refused the configured credentials, or wants some and none
+    /// are configured for it.
+    #[error("{url} refused access: {reason}")]
+    AuthenticationFailed {
+        /// The remote, without credentials.
+        url: String,
+        /// What went wrong (never the secret itself).
+        reason: String,
+    },
+}
+
+/// Why the credentials file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The file cannot be read.
+    #[error("cannot read the git credentials file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a list of credentials.
+    #[error("the git credentials file {path} is not valid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Credentials for one set of repositories. The secrets stay in files (a
+/// mounted Kubernetes Secret), read when a remote asks, so a rotated Secret
+/// needs no restart and no secret is held in memory longer than a fetch.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Credential {
+    /// A prefix of the repository URLs they are for (the longest match wins).
+    pub url: String,
+    /// User name for HTTPS (default `git`; GitHub tokens take any).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password or token (HTTPS).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// File holding an unencrypted private key (SSH).
+    #[serde(default)]
+    pub ssh_private_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("url", &display_url(&self.url))
+            .field("username", &self.username)
+            .field("password_file", &self.password_file)
+            .field("ssh_private_key_file", &self.ssh_private_key_file)
+            .finish()
+    }
+}
+
+/// Every configured credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials(Vec<Credential>);
+
+impl Credentials {
+    /// These credentials.
+    pub fn new(credentials: Vec<Credential>) -> Self {
+        Self(credentials)
+    }
+
+    /// Read a YAML list of [`Credential`]s.
+    pub fn load(path: &Path) -> Result<Self, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| CredentialsError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let list: Vec<Credential> =
+            serde_saphyr::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        for credential in &list {
+            if credential.password_file.is_none() && credential.ssh_private_key_file.is_none() {
+                return Err(invalid(format!(
+                    "the entry for {} names neither passwordFile nor sshPrivateKeyFile",
+                    display_url(&credential.url)
+                )));
+            }
+        }
+        Ok(Self(list))
+    }
+
+    /// The credential for `url`: the longest matching prefix.
+    pub fn for_url(&self, url: &str) -> Option<&Credential> {
+        self.0
+            .iter()
+            .filter(|c| url.starts_with(&c.url))
+            .max_by_key(|c| c.url.len())
+    }
 }
 
 impl GitError {
@@ -146,6 +249,8 @@ pub struct GitCache {
     remote_calls: Arc<std::sync::atomic::AtomicU64>,
     /// Told the duration and received bytes of every fetch.
     on_fetch: Option<FetchObserver>,
+    /// For remotes that ask.
+    credentials: Arc<Credentials>,
 }
 
 impl std::fmt::Debug for GitCache {
@@ -196,7 +301,14 @@ impl GitCache {
             slots: Arc::new(Mutex::new(HashMap::new())),
             remote_calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             on_fetch: None,
+            credentials: Arc::default(),
         }
+    }
+
+    /// Answer remotes that ask for credentials with these.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Arc::new(credentials);
+        self
     }
 
     /// Report every fetch (duration, bytes received) to `observer`.
@@ -245,10 +357,17 @@ impl GitCache {
             revision.to_owned(),
             self.timeout,
         );
+        let credential = self.credentials.for_url(url).cloned();
         self.remote_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (commit, fetched) = tokio::task::spawn_blocking(move || {
-            resolve_blocking(&path, &url_owned, &revision_owned, timeout)
+            resolve_blocking(
+                &path,
+                &url_owned,
+                &revision_owned,
+                timeout,
+                credential.as_ref(),
+            )
         })
         .await
         .map_err(|_| GitError::TaskFailed)??;
@@ -263,12 +382,16 @@ impl GitCache {
     /// The remote's refs and their commits: one round trip, nothing fetched
     /// (what the fallback poll asks once per repository).
     pub async fn heads(&self, url: &str) -> Result<RemoteHeads, GitError> {
-        let (path, url, timeout) = (self.repo_path(url), url.to_owned(), self.timeout);
+        let (path, timeout) = (self.repo_path(url), self.timeout);
+        let credential = self.credentials.for_url(url).cloned();
+        let url = url.to_owned();
         self.remote_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || list_blocking(&path, &url, timeout))
-            .await
-            .map_err(|_| GitError::TaskFailed)?
+        tokio::task::spawn_blocking(move || {
+            list_blocking(&path, &url, timeout, credential.as_ref())
+        })
+        .await
+        .map_err(|_| GitError::TaskFailed)?
     }
 
     /// Every file under `path` at `commit` (already in the cache via
@@ -335,15 +458,37 @@ impl RemoteHeads {
     }
 }
 
+/// Marks our own refusals in the credentials callback, so they are told
+/// apart from network failures.
+const AUTH_MARK: &str = "pushsync-auth: ";
+
+fn auth_error(reason: &str) -> git2::Error {
+    git2::Error::new(
+        git2::ErrorCode::Auth,
+        git2::ErrorClass::Callback,
+        format!("{AUTH_MARK}{reason}"),
+    )
+}
+
 /// Turns a libgit2 error talking to `shown` into ours: past the deadline it
-/// is a timeout (the transfer callbacks aborted it), else a failure.
+/// is a timeout (the transfer callbacks aborted it), an authentication
+/// failure when credentials were refused or missing, else a failure.
 fn remote_failure(
     shown: &str,
     deadline: Instant,
     timeout: Duration,
 ) -> impl Fn(git2::Error) -> GitError + Copy + '_ {
     move |source| {
-        if Instant::now() >= deadline {
+        if source.code() == git2::ErrorCode::Auth || source.message().contains(AUTH_MARK) {
+            let message = source.message();
+            let reason = message
+                .split_once(AUTH_MARK)
+                .map_or(message, |(_, reason)| reason);
+            GitError::AuthenticationFailed {
+                url: shown.to_owned(),
+                reason: reason.to_owned(),
+            }
+        } else if Instant::now() >= deadline {
             GitError::FetchTimedOut {
                 url: shown.to_owned(),
                 timeout,
@@ -357,14 +502,23 @@ fn remote_failure(
     }
 }
 
-fn list_blocking(path: &Path, url: &str, timeout: Duration) -> Result<RemoteHeads, GitError> {
+fn list_blocking(
+    path: &Path,
+    url: &str,
+    timeout: Duration,
+    credential: Option<&Credential>,
+) -> Result<RemoteHeads, GitError> {
     let repo = open_cache(path)?;
     let shown = display_url(url);
     let deadline = Instant::now() + timeout;
     let failed = remote_failure(&shown, deadline, timeout);
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
     let connection = remote
-        .connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
+        .connect_auth(
+            Direction::Fetch,
+            Some(callbacks(deadline, credential)),
+            None,
+        )
         .map_err(failed)?;
     let heads = connection
         .list()
@@ -380,6 +534,7 @@ fn resolve_blocking(
     url: &str,
     revision: &str,
     timeout: Duration,
+    credential: Option<&Credential>,
 ) -> Result<(String, Option<Fetched>), GitError> {
     let repo = open_cache(path)?;
     let shown = display_url(url);
@@ -398,7 +553,11 @@ fn resolve_blocking(
     // Which ref, and which commit it points at: one round trip, no objects.
     let (ref_name, oid) = {
         let connection = remote
-            .connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
+            .connect_auth(
+                Direction::Fetch,
+                Some(callbacks(deadline, credential)),
+                None,
+            )
             .map_err(failed)?;
         let heads: Vec<(String, Oid)> = connection
             .list()
@@ -440,7 +599,7 @@ fn resolve_blocking(
         ],
     };
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(deadline));
+    options.remote_callbacks(callbacks(deadline, credential));
     options.download_tags(git2::AutotagOption::None);
     if ref_name.is_some() {
         options.depth(1);
@@ -466,8 +625,45 @@ fn resolve_blocking(
     Ok((commit.id().to_string(), Some(fetched)))
 }
 
-fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {
+fn callbacks(deadline: Instant, credential: Option<&Credential>) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
+    // libgit2 asks again after a refusal: answer once, then give up.
+    let mut asked = false;
+    callbacks.credentials(move |_, user_from_url, allowed| {
+        use git2::{Cred, CredentialType};
+        if std::mem::replace(&mut asked, true) {
+            return Err(auth_error("the configured credentials were refused"));
+        }
+        let Some(credential) = credential else {
+            return Err(auth_error(
+                "the remote asks for credentials and none are configured for it",
+            ));
+        };
+        let user = credential
+            .username
+            .as_deref()
+            .or(user_from_url)
+            .unwrap_or("git");
+        if allowed.contains(CredentialType::SSH_KEY)
+            && let Some(key) = &credential.ssh_private_key_file
+        {
+            return Cred::ssh_key(user_from_url.unwrap_or(user), None, key, None);
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
+            && let Some(file) = &credential.password_file
+        {
+            let password = std::fs::read_to_string(file).map_err(|e| {
+                auth_error(&format!(
+                    "cannot read the password file {}: {e}",
+                    file.display()
+                ))
+            })?;
+            return Cred::userpass_plaintext(user, password.trim_end_matches(['\r', '\n']));
+        }
+        Err(auth_error(
+            "no configured credential is of a kind the remote accepts",
+        ))
+    });
     // Returning false aborts the transfer: that is how a fetch stops at its deadline.
     callbacks.transfer_progress(move |_| Instant::now() < deadline);
     callbacks.sideband_progress(move |_| Instant::now() < deadline);

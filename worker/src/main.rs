@@ -10,7 +10,7 @@ use clap::Parser;
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::git::GitCache;
+use pushsync_worker::git::{Credentials, GitCache};
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
@@ -81,6 +81,10 @@ struct Args {
         default_value = "/tmp/pushsync-git-cache"
     )]
     git_cache: PathBuf,
+    /// YAML list of git credentials (`url` prefix, `username`,
+    /// `passwordFile` or `sshPrivateKeyFile`; the files are mounted Secrets).
+    #[arg(long, env = "PUSHSYNC_GIT_CREDENTIALS")]
+    git_credentials: Option<PathBuf>,
     /// Seconds a git fetch may take.
     #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT_SECONDS", default_value_t = 120)]
     git_timeout_seconds: u64,
@@ -198,6 +202,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    let credentials = match &args.git_credentials {
+        None => Credentials::default(),
+        Some(path) => match Credentials::load(path) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                eprintln!("pushsync-worker: invalid configuration: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,7 +222,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args, uri))
+    runtime.block_on(run(args, uri, credentials))
 }
 
 /// `pushsync-worker request`: one manual job, confirmed by the broker.
@@ -247,7 +261,7 @@ async fn request(args: &Args, uri: String, app: pushsync_proto::AppRef, refresh:
     }
 }
 
-async fn run(args: Args, uri: String) -> ExitCode {
+async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(error) => {
@@ -328,7 +342,11 @@ async fn run(args: Args, uri: String) -> ExitCode {
         )
     };
     let ctx = SyncContext {
-        git: ctx.git.clone().observe_fetches(metrics.fetch_observer()),
+        git: ctx
+            .git
+            .clone()
+            .observe_fetches(metrics.fetch_observer())
+            .with_credentials(credentials),
         ..ctx
     };
     let identity = args.identity.clone().unwrap_or_else(default_identity);

@@ -640,10 +640,14 @@ async fn reconcile(
         Ok(revision) => revision,
         Err(error) if error.is_transient() => return Err(Transient::Git(Box::new(error))),
         Err(error) => {
+            let reason = match &error {
+                GitError::AuthenticationFailed { .. } => "AuthenticationFailed",
+                _ => "RevisionNotFound",
+            };
             return Ok(failed(
                 None,
                 "SourceFailed",
-                "RevisionNotFound",
+                reason,
                 error.to_string(),
                 &previous,
             ));

@@ -203,3 +203,102 @@ async fn concurrent_resolves_of_one_repository_share_the_work() {
         "eight concurrent resolves asked the remote more than once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_repositories_need_their_credentials_and_secrets_stay_out_of_errors() {
+    use pushsync_testkit::git_http::GitHttpServer;
+
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", "kind: ConfigMap\n");
+    let head = repo.commit("private");
+    let server = GitHttpServer::serve_repo(&repo, "deploy", "s3cr3t-token");
+    let url = server.url_of(&repo);
+    let secrets = tempfile::tempdir().unwrap();
+
+    // No credentials configured: refused, not worth a retry, readable.
+    let cache = tempfile::tempdir().unwrap();
+    let git = GitCache::new(cache.path(), Duration::from_secs(20));
+    let error = git.resolve(&url, "main").await.unwrap_err();
+    assert!(
+        matches!(error, GitError::AuthenticationFailed { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains("none are configured"), "{error}");
+
+    // A wrong token: refused, and the token never appears in the error.
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let credentials = |file: &std::path::Path| {
+        Credentials::new(vec![Credential {
+            url: url.rsplit_once('/').unwrap().0.to_owned(),
+            username: Some("deploy".into()),
+            password_file: Some(file.to_path_buf()),
+            ssh_private_key_file: None,
+        }])
+    };
+    let git =
+        GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials(&wrong));
+    let error = git.resolve(&url, "main").await.unwrap_err();
+    assert!(
+        matches!(error, GitError::AuthenticationFailed { .. }),
+        "{error:?}"
+    );
+    let chain = format!("{error:?} {error}");
+    assert!(!chain.contains("not-the-token"), "{chain}");
+
+    // The right token, from a file (a mounted Secret): resolved and read.
+    let right = secrets.path().join("token");
+    std::fs::write(&right, "s3cr3t-token\n").unwrap();
+    let git =
+        GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials(&right));
+    assert_eq!(git.resolve(&url, "main").await.unwrap(), head);
+    let files = git
+        .files(&url, &head, "apps/web", Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(git.heads(&url).await.unwrap().commit_of("main"), Some(head));
+}
+
+#[test]
+fn credentials_files_are_checked_and_the_longest_prefix_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials.yaml");
+    std::fs::write(
+        &file,
+        "- url: https://github.com/\n  passwordFile: /secrets/all\n- url: https://github.com/acme/\n  username: x-access-token\n  passwordFile: /secrets/acme\n- url: ssh://git@gitlab.com/\n  sshPrivateKeyFile: /secrets/id_ed25519\n",
+    )
+    .unwrap();
+    let credentials = Credentials::load(&file).unwrap();
+    let found = |url: &str| {
+        credentials
+            .for_url(url)
+            .map(|c| c.password_file.clone().or(c.ssh_private_key_file.clone()))
+    };
+    assert_eq!(
+        found("https://github.com/acme/app.git"),
+        Some(Some("/secrets/acme".into()))
+    );
+    assert_eq!(
+        found("https://github.com/other/app.git"),
+        Some(Some("/secrets/all".into()))
+    );
+    assert_eq!(
+        found("ssh://git@gitlab.com/g/p.git"),
+        Some(Some("/secrets/id_ed25519".into()))
+    );
+    assert_eq!(found("https://example.com/r.git"), None);
+
+    std::fs::write(&file, "- url: https://github.com/\n").unwrap();
+    let error = Credentials::load(&file).unwrap_err().to_string();
+    assert!(
+        error.contains("neither passwordFile nor sshPrivateKeyFile"),
+        "{error}"
+    );
+    std::fs::write(&file, "- url: https://github.com/\n  password: inline\n").unwrap();
+    assert!(
+        Credentials::load(&file).is_err(),
+        "inline secrets are refused"
+    );
+}

@@ -528,3 +528,73 @@ async fn the_argo_cd_helm_hooks_example_runs_as_written() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pre_sync_hook_stops_the_sync_and_runs_sync_fail() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    // The migration Job fails (the sandbox's Job controller marks it failed).
+    repo.write(
+        "apps/guestbook/migrate.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    pushsync.dev/hook: PreSync\n    sandbox.pushsync.dev/health: degraded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
+    )
+    .write(
+        "apps/guestbook/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {v: \"1\"}\n",
+    )
+    .write(
+        "apps/guestbook/alert.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sync-failed\n  annotations: {argocd.argoproj.io/hook: SyncFail}\n",
+    );
+    repo.commit("failing migration");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let app = application(&daemon.url_of(&repo), true);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, "Failed", "{}", outcome.message);
+    let condition = outcome.condition.clone().unwrap();
+    assert_eq!(condition.kind, "SyncFailed");
+    assert!(
+        condition.message.unwrap_or_default().contains("migrate"),
+        "the condition names the failed hook"
+    );
+    let configmap = |name: &str| Manifest {
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
+        source: "t".into(),
+    };
+    // The Sync phase never ran; the SyncFail hook did.
+    assert_eq!(
+        ctx.cluster
+            .get(&configmap("app"), "guestbook")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        ctx.cluster
+            .get(&configmap("sync-failed"), "guestbook")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let writes: Vec<(String, String)> = sandbox
+        .audit()
+        .into_iter()
+        .filter(|e| e.is_write() && e.path.contains("/namespaces/guestbook/"))
+        .map(|e| {
+            let name = e.path.rsplit('/').next().unwrap_or_default().to_owned();
+            (e.verb, name)
+        })
+        .collect();
+    // Hooks are deleted before they are created again (BeforeHookCreation,
+    // the default): PreSync, then SyncFail, nothing else.
+    let expected = [
+        ("delete", "migrate"),
+        ("patch", "migrate"),
+        ("delete", "sync-failed"),
+        ("patch", "sync-failed"),
+    ]
+    .map(|(verb, name)| (verb.to_owned(), name.to_owned()));
+    assert_eq!(writes, expected);
+}

@@ -326,7 +326,8 @@ async fn api_errors_are_retried_with_backoff_and_the_sync_converges() {
         }),
     }))
     .await;
-    // Three server errors on the ConfigMap, then it works.
+    // Three server errors and two "too many requests" on the ConfigMap,
+    // then it works (the kube client retries 429 itself, we retry the 500s).
     fx.sandbox.inject(Fault {
         path: "/configmaps/web".into(),
         verb: Some("patch".into()),
@@ -334,11 +335,26 @@ async fn api_errors_are_retried_with_backoff_and_the_sync_converges() {
         status: 500,
         delay_ms: 0,
     });
+    fx.sandbox.inject(Fault {
+        path: "/configmaps/web".into(),
+        verb: Some("patch".into()),
+        count: 2,
+        status: 429,
+        delay_ms: 0,
+    });
     fx.syncer("worker-a", Duration::from_secs(30)).await;
     let head = fx.repo.head();
     fx.request(&head).await;
     fx.until("synced after retries", |app| synced_at(app, &head))
         .await;
+    let failed: Vec<u16> = fx
+        .sandbox
+        .audit()
+        .iter()
+        .filter(|e| e.path.ends_with("/configmaps/web") && e.verb == "patch" && e.status >= 400)
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(failed.len(), 5, "every injected fault was met: {failed:?}");
     assert!(fx.counter("pushsync_worker_syncs_total{outcome=\"transient\"}") >= 1);
     assert_eq!(fx.counter("pushsync_worker_dead_lettered_total"), 0);
     fx.finish().await;
