@@ -215,6 +215,47 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    // The branch is deleted: a condition on both Applications, nothing applied.
+    let mut deletion = push(&url, "0000000000000000000000000000000000000000", &[]);
+    let Message::PushV1(mut event) = Message::decode(&deletion.body).unwrap() else {
+        panic!("not a push");
+    };
+    event.deleted = true;
+    event.after = None;
+    event.delivery_id = "delivery-deleted".into();
+    deletion.body = Message::PushV1(event).encode().unwrap();
+    deletion.message_id = "delivery-deleted".into();
+    deletion.exchange = topology.events_exchange();
+    broker.publish_all(&[deletion]).await.unwrap();
+    for name in ["web", "other"] {
+        let mut condition = None;
+        for _ in 0..200 {
+            condition = apps
+                .get(name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.kind == "RefDeleted"));
+            if condition.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let condition = condition.unwrap_or_else(|| panic!("{name}: no RefDeleted condition"));
+        assert!(
+            condition
+                .message
+                .unwrap()
+                .contains("refs/heads/main was deleted"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        configmaps.get("web").await.unwrap().data.unwrap()["version"],
+        "2",
+        "nothing was applied or pruned"
+    );
+
     stop.cancel();
     let _ = tokio::join!(dispatcher, syncer);
     // Everything was acknowledged.

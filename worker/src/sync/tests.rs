@@ -265,6 +265,15 @@ async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() 
         Some(&json!("gcr.io/google-samples/gb-frontend:v6"))
     );
 
+    // An Application path that climbs out of the repository fails the same way.
+    let mut escaping = app.clone();
+    escaping.spec.source.path = "apps/../../../etc".into();
+    let outcome = sync(&ctx, &escaping).await.unwrap();
+    assert_eq!(outcome.phase, "Failed");
+    let condition = outcome.condition.unwrap();
+    assert_eq!(condition.kind, "SourceFailed");
+    assert!(condition.message.unwrap().contains("escapes"));
+
     // A symlink out of the repository fails the same way.
     repo.remove("apps/guestbook/broken.yaml")
         .symlink("apps/guestbook/passwd.yaml", "/etc/passwd");
