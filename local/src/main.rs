@@ -249,6 +249,10 @@ async fn main() -> anyhow::Result<()> {
                 ..SyncSettings::default()
             },
         )
+        .with_index({
+            let index = index.clone();
+            std::sync::Arc::new(move |app: &pushsync_proto::AppRef| index.get(app))
+        })
         .run(stop.clone()),
     );
     // The fallback poll (every minute here) and the manual-trigger annotations.

@@ -412,6 +412,10 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
             metrics.clone(),
             settings,
         )
+        .with_index({
+            let index = index.clone();
+            Arc::new(move |app: &pushsync_proto::AppRef| index.get(app))
+        })
         .run(stop.clone()),
     );
     tokio::spawn({

@@ -24,7 +24,7 @@ pub const RESOURCES_TOTAL: &str = "pushsync_worker_resources_total";
 pub const DEAD_LETTERED_TOTAL: &str = "pushsync_worker_dead_lettered_total";
 /// Time per sync phase (`fetch`, `render`, `diff`, `apply`, `health`).
 pub const SYNC_PHASE_DURATION_SECONDS: &str = "pushsync_worker_sync_phase_duration_seconds";
-/// Sync jobs by how they ended (`synced`, `coalesced`, `gone`, `dead_lettered`).
+/// Sync jobs by how they ended (`synced`, `coalesced`, `stale`, `gone`, `dead_lettered`).
 pub const SYNC_JOBS_TOTAL: &str = "pushsync_worker_sync_jobs_total";
 /// Syncs running now in this worker.
 pub const SYNCS_RUNNING: &str = "pushsync_worker_syncs_running";

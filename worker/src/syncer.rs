@@ -177,6 +177,8 @@ enum Done {
     Covered,
     /// The Application no longer exists.
     Gone,
+    /// The pushed commit is already synced.
+    Stale,
     /// Shutting down: the job stays unacknowledged and is redelivered.
     Stopped,
 }
@@ -197,6 +199,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 pub struct Syncer {
     inner: Arc<Inner>,
+    known: Option<Known>,
 }
 
 struct Inner {
@@ -208,6 +211,23 @@ struct Inner {
     metrics: Metrics,
     settings: SyncSettings,
     slots: Arc<Semaphore>,
+}
+
+/// What the worker's index knows of an Application (may lag the API server).
+pub type Known = Arc<dyn Fn(&AppRef) -> Option<Arc<Application>> + Send + Sync>;
+
+/// Whether `app` is already synced at `revision`: a push job for it is stale.
+fn deployed(app: &Application, revision: &str) -> bool {
+    app.status.as_ref().is_some_and(|status| {
+        status
+            .sync
+            .as_ref()
+            .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
+            && status
+                .operation_state
+                .as_ref()
+                .is_none_or(|o| o.phase == "Succeeded")
+    })
 }
 
 impl std::fmt::Debug for Syncer {
@@ -242,7 +262,16 @@ impl Syncer {
                 settings,
                 slots,
             }),
+            known: None,
         }
+    }
+
+    /// Drop push jobs whose commit the index already shows synced, without
+    /// taking a lock or asking the API server (the index may lag: then the
+    /// job simply runs).
+    pub fn with_index(mut self, known: Known) -> Self {
+        self.known = Some(known);
+        self
     }
 
     /// Consume sync jobs until `stop`; jobs in hand then stop at their next
@@ -290,6 +319,7 @@ impl Syncer {
                     let result = match done {
                         Done::Synced => "synced",
                         Done::Covered => "coalesced",
+                        Done::Stale => "stale",
                         _ => "gone",
                     };
                     inner.metrics.sync_jobs.with_label_values(&[result]).inc();
@@ -344,6 +374,11 @@ impl Syncer {
         // The ticket is taken on arrival, slot or not, so requests that
         // arrive while every slot is busy are still covered by a sync that
         // starts later; the lock itself is taken only with a slot in hand.
+        if let (Some(revision), Some(known)) = (revision, &self.known)
+            && known(&job.application).is_some_and(|app| deployed(&app, revision))
+        {
+            return Ok(Done::Stale);
+        }
         let mut ticket = None;
         let mut slot = None;
         loop {

@@ -163,6 +163,10 @@ impl Fixture {
                 ..SyncSettings::default()
             },
         );
+        let index =
+            crate::index::ClusterIndex::start(self.sandbox.client(), None, self.stop.clone());
+        assert!(index.ready().await);
+        let syncer = syncer.with_index(Arc::new(move |app: &AppRef| index.get(app)));
         tokio::spawn(syncer.run(self.stop.clone()));
     }
 
@@ -311,6 +315,36 @@ async fn a_burst_for_one_application_coalesces_without_overlap_and_ends_at_the_n
         }
     }
     eprintln!("{pushes} pushes → {syncs} syncs");
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_a_commit_already_synced_is_dropped_without_a_sync() {
+    let mut fx = Fixture::new(&[("apps/web/cm.yaml", CM)]).await;
+    fx.application(None).await;
+    fx.syncer("worker-a", Duration::from_secs(30)).await;
+    let head = fx.repo.head();
+    fx.request(&head).await;
+    fx.until("synced", |app| synced_at(app, &head)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fx.counter("pushsync_worker_sync_jobs_total{result=\"synced\"}") < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let syncs = fx.counter("pushsync_worker_syncs_total{outcome=\"succeeded\"}");
+    // The same commit again (a redelivered webhook, a second forge hook).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    fx.request(&head).await;
+    while fx.counter("pushsync_worker_sync_jobs_total{result=\"stale\"}") < 1 {
+        assert!(Instant::now() < deadline, "the duplicate was never dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fx.counter("pushsync_worker_syncs_total{outcome=\"succeeded\"}")
+            + fx.counter("pushsync_worker_syncs_total{outcome=\"refreshed\"}"),
+        syncs,
+        "no sync ran for it"
+    );
     fx.finish().await;
 }
 
