@@ -53,8 +53,8 @@ broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it 
 	@scripts/ensure-rabbitmq.sh
 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
-	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-bench
-	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker $(BENCH_ARGS)
+	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-sandbox -p pushsync-bench
+	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --sandbox-bin $(CARGO_TARGET_DIR)/release/pushsync-sandbox $(BENCH_ARGS)
 
 soak: broker ## Minutes of pushes while workers are killed and the broker cut; ends with the count of lost pushes (SOAK_SECONDS, default 120)
 	$(CARGO) build --release --locked -p pushsync-worker -p pushsync-bench

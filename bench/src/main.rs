@@ -37,6 +37,10 @@ struct Args {
     /// not the figure.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// The API sandbox binary (release build), run as its own process to
+    /// measure the worker's CPU alone.
+    #[arg(long, default_value = "target/release/pushsync-sandbox")]
+    sandbox_bin: std::path::PathBuf,
     /// The worker binary (release build) for the scale part.
     #[arg(long, default_value = "target/release/pushsync-worker")]
     worker_bin: std::path::PathBuf,
@@ -87,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         sandbox::run(Duration::from_secs(args.seconds)).await?;
     }
     if matches!(args.only, Part::All | Part::Worker) {
-        worker::run().await?;
+        worker::run(&args.sandbox_bin).await?;
     }
     if matches!(args.only, Part::All | Part::Scale) {
         scale::run(&args.worker_bin).await?;

@@ -94,6 +94,7 @@ impl Fleet {
                 self.caches.path().join(&identity).display().to_string(),
             ),
             ("PUSHSYNC_IDENTITY", identity.clone()),
+            ("PUSHSYNC_SHUTDOWN_GRACE", "5s".to_owned()),
             ("PUSHSYNC_LOG", "info".to_owned()),
         ];
         self.workers.push(Worker {

@@ -62,6 +62,10 @@ struct Args {
     /// This worker's name in Leases (default: host name and process id).
     #[arg(long, env = "PUSHSYNC_IDENTITY")]
     identity: Option<String>,
+    /// On SIGTERM, how long running syncs may take to finish before they are
+    /// handed back to the queue.
+    #[arg(long, env = "PUSHSYNC_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
+    shutdown_grace: Duration,
     /// Attempts per sync job when an Application names no `syncPolicy.retry`.
     #[arg(long, env = "PUSHSYNC_RETRY_LIMIT", default_value_t = 5)]
     retry_limit: u32,
@@ -366,6 +370,7 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
             factor: 2,
             max: args.retry_max_backoff,
         },
+        drain: args.shutdown_grace,
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         broker.clone(),

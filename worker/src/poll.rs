@@ -209,7 +209,20 @@ impl Poller {
             if leading {
                 self.triggers().await;
                 if !self.settings.interval.is_zero() && Instant::now() >= next_poll {
-                    let cycle = self.cycle().await;
+                    // Keep renewing while the cycle runs: a slow Git host must
+                    // not cost the leadership.
+                    let cycle = self.cycle();
+                    tokio::pin!(cycle);
+                    let cycle = loop {
+                        tokio::select! {
+                            cycle = &mut cycle => break cycle,
+                            () = tokio::time::sleep(self.settings.tick) => {
+                                if let Err(error) = self.leases.lead(&self.settings.lease).await {
+                                    tracing::warn!(error = %error, "renewing the poller's Lease during a cycle failed");
+                                }
+                            }
+                        }
+                    };
                     // Jobs that could not be published are worth another try soon.
                     next_poll = Instant::now()
                         + if cycle.published {

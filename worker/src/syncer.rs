@@ -43,6 +43,8 @@ pub struct SyncSettings {
     pub lock_poll: Duration,
     /// Retries for Applications that name no `syncPolicy.retry`.
     pub retry: RetryPolicy,
+    /// On shutdown, how long running syncs may take to finish.
+    pub drain: Duration,
 }
 
 impl Default for SyncSettings {
@@ -52,6 +54,7 @@ impl Default for SyncSettings {
             prefetch: 32,
             lock_poll: Duration::from_secs(1),
             retry: RetryPolicy::default(),
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -371,14 +374,14 @@ impl Syncer {
             SyncTrigger::Push { revision, .. } => revision.as_deref(),
             _ => None,
         };
-        // The ticket is taken on arrival, slot or not, so requests that
-        // arrive while every slot is busy are still covered by a sync that
-        // starts later; the lock itself is taken only with a slot in hand.
         if let (Some(revision), Some(known)) = (revision, &self.known)
             && known(&job.application).is_some_and(|app| deployed(&app, revision))
         {
             return Ok(Done::Stale);
         }
+        // The ticket is taken on arrival, slot or not, so requests that
+        // arrive while every slot is busy are still covered by a sync that
+        // starts later; the lock itself is taken only with a slot in hand.
         let mut ticket = None;
         let mut slot = None;
         loop {
@@ -498,8 +501,13 @@ impl Syncer {
             let outcome = tokio::select! {
                 outcome = sync_with(&inner.ctx, &app, &request) => outcome,
                 () = lost.cancelled() => return Err(Failure::LockLost),
-                // Shutting down: stop here; the lock expires, the job is redelivered.
-                () = stop.cancelled() => {
+                // Shutting down: a running sync gets `drain` to finish, then
+                // stops; the lock is given up and the job redelivered.
+                () = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(inner.settings.drain).await;
+                } => {
+                    tracing::warn!(application = %app_ref, "shutting down mid-sync; the job goes back to the queue");
                     let _ = inner.leases.abandon(app_ref).await;
                     return Ok(Done::Stopped);
                 }
