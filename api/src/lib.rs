@@ -45,6 +45,33 @@ pub struct ApplicationSpec {
     pub ignore_differences: Vec<IgnoreDifference>,
 }
 
+impl ApplicationSpec {
+    /// `path` of `repo_url` at `target_revision`, into `namespace`, synced
+    /// automatically with prune (no selfHeal, no sync options): the common
+    /// case, to adjust field by field.
+    pub fn automated(repo_url: &str, target_revision: &str, path: &str, namespace: &str) -> Self {
+        Self {
+            source: Source {
+                repo_url: repo_url.to_owned(),
+                target_revision: target_revision.to_owned(),
+                path: path.to_owned(),
+                ..Source::default()
+            },
+            destination: Destination {
+                namespace: Some(namespace.to_owned()),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(Automated {
+                    prune: true,
+                    self_heal: false,
+                }),
+                ..SyncPolicy::default()
+            }),
+            ignore_differences: Vec::new(),
+        }
+    }
+}
+
 /// A Git source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -251,6 +278,9 @@ pub struct ResourceStatus {
     /// Live → desired, as a unified diff (truncated), when out of sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The live object's resourceVersion when it was found in sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }
 
 /// Sync status.
@@ -262,6 +292,11 @@ pub struct SyncStatus {
     /// The commit compared against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// A digest of what was compared (rendered manifests and the settings
+    /// that shape an apply): with unchanged live objects, an unchanged digest
+    /// means nothing to compare again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_digest: Option<String>,
 }
 
 /// Health status.

@@ -12,14 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{
-    Application, ApplicationSpec, ApplicationStatus, Automated, Destination, OperationState,
-    Source, SyncPolicy, SyncStatus,
-};
+use pushsync_api::{Application, ApplicationSpec, ApplicationStatus, OperationState, SyncStatus};
 use pushsync_broker::{AmqpConfig, Broker, MemoryQueue, Outgoing};
-use pushsync_proto::{
-    ChangedPaths, GitRef, Message, Provider, PushEvent, RepoId, Repository, Topology,
-};
+use pushsync_proto::{Message, Provider, Topology};
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
@@ -40,25 +35,7 @@ pub fn configmaps(name: &str, count: usize, version: usize) -> String {
 pub fn application(name: &str, namespace: &str, url: &str, path: &str) -> Application {
     let mut app = Application::new(
         name,
-        ApplicationSpec {
-            source: Source {
-                repo_url: url.to_owned(),
-                target_revision: "main".into(),
-                path: path.into(),
-                ..Source::default()
-            },
-            destination: Destination {
-                namespace: Some(namespace.into()),
-            },
-            sync_policy: Some(SyncPolicy {
-                automated: Some(Automated {
-                    prune: true,
-                    self_heal: false,
-                }),
-                ..SyncPolicy::default()
-            }),
-            ignore_differences: Vec::new(),
-        },
+        ApplicationSpec::automated(url, "main", path, namespace),
     );
     app.metadata.namespace = Some(namespace.into());
     app
@@ -70,26 +47,7 @@ pub fn push(
     after: &str,
     paths: &[String],
 ) -> anyhow::Result<Outgoing> {
-    let event = PushEvent {
-        provider: Provider::Gitea,
-        delivery_id: format!("bench-{after}"),
-        repository: Repository {
-            id: RepoId::parse(url)?,
-            full_name: "bench/repo".into(),
-            clone_urls: vec![url.to_owned()],
-            web_url: None,
-        },
-        git_ref: GitRef::branch("main"),
-        before: None,
-        after: Some(after.to_owned()),
-        created: false,
-        deleted: false,
-        forced: false,
-        changed_paths: ChangedPaths::complete(paths.iter().map(String::as_str)),
-        pusher: None,
-        received_at: jiff::Timestamp::now(),
-    };
-    let message = Message::PushV1(event);
+    let message = Message::PushV1(pushsync_testkit::push_event(url, after, paths));
     Ok(Outgoing {
         exchange: topology.events_exchange(),
         routing_key: Topology::push_routing_key(Provider::Gitea),
@@ -465,6 +423,7 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
                     sync: Some(SyncStatus {
                         status: "Synced".into(),
                         revision: Some(repo.head()),
+                        desired_digest: None,
                     }),
                     operation_state: Some(OperationState {
                         phase: "Succeeded".into(),

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_api::{Application, ApplicationSpec};
 use pushsync_broker::{Broker, MemoryQueue};
 use pushsync_proto::Topology;
 use pushsync_receiver::secrets::{SecretSource, SecretSources};
@@ -122,29 +122,11 @@ fn git_daemon(base: &Path) -> anyhow::Result<(Child, u16)> {
 }
 
 fn application(name: &str, url: &str, path: &str) -> Application {
-    let mut app = Application::new(
-        name,
-        ApplicationSpec {
-            source: Source {
-                repo_url: url.to_owned(),
-                target_revision: "main".into(),
-                path: path.into(),
-                ..Source::default()
-            },
-            destination: Destination {
-                namespace: Some(name.into()),
-            },
-            sync_policy: Some(SyncPolicy {
-                automated: Some(Automated {
-                    prune: true,
-                    self_heal: false,
-                }),
-                sync_options: vec!["CreateNamespace=true".into()],
-                retry: None,
-            }),
-            ignore_differences: Vec::new(),
-        },
-    );
+    let mut spec = ApplicationSpec::automated(url, "main", path, name);
+    if let Some(policy) = spec.sync_policy.as_mut() {
+        policy.sync_options.push("CreateNamespace=true".into());
+    }
+    let mut app = Application::new(name, spec);
     app.metadata.namespace = Some("default".into());
     app
 }

@@ -43,3 +43,28 @@ pub fn helm_binary() -> PathBuf {
             )
         })
 }
+
+/// A push of `after` to branch `main` of `url` touching `paths`, as the
+/// receiver normalises a forge's webhook (Gitea here).
+pub fn push_event(url: &str, after: &str, paths: &[String]) -> pushsync_proto::PushEvent {
+    use pushsync_proto::{ChangedPaths, GitRef, Provider, PushEvent, RepoId, Repository};
+    PushEvent {
+        provider: Provider::Gitea,
+        delivery_id: format!("delivery-{after}"),
+        repository: Repository {
+            id: RepoId::parse(url).unwrap_or_else(|e| panic!("{url}: {e}")),
+            full_name: "test/repo".into(),
+            clone_urls: vec![url.to_owned()],
+            web_url: None,
+        },
+        git_ref: GitRef::branch("main"),
+        before: None,
+        after: Some(after.to_owned()),
+        created: false,
+        deleted: false,
+        forced: false,
+        changed_paths: ChangedPaths::complete(paths.iter().map(String::as_str)),
+        pusher: None,
+        received_at: jiff::Timestamp::now(),
+    }
+}

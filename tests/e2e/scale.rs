@@ -9,11 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use pushsync_api::{Application, ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_api::{Application, ApplicationSpec};
 use pushsync_broker::{AmqpConfig, Broker, Outgoing};
-use pushsync_proto::{
-    ChangedPaths, GitRef, Message, Provider, PushEvent, RepoId, Repository, Topology,
-};
+use pushsync_proto::{Message, Provider, Topology};
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_testkit::proxy::TcpProxy;
@@ -109,25 +107,10 @@ impl Fleet {
     }
 
     async fn application(&self, name: &str, url: &str, path: &str, self_heal: bool) {
-        let spec = ApplicationSpec {
-            source: Source {
-                repo_url: url.to_owned(),
-                target_revision: "main".into(),
-                path: path.into(),
-                ..Source::default()
-            },
-            destination: Destination {
-                namespace: Some(self.cluster.namespace().to_owned()),
-            },
-            sync_policy: Some(SyncPolicy {
-                automated: Some(Automated {
-                    prune: true,
-                    self_heal,
-                }),
-                ..SyncPolicy::default()
-            }),
-            ignore_differences: Vec::new(),
-        };
+        let mut spec = ApplicationSpec::automated(url, "main", path, self.cluster.namespace());
+        if let Some(automated) = spec.sync_policy.as_mut().and_then(|p| p.automated.as_mut()) {
+            automated.self_heal = self_heal;
+        }
         self.apps()
             .create(&PostParams::default(), &Application::new(name, spec))
             .await
@@ -136,31 +119,12 @@ impl Fleet {
 
     /// Publish a push of `after` to `url`'s main branch touching `paths`.
     async fn push(&self, url: &str, after: &str, paths: &[String]) {
-        let delivery = format!("e2e-{after}");
-        let event = PushEvent {
-            provider: Provider::Gitea,
-            delivery_id: delivery.clone(),
-            repository: Repository {
-                id: RepoId::parse(url).unwrap(),
-                full_name: "e2e/repo".into(),
-                clone_urls: vec![url.to_owned()],
-                web_url: None,
-            },
-            git_ref: GitRef::branch("main"),
-            before: None,
-            after: Some(after.to_owned()),
-            created: false,
-            deleted: false,
-            forced: false,
-            changed_paths: ChangedPaths::complete(paths.iter().map(String::as_str)),
-            pusher: None,
-            received_at: jiff::Timestamp::now(),
-        };
+        let event = pushsync_testkit::push_event(url, after, paths);
         let message = Message::PushV1(event);
         let outgoing = Outgoing {
             exchange: self.topology.events_exchange(),
             routing_key: Topology::push_routing_key(Provider::Gitea),
-            message_id: delivery,
+            message_id: format!("e2e-{after}"),
             schema: message.schema(),
             body: message.encode().unwrap(),
         };

@@ -241,6 +241,25 @@ impl Cluster {
         Ok(live.and_then(|object| serde_json::to_value(object).ok()))
     }
 
+    /// Every object of `manifest`'s kind in its namespace (or the cluster,
+    /// for cluster-scoped kinds): one request for many objects.
+    pub async fn list(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+    ) -> Result<Vec<Value>, ApplyError> {
+        let (api, _) = self.api(manifest, default_namespace).await?;
+        let list = api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| Self::classify(manifest, "listing", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|object| serde_json::to_value(object).ok())
+            .collect())
+    }
+
     /// Delete the object `manifest` describes (absent is fine).
     pub async fn delete(
         &self,

@@ -7,7 +7,7 @@
 //! - Transient failures (git server, API server) are returned as errors so the
 //!   job is retried; everything else ends in a reported outcome.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ pub struct Outcome {
     pub push_received_at: Option<jiff::Timestamp>,
     /// Time per phase.
     pub timings: Timings,
+    /// Digest of what was compared (see [`desired_digest`]).
+    pub desired_digest: Option<String>,
 }
 
 impl Outcome {
@@ -127,6 +129,7 @@ impl Default for Outcome {
             started_at: jiff::Timestamp::now(),
             push_received_at: None,
             timings: Timings::default(),
+            desired_digest: None,
         }
     }
 }
@@ -483,6 +486,7 @@ async fn compare_one(
                 status: "Missing".to_owned(),
                 health: Some(Health::Missing.as_str().to_owned()),
                 diff: None,
+                resource_version: None,
             },
             health: health::assess(None),
         });
@@ -508,10 +512,17 @@ async fn compare_one(
         Ok(after) => crate::apply::diff(Some(&current), &after, &pointers),
         Err(error) => Some(format!("the dry run failed: {}", transient_or(error)?)),
     };
+    let resource_version = difference
+        .is_none()
+        .then(|| current.pointer("/metadata/resourceVersion"))
+        .flatten()
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(Compared {
         identity,
         status: ResourceStatus {
             resource,
+            resource_version,
             status: if difference.is_some() {
                 "OutOfSync"
             } else {
@@ -714,9 +725,29 @@ async fn reconcile(
         }
     }
     timings.render = clock.elapsed();
+    let digest = desired_digest(&manifests, spec);
 
-    // 3. Compare with the cluster.
+    // 3. Compare with the cluster — unless nothing can have changed: same
+    //    commit, same desired state, and every live object still at the
+    //    resourceVersion it had when last found in sync.
     let clock = Instant::now();
+    if !request.manual
+        && let Some(live) = unchanged(ctx, &status, &revision, &digest, &plan, &destination).await?
+    {
+        timings.diff = clock.elapsed();
+        let health = health::worst(live.iter().map(|(_, a)| a));
+        return Ok(Outcome {
+            revision: Some(revision),
+            phase: "Refreshed",
+            sync_status: "Synced",
+            message: "in sync (no live object changed since the last comparison)".to_owned(),
+            inventory: previous,
+            live: live.into_iter().map(|(s, _)| s).collect(),
+            health,
+            desired_digest: Some(digest),
+            ..Outcome::default()
+        });
+    }
     let compared = compare(ctx, &plan, &destination, &spec.ignore_differences).await?;
     let desired: BTreeSet<RefKey> = compared.iter().map(|c| key(&c.status.resource)).collect();
     let leftovers = leftovers(ctx, &previous, &desired, &destination).await?;
@@ -764,13 +795,128 @@ async fn reconcile(
             health: health::worst(compared.iter().map(|c| &c.health)),
             live,
             condition: None,
+            desired_digest: Some(digest),
             ..Outcome::default()
         });
     }
-    operation(
+    let mut outcome = operation(
         ctx, app, request, timings, revision, &plan, compared, leftovers,
     )
-    .await
+    .await?;
+    outcome.desired_digest = Some(digest);
+    Ok(outcome)
+}
+
+/// A digest of the desired state: the rendered manifests and the settings
+/// that change what an apply or a comparison does (FNV-1a: a change
+/// detector, not a security boundary).
+pub fn desired_digest(manifests: &[Manifest], spec: &pushsync_api::ApplicationSpec) -> String {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut feed = |bytes: &[u8]| {
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for manifest in manifests {
+        feed(manifest.object.to_string().as_bytes());
+    }
+    feed(
+        serde_json::to_string(&spec.destination)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    feed(
+        serde_json::to_string(&spec.sync_policy)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    feed(
+        serde_json::to_string(&spec.ignore_differences)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    format!("{hash:016x}")
+}
+
+/// When nothing can have changed since the last comparison found `status`
+/// in sync, the resources as they are now (listed, one request per kind and
+/// namespace) with their health; `None` when a full comparison is needed.
+async fn unchanged(
+    ctx: &SyncContext,
+    status: &pushsync_api::ApplicationStatus,
+    revision: &str,
+    digest: &str,
+    plan: &plan::Plan,
+    destination: &str,
+) -> Result<Option<Vec<(ResourceStatus, Assessment)>>, Transient> {
+    let Some(sync) = &status.sync else {
+        return Ok(None);
+    };
+    let same = sync.status == "Synced"
+        && sync.revision.as_deref() == Some(revision)
+        && sync.desired_digest.as_deref() == Some(digest)
+        && status
+            .operation_state
+            .as_ref()
+            .is_none_or(|o| o.phase == "Succeeded")
+        && status.resources.len() == plan.resources().count()
+        && status.inventory.len() == status.resources.len()
+        && status
+            .resources
+            .iter()
+            .all(|r| r.status == "Synced" && r.resource_version.is_some());
+    if !same {
+        return Ok(None);
+    }
+    let mut groups: BTreeMap<(String, String, String, String), Vec<&ResourceStatus>> =
+        BTreeMap::new();
+    for resource in &status.resources {
+        let r = &resource.resource;
+        groups
+            .entry((
+                r.group.clone(),
+                r.version.clone(),
+                r.kind.clone(),
+                r.namespace.clone(),
+            ))
+            .or_default()
+            .push(resource);
+    }
+    let mut found = Vec::with_capacity(status.resources.len());
+    for resources in groups.values() {
+        let probe = manifest_of(&resources[0].resource);
+        let listed = match ctx.cluster.list(&probe, destination).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                transient_or(error)?;
+                return Ok(None);
+            }
+        };
+        let by_name: HashMap<&str, &Value> = listed
+            .iter()
+            .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?, o)))
+            .collect();
+        for resource in resources {
+            let Some(object) = by_name.get(resource.resource.name.as_str()) else {
+                return Ok(None);
+            };
+            let version = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
+            if version != resource.resource_version.as_deref() {
+                return Ok(None);
+            }
+            let verdict = health::assess(Some(object));
+            found.push((
+                ResourceStatus {
+                    health: Some(verdict.health.as_str().to_owned()),
+                    ..(*resource).clone()
+                },
+                verdict,
+            ));
+        }
+    }
+    Ok(Some(found))
 }
 
 /// The sync operation: namespaces, hooks and waves in order, prune.
@@ -975,6 +1121,8 @@ async fn operation(
         .map(|c| ResourceStatus {
             status: "Synced".to_owned(),
             diff: None,
+            // Applying changed them: the next comparison records new ones.
+            resource_version: None,
             health: verdicts
                 .get(&c.identity)
                 .map(|a| a.health.as_str().to_owned())
@@ -1012,6 +1160,7 @@ fn leftover_status((resource, protected): (ResourceRef, bool)) -> ResourceStatus
         .to_owned(),
         health: None,
         diff: None,
+        resource_version: None,
     }
 }
 
@@ -1228,7 +1377,7 @@ async fn finish_hooks(
 pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
     let now = jiff::Timestamp::now().to_string();
     let mut status = json!({
-        "sync": {"status": outcome.sync_status, "revision": outcome.revision},
+        "sync": {"status": outcome.sync_status, "revision": outcome.revision, "desiredDigest": outcome.desired_digest},
         "health": {"status": outcome.health.health.as_str(), "message": (!outcome.health.message.is_empty()).then_some(&outcome.health.message)},
         "conditions": outcome.condition.iter().collect::<Vec<_>>(),
         "inventory": outcome.inventory,

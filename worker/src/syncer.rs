@@ -304,13 +304,7 @@ impl Syncer {
             Ok(Message::SyncJobV1(job)) => job,
             other => {
                 tracing::warn!(decoded = ?other.map(|m| m.schema()), "not a sync job; dead-lettering it");
-                inner.metrics.dead_lettered.inc();
-                inner
-                    .metrics
-                    .sync_jobs
-                    .with_label_values(&["dead_lettered"])
-                    .inc();
-                let _ = delivery.dead_letter().await;
+                self.dead_letter(delivery).await;
                 return;
             }
         };
@@ -342,13 +336,7 @@ impl Syncer {
             let Some(delay) = policy.delay(failures) else {
                 tracing::error!(application = %job.application, failures, error = %message, "giving up on this job; dead-lettering it");
                 self.give_up(&job.application, failures, &message).await;
-                inner.metrics.dead_lettered.inc();
-                inner
-                    .metrics
-                    .sync_jobs
-                    .with_label_values(&["dead_lettered"])
-                    .inc();
-                let _ = delivery.dead_letter().await;
+                self.dead_letter(delivery).await;
                 return;
             };
             tracing::warn!(application = %job.application, failures, retry_in_ms = delay.as_millis() as u64, error = %message, "sync attempt failed; retrying");
@@ -356,6 +344,18 @@ impl Syncer {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: Delivery) {
+        let metrics = &self.inner.metrics;
+        metrics.dead_lettered.inc();
+        metrics
+            .sync_jobs
+            .with_label_values(&["dead_lettered"])
+            .inc();
+        if let Err(error) = delivery.dead_letter().await {
+            tracing::warn!(error = %error, "dead-lettering failed; the job will be redelivered");
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{ApplicationSpec, Automated, Destination, Source, SyncPolicy};
+use pushsync_api::ApplicationSpec;
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_proto::{ChangedPaths, GitRef, Provider, PushEvent, RepoId, Repository};
 use pushsync_sandbox::Sandbox;
@@ -80,26 +80,10 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
 
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     for (name, path) in [("web", "apps/web"), ("other", "apps/other")] {
-        let spec = ApplicationSpec {
-            source: Source {
-                repo_url: url.clone(),
-                target_revision: "main".into(),
-                path: path.into(),
-                ..Source::default()
-            },
-            destination: Destination {
-                namespace: Some(name.into()),
-            },
-            sync_policy: Some(SyncPolicy {
-                automated: Some(Automated {
-                    prune: true,
-                    self_heal: false,
-                }),
-                sync_options: vec!["CreateNamespace=true".into()],
-                retry: None,
-            }),
-            ignore_differences: Vec::new(),
-        };
+        let mut spec = ApplicationSpec::automated(&url, "main", path, name);
+        if let Some(policy) = spec.sync_policy.as_mut() {
+            policy.sync_options.push("CreateNamespace=true".into());
+        }
         apps.create(&PostParams::default(), &Application::new(name, spec))
             .await
             .unwrap();

@@ -48,6 +48,7 @@ fn application(
             sync: Some(SyncStatus {
                 status: "Synced".into(),
                 revision: Some(revision.to_owned()),
+                desired_digest: None,
             }),
             operation_state: Some(OperationState {
                 phase: phase.to_owned(),

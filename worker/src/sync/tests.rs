@@ -95,6 +95,24 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
         before,
         "an in-sync re-sync writes nothing"
     );
+    remember(&mut app, &outcome);
+
+    // Compared once in sync: the next re-sync only lists the live objects
+    // and finds them at the same resourceVersion — no dry runs at all.
+    let dry_runs = |sandbox: &Sandbox| sandbox.audit().iter().filter(|e| e.is_dry_run()).count();
+    let before = dry_runs(&sandbox);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        (outcome.phase, outcome.sync_status),
+        ("Refreshed", "Synced")
+    );
+    assert!(
+        outcome.message.contains("no live object changed"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(dry_runs(&sandbox), before);
+    remember(&mut app, &outcome);
 
     let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(sandbox.client(), "guestbook");

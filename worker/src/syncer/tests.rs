@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{ApplicationSpec, Automated, Backoff, Destination, Retry, Source, SyncPolicy};
+use pushsync_api::{ApplicationSpec, Backoff, Retry};
 use pushsync_broker::AmqpConfig;
 use pushsync_sandbox::{Fault, Sandbox};
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
@@ -98,26 +98,11 @@ impl Fixture {
     }
 
     async fn application(&self, retry: Option<Retry>) {
-        let spec = ApplicationSpec {
-            source: Source {
-                repo_url: self.url.clone(),
-                target_revision: "main".into(),
-                path: "apps/web".into(),
-                ..Source::default()
-            },
-            destination: Destination {
-                namespace: Some("web".into()),
-            },
-            sync_policy: Some(SyncPolicy {
-                automated: Some(Automated {
-                    prune: true,
-                    self_heal: false,
-                }),
-                sync_options: vec!["CreateNamespace=true".into()],
-                retry,
-            }),
-            ignore_differences: Vec::new(),
-        };
+        let mut spec = ApplicationSpec::automated(&self.url, "main", "apps/web", "web");
+        if let Some(policy) = spec.sync_policy.as_mut() {
+            policy.sync_options.push("CreateNamespace=true".into());
+            policy.retry = retry;
+        }
         self.apps()
             .create(&PostParams::default(), &Application::new("web", spec))
             .await
