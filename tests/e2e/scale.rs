@@ -655,3 +655,65 @@ async fn hand_edits_are_reverted_with_self_heal_and_reported_without() {
     assert_eq!(version("keep").await, "edited");
     fleet.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixing_commit_does_not_wait_for_a_rollout_that_never_finishes() {
+    let mut fleet = Fleet::new(Duration::from_millis(50), "10m").await;
+    // Never healthy: an image that cannot be pulled (a real cluster), and the
+    // sandbox's marker for a rollout that never progresses.
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {sandbox.pushsync.dev/health: progressing}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: pushsync.invalid/never:1}]}\n";
+    let repo = GitRepo::init();
+    repo.write("apps/web/deploy.yaml", stuck);
+    repo.commit("stuck");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    fleet.application("web", &url, "apps/web", false).await;
+    // PUSHSYNC_HEALTH_TIMEOUT_SECONDS is 120 for these workers.
+    fleet.worker(amqp_url());
+    fleet.worker(amqp_url());
+    // The first sync applies the Deployment and waits for it.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(fleet.cluster.client(), fleet.cluster.namespace());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deployments.get_opt("web").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck commit was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fixed_at = Instant::now();
+    repo.write(
+        "apps/web/deploy.yaml",
+        &stuck
+            .replace(
+                "  annotations: {sandbox.pushsync.dev/health: progressing}\n",
+                "",
+            )
+            .replace("pushsync.invalid/never:1", "nginx:1.27"),
+    );
+    let fix = repo.commit("fix");
+    fleet
+        .push(&url, &fix, &["apps/web/deploy.yaml".into()])
+        .await;
+    fleet
+        .until(
+            "the fix synced and healthy",
+            Duration::from_secs(60),
+            |app| synced_at(app, &fix) && healthy(app),
+        )
+        .await;
+    assert!(
+        fixed_at.elapsed() < Duration::from_secs(60),
+        "the fix waited for the stuck rollout's health timeout"
+    );
+    eprintln!("fix healthy {:?} after its push", fixed_at.elapsed());
+    assert!(
+        fleet
+            .metric("pushsync_worker_syncs_total{outcome=\"superseded\"}")
+            .await
+            >= 1.0,
+        "the stuck sync was not superseded"
+    );
+    fleet.finish().await;
+}
