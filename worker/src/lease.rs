@@ -42,6 +42,8 @@ pub const SERVING: &str = "pushsync.dev/serving";
 pub const SERVED: &str = "pushsync.dev/served";
 /// The revision the newest request named, when it named one.
 pub const REQUESTED_REVISION: &str = "pushsync.dev/requested-revision";
+/// The Application a sync lock is for (`namespace/name`).
+pub const APPLICATION: &str = "pushsync.dev/application";
 
 /// A Lease could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +267,7 @@ impl Leases {
         self.update(&lock_name(app), |lease, now| {
             let ticket = counter(lease, REQUESTED) + 1;
             set(lease, REQUESTED, ticket.to_string());
+            set(lease, APPLICATION, app.to_string());
             if let Some(revision) = revision {
                 set(lease, REQUESTED_REVISION, revision.to_owned());
             } else if let Some(annotations) = lease.metadata.annotations.as_mut() {
@@ -368,6 +371,55 @@ impl Leases {
             ((), true)
         })
         .await
+    }
+
+    /// Delete the sync locks of Applications `exists` says are gone, unless
+    /// held; returns how many. (A job for a deleted Application that still
+    /// waits recreates its lock, finds the Application gone, and drops.)
+    pub async fn collect(&self, exists: impl Fn(&AppRef) -> bool) -> Result<usize, LeaseError> {
+        let leases = self
+            .api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| self.error("*", "listing", e))?;
+        let now = jiff::Timestamp::now();
+        let mut removed = 0;
+        for lease in leases.items {
+            let Some(app) = lease
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(APPLICATION))
+                .and_then(|v| v.split_once('/'))
+                .map(|(namespace, name)| AppRef {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+            else {
+                continue;
+            };
+            let held = holder(&lease).is_some() && !expired(&lease, now);
+            if held || exists(&app) {
+                continue;
+            }
+            let Some(name) = lease.metadata.name.as_deref() else {
+                continue;
+            };
+            // Only this version: a Lease taken meanwhile is left alone.
+            let params = kube::api::DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    resource_version: lease.metadata.resource_version.clone(),
+                    uid: None,
+                }),
+                ..kube::api::DeleteParams::default()
+            };
+            match self.api.delete(name, &params).await {
+                Ok(_) => removed += 1,
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                Err(error) => return Err(self.error(name, "deleting", error)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Try to become or stay the holder of Lease `name` (leader election).

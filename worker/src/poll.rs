@@ -321,6 +321,16 @@ impl Poller {
         }
         drop(answers);
         cycle.enqueued = jobs.len();
+        // Sync locks of Applications that were deleted.
+        let known: std::collections::HashSet<AppRef> =
+            apps.iter().filter_map(|app| app_ref(app)).collect();
+        match self.leases.collect(|app| known.contains(app)).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "removed the sync locks of deleted Applications")
+            }
+            Err(error) => tracing::warn!(error = %error, "collecting stale sync locks failed"),
+        }
         cycle.published = self.publish(jobs).await;
         self.metrics
             .polls

@@ -160,3 +160,41 @@ fn lock_names_are_unambiguous_and_bounded() {
     assert!(name.len() <= 253 && name.starts_with("sync.ns."), "{name}");
     assert_eq!(name, lock_name(&long), "stable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_of_deleted_applications_are_collected_unless_held() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Leases::new(
+        sandbox.client(),
+        "default",
+        "worker-a",
+        Duration::from_secs(30),
+    );
+    let gone = AppRef {
+        namespace: "team-a".into(),
+        name: "gone".into(),
+    };
+    let busy = AppRef {
+        namespace: "team-a".into(),
+        name: "busy".into(),
+    };
+    a.request(&gone, None, true).await.unwrap();
+    a.finish(&gone).await.unwrap();
+    a.request(&busy, None, true).await.unwrap();
+    a.request(&app(), None, true).await.unwrap();
+    a.finish(&app()).await.unwrap();
+    // "web" still exists; "gone" and "busy" do not, but "busy" is held.
+    let removed = a.collect(|app| app.name == "web").await.unwrap();
+    assert_eq!(removed, 1);
+    let api: Api<Lease> = Api::namespaced(sandbox.client(), "default");
+    let mut names: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|l| l.metadata.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sync.team-a.busy", "sync.team-a.web"]);
+}
