@@ -22,6 +22,7 @@ use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
 use pushsync_worker::apply::Cluster;
+use pushsync_worker::drift::DriftWatch;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
@@ -238,30 +239,42 @@ async fn main() -> anyhow::Result<()> {
         .run(stop.clone()),
     );
     // The fallback poll (every minute here) and the manual-trigger annotations.
+    let poller = Poller::new(
+        broker.clone(),
+        topology.clone(),
+        ctx.git.clone(),
+        {
+            let index = index.clone();
+            std::sync::Arc::new(move || index.applications())
+        },
+        sandbox.client(),
+        Leases::new(
+            sandbox.client(),
+            "default",
+            "local",
+            Duration::from_secs(15),
+        ),
+        metrics.clone(),
+        PollSettings {
+            interval: Duration::from_secs(60),
+            ..PollSettings::default()
+        },
+    );
     tokio::spawn(
-        Poller::new(
+        DriftWatch::new(
             broker.clone(),
             topology.clone(),
-            ctx.git.clone(),
+            sandbox.client(),
             {
                 let index = index.clone();
                 std::sync::Arc::new(move || index.applications())
             },
-            sandbox.client(),
-            Leases::new(
-                sandbox.client(),
-                "default",
-                "local",
-                Duration::from_secs(15),
-            ),
+            poller.leading(),
             metrics.clone(),
-            PollSettings {
-                interval: Duration::from_secs(60),
-                ..PollSettings::default()
-            },
         )
         .run(stop.clone()),
     );
+    tokio::spawn(poller.run(stop.clone()));
 
     // The poller's first cycle syncs every Application through the queue;
     // the banner waits for it (each Application has a status).

@@ -717,3 +717,66 @@ async fn a_fixing_commit_does_not_wait_for_a_rollout_that_never_finishes() {
     );
     fleet.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_heal_reacts_to_a_hand_edit_without_waiting_for_the_poll() {
+    // The poll runs once at election, then not for ten minutes: only the
+    // drift watch can revert what follows within the test.
+    let mut fleet = Fleet::new(Duration::from_millis(50), "10m").await;
+    let repo = GitRepo::init();
+    repo.write("apps/heal/cm.yaml", &configmap("heal", 0));
+    repo.commit("first");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    fleet.application("heal", &url, "apps/heal", true).await;
+    fleet.worker(amqp_url());
+    let head = repo.head();
+    fleet
+        .until("initial sync", Duration::from_secs(60), |app| {
+            synced_at(app, &head)
+        })
+        .await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(fleet.cluster.client(), fleet.cluster.namespace());
+    let by_hand = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    // The watch starts with the leader's next look at the inventories.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let edited_at = Instant::now();
+    maps.patch(
+        "heal",
+        &by_hand,
+        &Patch::Merge(serde_json::json!({"data": {"version": "edited"}})),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let version = maps.get("heal").await.unwrap().data.unwrap()["version"].clone();
+        if version == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hand edit was never reverted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "hand edit reverted {:?} after it was made",
+        edited_at.elapsed()
+    );
+    // A deleted managed object comes back too.
+    maps.delete("heal", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while maps.get_opt("heal").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted object was never recreated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fleet.finish().await;
+}

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod dispatch;
+pub mod drift;
 pub mod git;
 pub mod health;
 pub mod ignore;

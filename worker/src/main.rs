@@ -10,6 +10,7 @@ use clap::Parser;
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
+use pushsync_worker::drift::DriftWatch;
 use pushsync_worker::git::{Credentials, GitCache};
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
@@ -384,29 +385,42 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
         metrics.clone(),
         stop.clone(),
     ));
-    let poller = tokio::spawn(
-        Poller::new(
+    let poller = Poller::new(
+        broker.clone(),
+        topology.clone(),
+        ctx.git.clone(),
+        {
+            let index = index.clone();
+            Arc::new(move || index.applications())
+        },
+        client.clone(),
+        leases.clone(),
+        metrics.clone(),
+        PollSettings {
+            interval: args.poll_interval,
+            lease: args.poll_lease.clone(),
+            drift_interval: args.drift_interval,
+            tick: (args.lease_duration / 3)
+                .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+            ..PollSettings::default()
+        },
+    );
+    // Fast self-heal: the poll leader watches what self-healing Applications manage.
+    tokio::spawn(
+        DriftWatch::new(
             broker.clone(),
             topology.clone(),
-            ctx.git.clone(),
+            client.clone(),
             {
                 let index = index.clone();
                 Arc::new(move || index.applications())
             },
-            client.clone(),
-            leases.clone(),
+            poller.leading(),
             metrics.clone(),
-            PollSettings {
-                interval: args.poll_interval,
-                lease: args.poll_lease.clone(),
-                drift_interval: args.drift_interval,
-                tick: (args.lease_duration / 3)
-                    .clamp(Duration::from_millis(200), Duration::from_secs(5)),
-                ..PollSettings::default()
-            },
         )
         .run(stop.clone()),
     );
+    let poller = tokio::spawn(poller.run(stop.clone()));
     let syncer = tokio::spawn(
         Syncer::new(
             broker.clone(),

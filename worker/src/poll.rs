@@ -101,6 +101,8 @@ pub struct Poller {
     /// an index that has not yet seen the annotation's removal does not
     /// enqueue it twice.
     handled: Arc<std::sync::Mutex<std::collections::HashMap<AppRef, String>>>,
+    /// Set while this worker leads (read by [`crate::drift::DriftWatch`]).
+    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -176,7 +178,13 @@ impl Poller {
             metrics,
             settings,
             handled: Arc::default(),
+            leading: Arc::default(),
         }
+    }
+
+    /// A flag that is set while this worker is the poller.
+    pub fn leading(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.leading.clone()
     }
 
     /// Campaign, and while leading poll and handle manual triggers, until
@@ -195,6 +203,8 @@ impl Poller {
             if now_leading != leading {
                 leading = now_leading;
                 self.metrics.poll_leader.set(i64::from(leading));
+                self.leading
+                    .store(leading, std::sync::atomic::Ordering::Relaxed);
                 if leading {
                     tracing::info!(
                         identity = self.leases.identity(),
@@ -250,6 +260,8 @@ impl Poller {
                 tracing::warn!(error = %error, "resigning as the poller failed; a standby takes over when the Lease expires");
             }
             self.metrics.poll_leader.set(0);
+            self.leading
+                .store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
