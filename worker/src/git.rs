@@ -251,6 +251,8 @@ pub struct GitCache {
     on_fetch: Option<FetchObserver>,
     /// For remotes that ask.
     credentials: Arc<Credentials>,
+    /// Bounds the remote operations (ls-remote, fetch) running at once.
+    remote_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for GitCache {
@@ -302,7 +304,17 @@ impl GitCache {
             remote_calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             on_fetch: None,
             credentials: Arc::default(),
+            remote_slots: Arc::new(tokio::sync::Semaphore::new(Self::DEFAULT_REMOTE_SLOTS)),
         }
+    }
+
+    /// Remote operations at once unless [`GitCache::with_remote_slots`] says otherwise.
+    pub const DEFAULT_REMOTE_SLOTS: usize = 4;
+
+    /// At most `slots` remote operations (ls-remote, fetch) at once.
+    pub fn with_remote_slots(mut self, slots: usize) -> Self {
+        self.remote_slots = Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
+        self
     }
 
     /// Answer remotes that ask for credentials with these.
@@ -360,6 +372,11 @@ impl GitCache {
         let credential = self.credentials.for_url(url).cloned();
         self.remote_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _slot = self
+            .remote_slots
+            .acquire()
+            .await
+            .map_err(|_| GitError::TaskFailed)?;
         let (commit, fetched) = tokio::task::spawn_blocking(move || {
             resolve_blocking(
                 &path,
@@ -387,6 +404,11 @@ impl GitCache {
         let url = url.to_owned();
         self.remote_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _slot = self
+            .remote_slots
+            .acquire()
+            .await
+            .map_err(|_| GitError::TaskFailed)?;
         tokio::task::spawn_blocking(move || {
             list_blocking(&path, &url, timeout, credential.as_ref())
         })

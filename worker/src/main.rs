@@ -47,9 +47,13 @@ struct Args {
     #[arg(long, env = "PUSHSYNC_MAX_SYNCS", default_value_t = 4)]
     max_syncs: u16,
     /// Sync jobs held at once: running, waiting for another worker's sync of
-    /// the same Application, or waiting to retry (broker prefetch).
-    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH", default_value_t = 32)]
-    sync_prefetch: u16,
+    /// the same Application, or waiting to retry (broker prefetch; default
+    /// eight per sync slot).
+    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH")]
+    sync_prefetch: Option<u16>,
+    /// Git remote operations (ls-remote, fetch) at once in this worker.
+    #[arg(long, env = "PUSHSYNC_MAX_GIT_FETCHES", default_value_t = 4)]
+    max_git_fetches: u16,
     /// Namespace of the Leases that keep one sync per Application and one poller.
     #[arg(long, env = "PUSHSYNC_LEASE_NAMESPACE", default_value = "pushsync")]
     lease_namespace: String,
@@ -174,9 +178,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.prefetch == 0 || args.sync_prefetch == 0 || args.max_syncs == 0 {
+    if args.prefetch == 0
+        || args.sync_prefetch == Some(0)
+        || args.max_syncs == 0
+        || args.max_git_fetches == 0
+    {
         eprintln!(
-            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH, PUSHSYNC_SYNC_PREFETCH and PUSHSYNC_MAX_SYNCS must be greater than zero"
+            "pushsync-worker: invalid configuration: PUSHSYNC_PREFETCH, PUSHSYNC_SYNC_PREFETCH, PUSHSYNC_MAX_SYNCS and PUSHSYNC_MAX_GIT_FETCHES must be greater than zero"
         );
         return ExitCode::from(EXIT_USAGE);
     }
@@ -351,6 +359,7 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
             .git
             .clone()
             .observe_fetches(metrics.fetch_observer())
+            .with_remote_slots(usize::from(args.max_git_fetches))
             .with_credentials(credentials),
         ..ctx
     };
@@ -363,7 +372,9 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
     );
     let settings = SyncSettings {
         max_syncs: usize::from(args.max_syncs),
-        prefetch: args.sync_prefetch,
+        prefetch: args
+            .sync_prefetch
+            .unwrap_or_else(|| args.max_syncs.saturating_mul(8)),
         lock_poll: args.lock_poll,
         retry: RetryPolicy {
             limit: args.retry_limit.max(1),
