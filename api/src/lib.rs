@@ -46,6 +46,14 @@ pub struct ApplicationSpec {
 }
 
 impl ApplicationSpec {
+    /// Whether changes made in the cluster are reverted (`automated.selfHeal`).
+    pub fn self_heals(&self) -> bool {
+        self.sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .is_some_and(|a| a.self_heal)
+    }
+
     /// `path` of `repo_url` at `target_revision`, into `namespace`, synced
     /// automatically with prune (no selfHeal, no sync options): the common
     /// case, to adjust field by field.

@@ -39,12 +39,7 @@ struct Owners {
 fn collect_owners(apps: &AppsFn) -> Owners {
     let mut owners = Owners::default();
     for app in apps() {
-        let self_heal = app
-            .spec
-            .sync_policy
-            .as_ref()
-            .and_then(|p| p.automated.as_ref())
-            .is_some_and(|a| a.self_heal);
+        let self_heal = app.spec.self_heals();
         let (Some(status), Some(namespace), Some(name)) = (
             app.status.as_ref(),
             app.metadata.namespace.clone(),

@@ -133,12 +133,7 @@ pub fn needs_sync(app: &Application, heads: &RemoteHeads, drift_interval: Durati
         .operation_state
         .as_ref()
         .is_some_and(|o| o.phase != "Succeeded");
-    let self_heal = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.automated.as_ref())
-        .is_some_and(|a| a.self_heal);
+    let self_heal = app.spec.self_heals();
     let stale = status
         .reconciled_at
         .as_deref()

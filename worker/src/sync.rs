@@ -638,7 +638,7 @@ async fn reconcile(
     let policy = spec.sync_policy.clone().unwrap_or_default();
     let automated = policy.automated.clone();
     let prune = automated.as_ref().is_some_and(|a| a.prune);
-    let self_heal = automated.as_ref().is_some_and(|a| a.self_heal);
+    let self_heal = spec.self_heals();
 
     // 1. Source.
     let clock = Instant::now();

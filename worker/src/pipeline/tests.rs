@@ -8,7 +8,6 @@ use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::ApplicationSpec;
 use pushsync_broker::{AmqpConfig, Broker};
-use pushsync_proto::{ChangedPaths, GitRef, Provider, PushEvent, RepoId, Repository};
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
@@ -21,26 +20,8 @@ use crate::index::ClusterIndex;
 use crate::sync::SyncContext;
 
 fn push(url: &str, after: &str, paths: &[&str]) -> Outgoing {
-    let event = PushEvent {
-        provider: Provider::Gitea,
-        delivery_id: format!("delivery-{after}"),
-        repository: Repository {
-            id: RepoId::parse(url).unwrap(),
-            full_name: "test/repo".into(),
-            clone_urls: vec![url.to_owned()],
-            web_url: None,
-        },
-        git_ref: GitRef::branch("main"),
-        before: None,
-        after: Some(after.to_owned()),
-        created: false,
-        deleted: false,
-        forced: false,
-        changed_paths: ChangedPaths::complete(paths.iter().copied()),
-        pusher: None,
-        received_at: jiff::Timestamp::now(),
-    };
-    let message = Message::PushV1(event);
+    let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+    let message = Message::PushV1(pushsync_testkit::push_event(url, after, &paths));
     Outgoing {
         exchange: Topology::default().events_exchange(),
         routing_key: "push.gitea".into(),
