@@ -239,22 +239,28 @@ async fn a_burst_for_one_application_coalesces_without_overlap_and_ends_at_the_n
     fx.syncer("worker-a", Duration::from_secs(30)).await;
     fx.syncer("worker-b", Duration::from_secs(30)).await;
 
+    // Thirty commits, then their pushes back to back: they arrive faster
+    // than syncs finish (the figure depends on that, not on the machine).
     let pushes = 30;
-    let mut newest = String::new();
+    let mut commits = Vec::new();
     for n in 1..=pushes {
         fx.repo.write(
             "apps/web/cm.yaml",
             &CM.replace("\"0\"", &format!("\"{n}\"")),
         );
-        newest = fx.repo.commit(&format!("push {n}"));
-        fx.request(&newest).await;
+        commits.push(fx.repo.commit(&format!("push {n}")));
     }
+    for commit in &commits {
+        fx.request(commit).await;
+    }
+    let newest = commits.last().cloned().unwrap_or_default();
     fx.until("the newest commit synced", |app| synced_at(app, &newest))
         .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let handled = |fx: &Fixture| {
         fx.counter("pushsync_worker_sync_jobs_total{result=\"synced\"}")
             + fx.counter("pushsync_worker_sync_jobs_total{result=\"coalesced\"}")
+            + fx.counter("pushsync_worker_sync_jobs_total{result=\"stale\"}")
     };
     while handled(&fx) < pushes {
         assert!(Instant::now() < deadline, "jobs never all handled");
