@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 
 use super::*;
@@ -301,4 +303,41 @@ fn credentials_files_are_checked_and_the_longest_prefix_wins() {
         Credentials::load(&file).is_err(),
         "inline secrets are refused"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_applications_on_one_branch_cost_one_fetch_per_new_commit() {
+    let repo = GitRepo::init();
+    repo.write("apps/a/cm.yaml", "kind: ConfigMap\n");
+    let first = repo.commit("first");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let cache = tempfile::tempdir().unwrap();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = fetches.clone();
+    let git = GitCache::new(cache.path(), Duration::from_secs(20)).observe_fetches(
+        std::sync::Arc::new(move |_, bytes| {
+            assert!(bytes > 0, "a fetch receives objects");
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }),
+    );
+    // Fifty Applications on the branch resolve it, twenty at a time.
+    let resolves: Vec<_> = (0..50).map(|_| git.resolve(&url, "main")).collect();
+    let heads = futures_util::stream::iter(resolves)
+        .buffer_unordered(20)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.as_deref().ok() == Some(first.as_str()))
+    );
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A new commit: one more fetch, whoever asks first.
+    repo.write("apps/a/cm.yaml", "kind: ConfigMap\ndata: {}\n");
+    let second = repo.commit("second");
+    for _ in 0..10 {
+        assert_eq!(git.resolve(&url, "main").await.unwrap(), second);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
