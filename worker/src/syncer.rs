@@ -214,6 +214,9 @@ struct Inner {
     metrics: Metrics,
     settings: SyncSettings,
     slots: Arc<Semaphore>,
+    /// Jobs of this process waiting for an Application's lock, woken when a
+    /// sync of it here finishes (other workers' syncs are seen by polling).
+    waiters: std::sync::Mutex<std::collections::HashMap<AppRef, Arc<tokio::sync::Notify>>>,
 }
 
 /// What the worker's index knows of an Application (may lag the API server).
@@ -264,6 +267,7 @@ impl Syncer {
                 metrics,
                 settings,
                 slots,
+                waiters: Default::default(),
             }),
             known: None,
         }
@@ -359,6 +363,19 @@ impl Syncer {
         }
     }
 
+    /// Where this process's jobs for `app` wait to be woken.
+    fn waiter(&self, app: &AppRef) -> Arc<tokio::sync::Notify> {
+        let Ok(mut waiters) = self.inner.waiters.lock() else {
+            return Arc::default();
+        };
+        // Drop entries nobody else holds, so the map stays as small as the
+        // set of Applications with jobs in flight here.
+        if waiters.len() > 1024 {
+            waiters.retain(|_, notify| Arc::strong_count(notify) > 1);
+        }
+        waiters.entry(app.clone()).or_default().clone()
+    }
+
     /// The Application as the API server has it now (the index may lag).
     async fn read(&self, app: &AppRef) -> Result<Option<Application>, Failure> {
         Api::<Application>::namespaced(self.inner.client.clone(), &app.namespace)
@@ -423,8 +440,10 @@ impl Syncer {
                 }
                 Claim::Busy { .. } => {
                     slot = None;
+                    let local = self.waiter(&job.application);
                     tokio::select! {
                         () = stop.cancelled() => return Ok(Done::Stopped),
+                        () = local.notified() => {}
                         () = tokio::time::sleep(inner.settings.lock_poll) => {}
                     }
                 }
@@ -530,7 +549,9 @@ impl Syncer {
                 let _ = inner.leases.abandon(app_ref).await;
                 return Err(error.into());
             }
-            match inner.leases.finish(app_ref).await? {
+            let finished = inner.leases.finish(app_ref).await?;
+            self.waiter(app_ref).notify_waiters();
+            match finished {
                 Finish::Released => return Ok(Done::Synced),
                 Finish::Again => {
                     tracing::debug!(application = %app_ref, "requests arrived during the sync; syncing again");
