@@ -492,6 +492,8 @@ impl Syncer {
         };
         inner.metrics.syncs_running.inc();
         let _running = GaugeGuard(inner.metrics.syncs_running.clone());
+        // The push-to-sync lag is the first sync's; follow-ups serve others.
+        let mut follow_up = false;
         loop {
             let app = match self.read(app_ref).await {
                 Ok(Some(app)) => app,
@@ -505,7 +507,9 @@ impl Syncer {
                     return Err(error);
                 }
             };
-            if let Some(received_at) = push_received_at {
+            if let Some(received_at) = push_received_at
+                && !follow_up
+            {
                 let lag = jiff::Timestamp::now()
                     .duration_since(received_at)
                     .as_secs_f64();
@@ -556,6 +560,7 @@ impl Syncer {
                 Finish::Again => {
                     tracing::debug!(application = %app_ref, "requests arrived during the sync; syncing again");
                     manual = false;
+                    follow_up = true;
                 }
             }
         }
