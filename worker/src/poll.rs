@@ -190,9 +190,12 @@ impl Poller {
         loop {
             let now_leading = match self.leases.lead(&self.settings.lease).await {
                 Ok(leading) => leading,
+                // Unknown: keep the last answer rather than flap (a Lease
+                // that really expired shows as "not ours" once the API answers;
+                // meanwhile two pollers only mean duplicate, harmless jobs).
                 Err(error) => {
                     tracing::warn!(error = %error, "the poller's Lease could not be read or renewed");
-                    false
+                    leading
                 }
             };
             if now_leading != leading {
