@@ -363,14 +363,7 @@ impl Leases {
     /// Give the lock of `app` up without serving anything (the sync failed
     /// transiently and will be retried).
     pub async fn abandon(&self, app: &AppRef) -> Result<(), LeaseError> {
-        self.update(&lock_name(app), |lease, _| {
-            if holder(lease) != Some(self.identity.as_str()) {
-                return ((), false);
-            }
-            release(lease);
-            ((), true)
-        })
-        .await
+        self.resign(&lock_name(app)).await
     }
 
     /// Delete the sync locks of Applications `exists` says are gone, unless
@@ -437,8 +430,9 @@ impl Leases {
         .await
     }
 
-    /// Step down as holder of Lease `name` (a clean shutdown), so a standby
-    /// takes over at once instead of after the expiry.
+    /// Step down as holder of Lease `name` (a clean shutdown, or a sync
+    /// given up), so someone else takes over at once instead of after the
+    /// expiry; counters stay as they are.
     pub async fn resign(&self, name: &str) -> Result<(), LeaseError> {
         self.update(name, |lease, _| {
             if holder(lease) != Some(self.identity.as_str()) {

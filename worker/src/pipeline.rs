@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use pushsync_api::Application;
 use pushsync_broker::{Broker, Delivery, Outgoing};
 use pushsync_proto::{AppRef, Message, PushEvent, SyncJob, SyncTrigger, Topology};
 use tokio_util::sync::CancellationToken;
@@ -75,25 +74,9 @@ async fn report_deleted_ref(client: &kube::Client, app: &AppRef, event: &PushEve
         "{} was deleted in {} (delivery {}); nothing was applied, the last synced objects stay",
         event.git_ref.full, event.repository.full_name, event.delivery_id
     );
-    let patch = serde_json::json!({"status": {
-        "sync": {"status": "Unknown"},
-        "conditions": [{
-            "type": "RefDeleted",
-            "status": "True",
-            "reason": "RefDeleted",
-            "message": message,
-            "lastTransitionTime": jiff::Timestamp::now().to_string(),
-        }],
-    }});
-    let params = kube::api::PatchParams {
-        field_manager: Some(crate::status::STATUS_MANAGER.to_owned()),
-        ..kube::api::PatchParams::default()
-    };
-    let api = kube::Api::<Application>::namespaced(client.clone(), &app.namespace);
-    if let Err(error) = api
-        .patch_status(&app.name, &params, &kube::api::Patch::Merge(patch))
-        .await
-    {
+    let condition = crate::sync::condition("RefDeleted", "RefDeleted", &message);
+    let sync = serde_json::json!({"sync": {"status": "Unknown"}});
+    if let Err(error) = crate::status::report(client, app, condition, sync).await {
         tracing::warn!(application = %app, error = %error, "could not mark the Application with RefDeleted");
     }
 }

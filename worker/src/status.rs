@@ -1,7 +1,9 @@
 //! Writing an Application's status through the `status` subresource.
 
 use kube::api::{Api, Patch, PatchParams};
-use pushsync_api::Application;
+use pushsync_api::{Application, Condition};
+use pushsync_proto::AppRef;
+use serde_json::{Value, json};
 
 use crate::sync::{Outcome, status_patch};
 
@@ -39,12 +41,40 @@ pub async fn write(
     ) else {
         return Err(StatusError::Unnamed);
     };
+    merge(client, namespace, name, &status_patch(app, outcome)).await
+}
+
+/// Report `condition` on the Application `app` outside a sync (a deleted
+/// ref, a job given up), with `status` fields merged beside it (its
+/// `conditions` replaced by this one).
+pub async fn report(
+    client: &kube::Client,
+    app: &AppRef,
+    condition: Condition,
+    mut status: Value,
+) -> Result<Application, StatusError> {
+    status["conditions"] = json!([condition]);
+    merge(
+        client,
+        &app.namespace,
+        &app.name,
+        &json!({ "status": status }),
+    )
+    .await
+}
+
+async fn merge(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<Application, StatusError> {
     let api: Api<Application> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams {
         field_manager: Some(STATUS_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    api.patch_status(name, &params, &Patch::Merge(status_patch(app, outcome)))
+    api.patch_status(name, &params, &Patch::Merge(patch))
         .await
         .map_err(|source| StatusError::Write {
             namespace: namespace.to_owned(),

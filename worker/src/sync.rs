@@ -145,7 +145,8 @@ pub enum Transient {
     Api(#[source] Box<ApplyError>),
 }
 
-fn condition(kind: &str, reason: &str, message: &str) -> Condition {
+/// A condition that holds now.
+pub fn condition(kind: &str, reason: &str, message: &str) -> Condition {
     Condition {
         kind: kind.to_owned(),
         status: "True".to_owned(),

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use pushsync_api::Application;
 use pushsync_broker::{Broker, Delivery};
 use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger, Topology};
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lease::{Claim, Finish, LeaseError, Leases, Renewal};
 use crate::metrics::Metrics;
-use crate::status::{STATUS_MANAGER, StatusError};
+use crate::status::StatusError;
 use crate::sync::{Newer, Outcome, Request, SyncContext, Transient, sync_with};
 
 /// How the sync side runs.
@@ -601,27 +601,16 @@ impl Syncer {
         let message = format!(
             "gave up after {failures} attempts (the job is in the dead-letter queue; the next push or poll tries again): {error}"
         );
-        let now = jiff::Timestamp::now().to_string();
-        let patch = json!({"status": {
-            "conditions": [{
-                "type": "SyncError",
-                "status": "True",
-                "reason": "RetriesExhausted",
-                "message": message,
-                "lastTransitionTime": now,
-            }],
-            "operationState": {"phase": "Failed", "message": message, "finishedAt": now},
+        let condition = crate::sync::condition("SyncError", "RetriesExhausted", &message);
+        let operation = json!({"operationState": {
+            "phase": "Failed",
+            "message": message,
+            "finishedAt": condition.last_transition_time,
         }});
-        let params = PatchParams {
-            field_manager: Some(STATUS_MANAGER.to_owned()),
-            ..PatchParams::default()
-        };
-        let api = Api::<Application>::namespaced(self.inner.client.clone(), &app.namespace);
-        if let Err(error) = api
-            .patch_status(&app.name, &params, &Patch::Merge(patch))
-            .await
+        if let Err(error) =
+            crate::status::report(&self.inner.client, app, condition, operation).await
         {
-            tracing::warn!(application = %app, error = %error, "could not record the give-up on the Application");
+            tracing::warn!(application = %app, error = %chain(&error), "could not record the give-up on the Application");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::ApplicationSpec;
+use pushsync_api::{Application, ApplicationSpec};
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
