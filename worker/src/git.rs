@@ -535,6 +535,21 @@ fn list_blocking(
     let deadline = Instant::now() + timeout;
     let failed = remote_failure(&shown, deadline, timeout);
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
+    Ok(RemoteHeads(ls_remote(
+        &mut remote,
+        deadline,
+        credential,
+        failed,
+    )?))
+}
+
+/// The remote's refs and their commits: one round trip, no objects.
+fn ls_remote(
+    remote: &mut git2::Remote<'_>,
+    deadline: Instant,
+    credential: Option<&Credential>,
+    failed: impl Fn(git2::Error) -> GitError + Copy,
+) -> Result<Vec<(String, Oid)>, GitError> {
     let connection = remote
         .connect_auth(
             Direction::Fetch,
@@ -542,13 +557,12 @@ fn list_blocking(
             None,
         )
         .map_err(failed)?;
-    let heads = connection
+    Ok(connection
         .list()
         .map_err(failed)?
         .iter()
         .map(|h| (h.name().to_owned(), h.oid()))
-        .collect();
-    Ok(RemoteHeads(heads))
+        .collect())
 }
 
 fn resolve_blocking(
@@ -562,8 +576,7 @@ fn resolve_blocking(
     let shown = display_url(url);
     let deadline = Instant::now() + timeout;
     let failed = remote_failure(&shown, deadline, timeout);
-    let is_commit = (revision.len() == 40 || revision.len() == 64)
-        && revision.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_commit = crate::dispatch::is_commit(revision);
     if is_commit
         && let Ok(oid) = Oid::from_str(revision)
         && repo.find_commit(oid).is_ok()
@@ -574,19 +587,7 @@ fn resolve_blocking(
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
     // Which ref, and which commit it points at: one round trip, no objects.
     let (ref_name, oid) = {
-        let connection = remote
-            .connect_auth(
-                Direction::Fetch,
-                Some(callbacks(deadline, credential)),
-                None,
-            )
-            .map_err(failed)?;
-        let heads: Vec<(String, Oid)> = connection
-            .list()
-            .map_err(failed)?
-            .iter()
-            .map(|h| (h.name().to_owned(), h.oid()))
-            .collect();
+        let heads = ls_remote(&mut remote, deadline, credential, failed)?;
         let found = if is_commit {
             None
         } else {
