@@ -16,13 +16,13 @@ use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::apply::Cluster;
+use pushsync_worker::assemble::Parts;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
-use pushsync_worker::pipeline::dispatch_loop;
 use pushsync_worker::sync::{SyncContext, sync};
-use pushsync_worker::syncer::{SyncSettings, Syncer};
+use pushsync_worker::syncer::SyncSettings;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "bench-secret";
@@ -110,37 +110,27 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
             Cluster::new(sandbox.client()),
         )
     };
-    let metrics = Metrics::new()?;
-    let index_d = index.clone();
-    tokio::spawn(dispatch_loop(
-        broker.clone(),
-        topology.clone(),
-        32,
-        move || index_d.sources(),
-        sandbox.client(),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    tokio::spawn(
-        Syncer::new(
-            broker.clone(),
-            topology.clone(),
-            ctx.clone(),
+    Parts {
+        broker: broker.clone(),
+        topology: topology.clone(),
+        client: sandbox.client(),
+        ctx: ctx.clone(),
+        index: index.clone(),
+        leases: Leases::new(
             sandbox.client(),
-            Leases::new(
-                sandbox.client(),
-                "default",
-                "bench",
-                Duration::from_secs(15),
-            ),
-            metrics.clone(),
-            SyncSettings {
-                lock_poll: Duration::from_millis(100),
-                ..SyncSettings::default()
-            },
-        )
-        .run(stop.clone()),
-    );
+            "default",
+            "bench",
+            Duration::from_secs(15),
+        ),
+        metrics: Metrics::new()?,
+        dispatch_prefetch: 32,
+        sync: SyncSettings {
+            lock_poll: Duration::from_millis(100),
+            ..SyncSettings::default()
+        },
+        poll: None,
+    }
+    .spawn(&stop);
 
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -22,14 +22,13 @@ use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::drift::DriftWatch;
+use pushsync_worker::assemble::Parts;
 use pushsync_worker::git::GitCache;
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
-use pushsync_worker::pipeline::dispatch_loop;
-use pushsync_worker::poll::{PollSettings, Poller};
+use pushsync_worker::poll::PollSettings;
 use pushsync_worker::sync::SyncContext;
-use pushsync_worker::syncer::{SyncSettings, Syncer};
+use pushsync_worker::syncer::SyncSettings;
 use tokio_util::sync::CancellationToken;
 
 /// Run pushsync locally with no cluster and no broker.
@@ -204,77 +203,32 @@ async fn main() -> anyhow::Result<()> {
         )
     };
     let metrics = pushsync_worker::metrics::Metrics::new()?;
-    let index_for_dispatch = index.clone();
-    tokio::spawn(dispatch_loop(
-        broker.clone(),
-        topology.clone(),
-        32,
-        move || index_for_dispatch.sources(),
-        sandbox.client(),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    tokio::spawn(
-        Syncer::new(
-            broker.clone(),
-            topology.clone(),
-            ctx.clone(),
-            sandbox.client(),
-            Leases::new(
-                sandbox.client(),
-                "default",
-                "local",
-                Duration::from_secs(15),
-            ),
-            metrics.clone(),
-            SyncSettings {
-                lock_poll: Duration::from_millis(100),
-                ..SyncSettings::default()
-            },
-        )
-        .with_index({
-            let index = index.clone();
-            std::sync::Arc::new(move |app: &pushsync_proto::AppRef| index.get(app))
-        })
-        .run(stop.clone()),
-    );
-    // The fallback poll (every minute here) and the manual-trigger annotations.
-    let poller = Poller::new(
-        broker.clone(),
-        topology.clone(),
-        ctx.git.clone(),
-        {
-            let index = index.clone();
-            std::sync::Arc::new(move || index.applications())
-        },
-        sandbox.client(),
-        Leases::new(
+    // Dispatch, syncer, the fallback poll (every minute here) with manual
+    // triggers and fast self-heal.
+    Parts {
+        broker: broker.clone(),
+        topology: topology.clone(),
+        client: sandbox.client(),
+        ctx,
+        index: index.clone(),
+        leases: Leases::new(
             sandbox.client(),
             "default",
             "local",
             Duration::from_secs(15),
         ),
-        metrics.clone(),
-        PollSettings {
+        metrics,
+        dispatch_prefetch: 32,
+        sync: SyncSettings {
+            lock_poll: Duration::from_millis(100),
+            ..SyncSettings::default()
+        },
+        poll: Some(PollSettings {
             interval: Duration::from_secs(60),
             ..PollSettings::default()
-        },
-    );
-    tokio::spawn(
-        DriftWatch::new(
-            broker.clone(),
-            topology.clone(),
-            sandbox.client(),
-            {
-                let index = index.clone();
-                std::sync::Arc::new(move || index.applications())
-            },
-            poller.leading(),
-            metrics.clone(),
-        )
-        .run(stop.clone()),
-    );
-    tokio::spawn(poller.run(stop.clone()));
+        }),
+    }
+    .spawn(&stop);
 
     // The poller's first cycle syncs every Application through the queue;
     // the banner waits for it (each Application has a status).

@@ -5,6 +5,7 @@
 //! the configuration; `pushsync-local` runs them in one process for `make run`.
 
 pub mod apply;
+pub mod assemble;
 pub mod dispatch;
 pub mod drift;
 pub mod git;

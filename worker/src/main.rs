@@ -3,22 +3,20 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use pushsync_broker::{AmqpConfig, Broker};
 use pushsync_proto::Topology;
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::drift::DriftWatch;
+use pushsync_worker::assemble::Parts;
 use pushsync_worker::git::{Credentials, GitCache};
 use pushsync_worker::index::ClusterIndex;
 use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
-use pushsync_worker::pipeline::dispatch_loop;
-use pushsync_worker::poll::{PollSettings, Poller};
+use pushsync_worker::poll::PollSettings;
 use pushsync_worker::sync::SyncContext;
-use pushsync_worker::syncer::{RetryPolicy, SyncSettings, Syncer};
+use pushsync_worker::syncer::{RetryPolicy, SyncSettings};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -384,86 +382,30 @@ async fn run(args: Args, uri: String, credentials: Credentials) -> ExitCode {
         },
         drain: args.shutdown_grace,
     };
-    let dispatcher = tokio::spawn(dispatch_loop(
-        broker.clone(),
-        topology.clone(),
-        args.prefetch,
-        {
-            let index = index.clone();
-            move || index.sources()
-        },
-        client.clone(),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let poller = Poller::new(
-        broker.clone(),
-        topology.clone(),
-        ctx.git.clone(),
-        {
-            let index = index.clone();
-            Arc::new(move || index.applications())
-        },
-        client.clone(),
-        leases.clone(),
-        metrics.clone(),
-        PollSettings {
+    let handles = Parts {
+        broker: broker.clone(),
+        topology,
+        client,
+        ctx,
+        index,
+        leases,
+        metrics,
+        dispatch_prefetch: args.prefetch,
+        sync: settings,
+        poll: Some(PollSettings {
             interval: args.poll_interval,
             lease: args.poll_lease.clone(),
             drift_interval: args.drift_interval,
             tick: (args.lease_duration / 3)
                 .clamp(Duration::from_millis(200), Duration::from_secs(5)),
             ..PollSettings::default()
-        },
-    );
-    // Fast self-heal: the poll leader watches what self-healing Applications manage.
-    tokio::spawn(
-        DriftWatch::new(
-            broker.clone(),
-            topology.clone(),
-            client.clone(),
-            {
-                let index = index.clone();
-                Arc::new(move || index.applications())
-            },
-            poller.leading(),
-            metrics.clone(),
-        )
-        .run(stop.clone()),
-    );
-    let poller = tokio::spawn(poller.run(stop.clone()));
-    let syncer = tokio::spawn(
-        Syncer::new(
-            broker.clone(),
-            topology,
-            ctx,
-            client,
-            leases,
-            metrics.clone(),
-            settings,
-        )
-        .with_index({
-            let index = index.clone();
-            Arc::new(move |app: &pushsync_proto::AppRef| index.get(app))
-        })
-        .run(stop.clone()),
-    );
-    tokio::spawn({
-        let (index, metrics, stop) = (index.clone(), metrics.clone(), stop.clone());
-        async move {
-            loop {
-                metrics.count_applications(index.applications().iter().map(|a| a.as_ref()));
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(15)) => {}
-                }
-            }
-        }
-    });
+        }),
+    }
+    .spawn(&stop);
     tracing::info!("worker running");
     stop.cancelled().await;
     // In-flight work stops at its next await; unacknowledged messages are redelivered.
-    let _ = tokio::join!(dispatcher, syncer, poller);
+    futures_util::future::join_all(handles).await;
     broker.close().await;
     tracing::info!("worker stopped");
     ExitCode::SUCCESS
