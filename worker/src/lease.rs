@@ -160,10 +160,7 @@ pub fn lock_name(app: &AppRef) -> String {
     if name.len() <= 253 {
         return name;
     }
-    // FNV-1a: stable across processes and versions, unlike std's hasher.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::fnv1a(crate::FNV_OFFSET, name.as_bytes());
     format!("sync.{}.{hash:016x}", app.namespace)
 }
 

@@ -100,7 +100,8 @@ pub struct Outcome {
     pub push_received_at: Option<jiff::Timestamp>,
     /// Time per phase.
     pub timings: Timings,
-    /// Digest of what was compared (see [`desired_digest`]).
+    /// Digest of what was compared: the rendered manifests and the settings
+    /// that shape an apply.
     pub desired_digest: Option<String>,
 }
 
@@ -321,17 +322,34 @@ pub struct RenderCache {
 }
 
 /// Renders by key, and the keys oldest first (for eviction).
-type Renders = (HashMap<String, Arc<Vec<Manifest>>>, VecDeque<String>);
+type Renders = (HashMap<String, Arc<Rendered>>, VecDeque<String>);
+
+/// One render of a source at a commit, and the digest of its manifests
+/// (computed once, not at every re-sync).
+#[derive(Debug)]
+struct Rendered {
+    manifests: Vec<Manifest>,
+    digest: u64,
+}
+
+impl Rendered {
+    fn new(manifests: Vec<Manifest>) -> Self {
+        let digest = manifests.iter().fold(crate::FNV_OFFSET, |hash, m| {
+            crate::fnv1a(hash, m.object.to_string().as_bytes())
+        });
+        Self { manifests, digest }
+    }
+}
 
 impl RenderCache {
     const CAPACITY: usize = 256;
 
-    fn get(&self, key: &str) -> Option<Arc<Vec<Manifest>>> {
+    fn get(&self, key: &str) -> Option<Arc<Rendered>> {
         let entries = self.entries.lock().ok()?;
         entries.0.get(key).cloned()
     }
 
-    fn put(&self, key: String, manifests: Arc<Vec<Manifest>>) {
+    fn put(&self, key: String, manifests: Arc<Rendered>) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -371,7 +389,7 @@ async fn render_source(
     app: &Application,
     revision: &str,
     destination: &str,
-) -> Result<Result<Arc<Vec<Manifest>>, Unusable>, Transient> {
+) -> Result<Result<Arc<Rendered>, Unusable>, Transient> {
     let source = &app.spec.source;
     let name = app.metadata.name.clone().unwrap_or_default();
     let key = format!(
@@ -445,9 +463,9 @@ async fn render_source(
     };
     match rendered {
         Ok(manifests) => {
-            let manifests = Arc::new(manifests);
-            ctx.renders.put(key, manifests.clone());
-            Ok(Ok(manifests))
+            let rendered = Arc::new(Rendered::new(manifests));
+            ctx.renders.put(key, rendered.clone());
+            Ok(Ok(rendered))
         }
         Err(error) => Ok(Err(Unusable::new(
             "RenderFailed",
@@ -681,7 +699,7 @@ async fn reconcile(
             ));
         }
     };
-    let plan = match plan::plan(manifests.as_ref().clone()) {
+    let plan = match plan::plan(manifests.manifests.clone()) {
         Ok(plan) => plan,
         Err(error) => {
             return Ok(failed(
@@ -726,7 +744,7 @@ async fn reconcile(
         }
     }
     timings.render = clock.elapsed();
-    let digest = desired_digest(&manifests, spec);
+    let digest = desired_digest(manifests.digest, spec);
 
     // 3. Compare with the cluster — unless nothing can have changed: same
     //    commit, same desired state, and every live object still at the
@@ -808,34 +826,18 @@ async fn reconcile(
     Ok(outcome)
 }
 
-/// A digest of the desired state: the rendered manifests and the settings
-/// that change what an apply or a comparison does (FNV-1a: a change
-/// detector, not a security boundary).
-pub fn desired_digest(manifests: &[Manifest], spec: &pushsync_api::ApplicationSpec) -> String {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for manifest in manifests {
-        feed(manifest.object.to_string().as_bytes());
-    }
-    feed(
-        serde_json::to_string(&spec.destination)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    feed(
-        serde_json::to_string(&spec.sync_policy)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    feed(
-        serde_json::to_string(&spec.ignore_differences)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
+/// A digest of the desired state: the rendered manifests' digest and the
+/// settings that change what an apply or a comparison does.
+fn desired_digest(manifests: u64, spec: &pushsync_api::ApplicationSpec) -> String {
+    let hash = [
+        serde_json::to_string(&spec.destination),
+        serde_json::to_string(&spec.sync_policy),
+        serde_json::to_string(&spec.ignore_differences),
+    ]
+    .into_iter()
+    .fold(manifests, |hash, part| {
+        crate::fnv1a(hash, part.unwrap_or_default().as_bytes())
+    });
     format!("{hash:016x}")
 }
 
