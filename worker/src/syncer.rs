@@ -332,10 +332,18 @@ impl Syncer {
                 Err(error) => error,
             };
             failures += 1;
-            let policy = match self.read(&job.application).await {
-                Ok(Some(app)) => RetryPolicy::of(&app, inner.settings.retry),
-                _ => inner.settings.retry,
-            };
+            // The policy is spec: the index has it without asking the API.
+            let default = inner.settings.retry;
+            let policy = match &self.known {
+                Some(known) => known(&job.application).map(|app| RetryPolicy::of(&app, default)),
+                None => self
+                    .read(&job.application)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|app| RetryPolicy::of(&app, default)),
+            }
+            .unwrap_or(default);
             let message = chain(&error);
             let Some(delay) = policy.delay(failures) else {
                 tracing::error!(application = %job.application, failures, error = %message, "giving up on this job; dead-lettering it");
