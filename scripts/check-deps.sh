@@ -19,8 +19,11 @@ forbid() { # crate, then the packages it must not depend on (normal deps only)
 forbid pushsync-proto tokio lapin actix-web kube k8s-openapi reqwest git2 pushsync-broker
 # The internet-facing receiver holds no cluster credentials and no test code.
 forbid pushsync-receiver kube k8s-openapi git2 pushsync-worker pushsync-testkit pushsync-sandbox pushsync-api
-# The worker never links the receiver or test support.
-forbid pushsync-worker pushsync-receiver pushsync-testkit pushsync-sandbox actix-web
+# The worker never links the receiver or test support (actix-web serves its
+# /metrics, /healthz and /readyz).
+forbid pushsync-worker pushsync-receiver pushsync-testkit pushsync-sandbox
+# Start-up shared by both binaries: nothing the receiver must not link.
+forbid pushsync-service kube k8s-openapi git2 lapin actix-web pushsync-broker
 forbid pushsync-broker pushsync-receiver pushsync-worker pushsync-testkit
 # The Application types describe a resource: no client, runtime or broker.
 forbid pushsync-api kube-client tokio lapin actix-web pushsync-proto

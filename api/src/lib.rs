@@ -12,9 +12,15 @@
 //! schemars, and Cargo unifies features across a workspace build, so types
 //! behind a feature of `proto` would be linked into the receiver too.
 
+mod states;
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use states::{
+    ConditionStatus, HealthStatusCode, OperationPhase, ResourceSyncCode, ResultCode, SyncStatusCode,
+};
 
 /// The desired state: where the manifests come from and where they go.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -278,11 +284,11 @@ pub struct ResourceStatus {
     /// The resource.
     #[serde(flatten)]
     pub resource: ResourceRef,
-    /// `Synced`, `OutOfSync` or `Missing`.
-    pub status: String,
-    /// `Healthy`, `Progressing`, `Degraded`, `Missing` or `Unknown`.
+    /// Whether it matches Git.
+    pub status: ResourceSyncCode,
+    /// Its health when last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<String>,
+    pub health: Option<HealthStatusCode>,
     /// Live → desired, as a unified diff (truncated), when out of sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
@@ -295,8 +301,8 @@ pub struct ResourceStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
-    /// `Synced`, `OutOfSync` or `Unknown`.
-    pub status: String,
+    /// Whether the cluster matches Git.
+    pub status: SyncStatusCode,
     /// The commit compared against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
@@ -311,8 +317,8 @@ pub struct SyncStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthStatus {
-    /// `Healthy`, `Progressing`, `Degraded`, `Missing` or `Unknown`.
-    pub status: String,
+    /// The worst health of the Application's resources.
+    pub status: HealthStatusCode,
     /// Why, when not healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -322,9 +328,9 @@ pub struct HealthStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationState {
-    /// `Succeeded`, `Failed` or `Superseded` (a newer commit replaced it
-    /// while it waited for health).
-    pub phase: String,
+    /// How it ended (`Superseded`: a newer commit replaced it while it
+    /// waited for health).
+    pub phase: OperationPhase,
     /// A readable summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -349,14 +355,14 @@ pub struct ResourceResult {
     /// The resource.
     #[serde(flatten)]
     pub resource: ResourceRef,
-    /// `Synced`, `Pruned`, `PruneSkipped`, `SyncFailed`, …
-    pub status: String,
+    /// What was done to it.
+    pub status: ResultCode,
     /// Details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Hook phase, for hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_phase: Option<String>,
+    pub hook_phase: Option<OperationPhase>,
 }
 
 /// A reference to a cluster object.
@@ -396,8 +402,8 @@ pub struct Condition {
     /// `RenderFailed`, `RefDeleted`, `SyncFailed`, …
     #[serde(rename = "type")]
     pub kind: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
+    /// Whether it holds.
+    pub status: ConditionStatus,
     /// Machine-readable reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

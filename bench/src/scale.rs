@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,10 +17,12 @@ use pushsync_proto::{Message, Provider, Topology};
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::context::{Leadership, Shared};
 use pushsync_worker::git::GitCache;
+use pushsync_worker::index::Index;
 use pushsync_worker::lease::Leases;
+use pushsync_worker::loops::poll::{PollSettings, Poller};
 use pushsync_worker::metrics::Metrics;
-use pushsync_worker::poll::{PollSettings, Poller};
 
 pub fn configmaps(name: &str, count: usize, version: usize) -> String {
     (0..count)
@@ -203,7 +204,7 @@ pub async fn wait_synced(
             let name = app.metadata.name.clone().unwrap_or_default();
             app.status.as_ref().is_some_and(|s| {
                 s.sync.as_ref().is_some_and(|s| {
-                    s.status == "Synced"
+                    s.status == pushsync_api::SyncStatusCode::Synced
                         && s.revision.as_deref() == Some(revision_of(&name).as_str())
                 })
             })
@@ -415,43 +416,44 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
             repos.push((repo, daemon, url));
         }
         let now = jiff::Timestamp::now().to_string();
-        let applications: Vec<Arc<Application>> = (0..2000)
+        let applications: Vec<Application> = (0..2000)
             .map(|i| {
                 let (repo, _, url) = &repos[i % 20];
                 let mut app = application(&format!("app-{i}"), "poll", url, "apps");
                 app.status = Some(ApplicationStatus {
                     sync: Some(SyncStatus {
-                        status: "Synced".into(),
+                        status: pushsync_api::SyncStatusCode::Synced,
                         revision: Some(repo.head()),
                         desired_digest: None,
                     }),
                     operation_state: Some(OperationState {
-                        phase: "Succeeded".into(),
+                        phase: pushsync_api::OperationPhase::Succeeded,
                         ..OperationState::default()
                     }),
                     reconciled_at: Some(now.clone()),
                     ..ApplicationStatus::default()
                 });
-                Arc::new(app)
+                app
             })
             .collect();
         let queue = MemoryQueue::new(100_000);
         let git = GitCache::new(caches.path().join("poll"), Duration::from_secs(30));
-        let poller = Poller::new(
-            Broker::memory(queue.clone()),
-            Topology::default(),
-            git.clone(),
-            Arc::new(move || applications.clone()),
-            sandbox.client(),
-            Leases::new(
+        let shared = Shared {
+            broker: Broker::memory(queue.clone()),
+            topology: Topology::default(),
+            client: sandbox.client(),
+            index: Index::fixed(applications),
+            git: git.clone(),
+            leases: Leases::new(
                 sandbox.client(),
                 "default",
                 "bench",
                 Duration::from_secs(15),
             ),
-            Metrics::new()?,
-            PollSettings::default(),
-        );
+            metrics: Metrics::new()?,
+            leadership: Leadership::default(),
+        };
+        let poller = Poller::new(shared, PollSettings::default());
         // Warm the cache directories once, then measure.
         poller.cycle().await;
         let mut cpu = Vec::new();

@@ -16,13 +16,14 @@ use pushsync_sandbox::Sandbox;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::assemble::Parts;
+use pushsync_worker::context::{Leadership, Shared};
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::index::Index;
 use pushsync_worker::lease::Leases;
+use pushsync_worker::loops::Settings;
+use pushsync_worker::loops::sync::SyncSettings;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::sync::{SyncContext, sync};
-use pushsync_worker::syncer::SyncSettings;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "bench-secret";
@@ -99,23 +100,21 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     .await?;
 
     let stop = CancellationToken::new();
-    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), None, stop.clone());
     index.ready().await;
     let cache = tempfile::tempdir()?;
+    let git = GitCache::new(cache.path(), Duration::from_secs(30));
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(30),
         health_poll: Duration::from_millis(10),
-        ..SyncContext::new(
-            GitCache::new(cache.path(), Duration::from_secs(30)),
-            Cluster::new(sandbox.client()),
-        )
+        ..SyncContext::new(git.clone(), Cluster::new(sandbox.client()))
     };
-    Parts {
+    let shared = Shared {
         broker: broker.clone(),
         topology: topology.clone(),
         client: sandbox.client(),
-        ctx: ctx.clone(),
         index: index.clone(),
+        git,
         leases: Leases::new(
             sandbox.client(),
             "default",
@@ -123,14 +122,21 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
             Duration::from_secs(15),
         ),
         metrics: Metrics::new()?,
-        dispatch_prefetch: 32,
-        sync: SyncSettings {
-            lock_poll: Duration::from_millis(100),
-            ..SyncSettings::default()
+        leadership: Leadership::default(),
+    };
+    pushsync_worker::loops::spawn(
+        &shared,
+        ctx.clone(),
+        Settings {
+            dispatch_prefetch: 32,
+            sync: SyncSettings {
+                lock_poll: Duration::from_millis(100),
+                ..SyncSettings::default()
+            },
+            poll: None,
         },
-        poll: None,
-    }
-    .spawn(&stop);
+        &stop,
+    );
 
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -216,7 +222,11 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sync_time = started.elapsed();
-    anyhow::ensure!(outcome.phase == "Succeeded", "{}", outcome.message);
+    anyhow::ensure!(
+        outcome.phase == pushsync_api::OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("cms.yaml");
     std::fs::write(&file, configmaps(100, 0))?;
@@ -250,7 +260,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     // A no-op re-sync of the same 100 resources.
     // The Application as its status write left it.
     let mut large_synced = large.clone();
-    let patch = pushsync_worker::sync::status_patch(&large, &outcome);
+    let patch = pushsync_worker::status::status_patch(&large, &outcome);
     large_synced.status = Some(serde_json::from_value(patch["status"].clone())?);
     let mut cpu = Vec::new();
     let mut wall = Vec::new();
@@ -308,9 +318,13 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     let outcome = sync(&remote, &large)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    anyhow::ensure!(outcome.phase == "Succeeded", "{}", outcome.message);
+    anyhow::ensure!(
+        outcome.phase == pushsync_api::OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     let mut synced = large.clone();
-    let patch = pushsync_worker::sync::status_patch(&large, &outcome);
+    let patch = pushsync_worker::status::status_patch(&large, &outcome);
     synced.status = Some(serde_json::from_value(patch["status"].clone())?);
     // /proc counts CPU in 10 ms ticks: measure 40 re-syncs and divide.
     let runs = 40;
@@ -325,7 +339,11 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
                 let outcome = sync(&remote, &app)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                anyhow::ensure!(outcome.phase == "Refreshed", "{}", outcome.message);
+                anyhow::ensure!(
+                    outcome.phase == pushsync_api::OperationPhase::Refreshed,
+                    "{}",
+                    outcome.message
+                );
                 wall.push(started.elapsed());
                 last = Some(outcome);
             }
@@ -340,7 +358,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     // list per kind and namespace, no dry runs.
     let mut steady = synced.clone();
     if let Some(outcome) = last {
-        let patch = pushsync_worker::sync::status_patch(&synced, &outcome);
+        let patch = pushsync_worker::status::status_patch(&synced, &outcome);
         steady.status = Some(serde_json::from_value(patch["status"].clone())?);
     }
     let (steady_wall, steady_cpu, _) = measure(steady).await?;

@@ -52,23 +52,6 @@ impl AmqpConfig {
     }
 }
 
-/// `amqp://user:secret@host/vhost` → `amqp://user:***@host/vhost`, for logs.
-pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return "<invalid AMQP URI>".to_owned();
-    };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let host = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{user}:***@{host}")
-        }
-        None => authority.to_owned(),
-    };
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    format!("{scheme}://{host}/{path}")
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct AmqpBroker {
     pub(crate) shared: Arc<Shared>,
@@ -184,7 +167,7 @@ impl Shared {
 /// Connect, serve, and reconnect with capped exponential backoff until stopped.
 async fn supervise(shared: Arc<Shared>) {
     let config = &shared.config;
-    let target = redact_uri(config.uri.expose_secret());
+    let target = pushsync_proto::redact_url(config.uri.expose_secret());
     let mut backoff = config.min_backoff;
     loop {
         if shared.stop.is_cancelled() {
@@ -377,29 +360,4 @@ async fn bind(
             FieldTable::default(),
         )
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_uri;
-
-    #[test]
-    fn passwords_are_redacted_from_uris() {
-        let cases = [
-            (
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-                "amqp://guest:***@127.0.0.1:5672/%2f",
-            ),
-            (
-                "amqps://u:p%40ss@mq.example.com/vh?heartbeat=10",
-                "amqps://u:***@mq.example.com/vh",
-            ),
-            ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672/"),
-            ("amqp://user@host/", "amqp://user:***@host/"),
-            ("not a uri", "<invalid AMQP URI>"),
-        ];
-        for (uri, expected) in cases {
-            assert_eq!(redact_uri(uri), expected, "{uri}");
-        }
-    }
 }

@@ -13,7 +13,7 @@
 //! - The AMQP backend reconnects by itself; callers never restart it. While it
 //!   is disconnected, publishing fails fast with [`PublishError::Unavailable`].
 //! - The AMQP URI (which carries a password) is never logged; only
-//!   [`redact_uri`]'s form is.
+//!   [`pushsync_proto::redact_url`]'s form is.
 
 mod amqp;
 mod consume;
@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 use tokio::sync::watch;
 
-pub use amqp::{AmqpConfig, declare_topology, redact_uri};
+pub use amqp::{AmqpConfig, declare_topology};
 pub use consume::{AckError, Consumer, Delivery};
 pub use memory::MemoryQueue;
 

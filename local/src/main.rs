@@ -22,13 +22,14 @@ use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::assemble::Parts;
+use pushsync_worker::context::{Leadership, Shared};
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::ClusterIndex;
+use pushsync_worker::index::Index;
 use pushsync_worker::lease::Leases;
-use pushsync_worker::poll::PollSettings;
+use pushsync_worker::loops::Settings;
+use pushsync_worker::loops::poll::PollSettings;
+use pushsync_worker::loops::sync::SyncSettings;
 use pushsync_worker::sync::SyncContext;
-use pushsync_worker::syncer::SyncSettings;
 use tokio_util::sync::CancellationToken;
 
 /// Run pushsync locally with no cluster and no broker.
@@ -192,43 +193,47 @@ async fn main() -> anyhow::Result<()> {
 
     let broker = Broker::memory(queue);
     let topology = Topology::default();
-    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), None, stop.clone());
     index.ready().await;
+    let git = GitCache::new(state.join("git-cache"), Duration::from_secs(60));
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(60),
         health_poll: Duration::from_millis(250),
-        ..SyncContext::new(
-            GitCache::new(state.join("git-cache"), Duration::from_secs(60)),
-            Cluster::new(sandbox.client()),
-        )
+        ..SyncContext::new(git.clone(), Cluster::new(sandbox.client()))
     };
-    let metrics = pushsync_worker::metrics::Metrics::new()?;
-    // Dispatch, syncer, the fallback poll (every minute here) with manual
-    // triggers and fast self-heal.
-    Parts {
+    let shared = Shared {
         broker: broker.clone(),
         topology: topology.clone(),
         client: sandbox.client(),
-        ctx,
         index: index.clone(),
+        git,
         leases: Leases::new(
             sandbox.client(),
             "default",
             "local",
             Duration::from_secs(15),
         ),
-        metrics,
-        dispatch_prefetch: 32,
-        sync: SyncSettings {
-            lock_poll: Duration::from_millis(100),
-            ..SyncSettings::default()
+        metrics: pushsync_worker::metrics::Metrics::new()?,
+        leadership: Leadership::default(),
+    };
+    // Dispatch, sync, the fallback poll (every minute here) with manual
+    // triggers and fast self-heal.
+    pushsync_worker::loops::spawn(
+        &shared,
+        ctx,
+        Settings {
+            dispatch_prefetch: 32,
+            sync: SyncSettings {
+                lock_poll: Duration::from_millis(100),
+                ..SyncSettings::default()
+            },
+            poll: Some(PollSettings {
+                interval: Duration::from_secs(60),
+                ..PollSettings::default()
+            }),
         },
-        poll: Some(PollSettings {
-            interval: Duration::from_secs(60),
-            ..PollSettings::default()
-        }),
-    }
-    .spawn(&stop);
+        &stop,
+    );
 
     // The poller's first cycle syncs every Application through the queue;
     // the banner waits for it (each Application has a status).

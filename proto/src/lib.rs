@@ -17,12 +17,14 @@
 
 mod message;
 mod push;
+mod redact;
 mod repo;
 mod sync;
 mod topology;
 
 pub use message::{CONTENT_TYPE, DecodeError, Message};
 pub use push::{ChangedPaths, GitRef, Provider, PushEvent, RefKind, Repository};
+pub use redact::redact_url;
 pub use repo::{RepoId, RepoIdError};
 pub use sync::{AppRef, SyncJob, SyncTrigger};
 pub use topology::Topology;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Parser;
 use pushsync_broker::{AmqpConfig, MemoryQueue};
 use pushsync_proto::Topology;
-use secrecy::SecretString;
 
 use crate::secrets::{SecretSource, SecretSources};
 
@@ -123,7 +122,7 @@ pub struct Args {
     pub queue_prefix: String,
 
     /// How long a publish may wait for RabbitMQ's confirm before answering 503.
-    #[arg(long, env = "PUSHSYNC_CONFIRM_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "PUSHSYNC_CONFIRM_TIMEOUT", default_value = "5s", value_parser = pushsync_service::parse_duration)]
     pub confirm_timeout: Duration,
 
     /// GitHub webhook secret.
@@ -152,7 +151,7 @@ pub struct Args {
     pub gitlab_signing_token_file: Vec<PathBuf>,
 
     /// Largest accepted age (or clock skew) of GitLab's signed webhook-timestamp.
-    #[arg(long, env = "PUSHSYNC_GITLAB_TIMESTAMP_TOLERANCE", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "PUSHSYNC_GITLAB_TIMESTAMP_TOLERANCE", default_value = "5m", value_parser = pushsync_service::parse_duration)]
     pub gitlab_timestamp_tolerance: Duration,
 
     /// Gitea / Forgejo / Gogs webhook secret.
@@ -170,7 +169,7 @@ pub struct Args {
     pub bitbucket_secret_file: Vec<PathBuf>,
 
     /// How often secret files are re-read (0s: only at start).
-    #[arg(long, env = "PUSHSYNC_SECRET_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "PUSHSYNC_SECRET_RELOAD_INTERVAL", default_value = "30s", value_parser = pushsync_service::parse_duration)]
     pub secret_reload_interval: Duration,
 
     /// Largest accepted request body in bytes.
@@ -178,7 +177,7 @@ pub struct Args {
     pub max_body_bytes: usize,
 
     /// How long a delivery id is remembered so a redelivery is not published twice.
-    #[arg(long, env = "PUSHSYNC_DEDUP_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "PUSHSYNC_DEDUP_WINDOW", default_value = "1h", value_parser = pushsync_service::parse_duration)]
     pub dedup_window: Duration,
 
     /// How many delivery ids are remembered at most.
@@ -190,21 +189,12 @@ pub struct Args {
     pub http_workers: Option<usize>,
 
     /// How long in-flight requests may take to finish after SIGTERM.
-    #[arg(long, env = "PUSHSYNC_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "PUSHSYNC_SHUTDOWN_GRACE", default_value = "30s", value_parser = pushsync_service::parse_duration)]
     pub shutdown_grace: Duration,
 
     /// Log format.
     #[arg(long, env = "PUSHSYNC_LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (for log pipelines).
-    Json,
-    /// Human-readable lines (for terminals).
-    Text,
+    pub log_format: pushsync_service::LogFormat,
 }
 
 /// A configuration value is unusable. The message names the flag or variable.
@@ -215,15 +205,9 @@ pub enum ConfigError {
         "no queue configured: set PUSHSYNC_AMQP_URL (--amqp-url) or PUSHSYNC_AMQP_URL_FILE, or pass --in-memory-queue for a local trial"
     )]
     NoQueue,
-    /// Both a URI and a URI file were given.
-    #[error("set only one of PUSHSYNC_AMQP_URL and PUSHSYNC_AMQP_URL_FILE")]
-    TwoQueueUris,
-    /// The broker URI does not start with amqp:// or amqps://.
-    #[error("{name} must start with amqp:// or amqps://")]
-    BadAmqpUri {
-        /// The flag or variable at fault.
-        name: &'static str,
-    },
+    /// The broker URI (or its file) is unusable.
+    #[error(transparent)]
+    AmqpUri(#[from] pushsync_service::AmqpUriError),
     /// A file named in the configuration cannot be read.
     #[error("cannot read {name} file {path}")]
     UnreadableFile {
@@ -264,27 +248,10 @@ impl Args {
         let queue = if self.in_memory_queue {
             QueueConfig::Memory(MemoryQueue::new(10_000))
         } else {
-            let uri = match (self.amqp_url, self.amqp_url_file) {
-                (Some(_), Some(_)) => return Err(ConfigError::TwoQueueUris),
-                (Some(uri), None) => uri,
-                (None, Some(path)) => std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::UnreadableFile {
-                        name: "PUSHSYNC_AMQP_URL_FILE",
-                        path,
-                        source,
-                    })?
-                    .trim()
-                    .to_owned(),
-                (None, None) => return Err(ConfigError::NoQueue),
-            };
-            if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
-                return Err(ConfigError::BadAmqpUri {
-                    name: "PUSHSYNC_AMQP_URL",
-                });
-            }
-            let host = hostname();
-            let mut amqp =
-                AmqpConfig::new(SecretString::from(uri), format!("pushsync-receiver@{host}"));
+            let uri = pushsync_service::amqp_uri(self.amqp_url, self.amqp_url_file.as_deref())?
+                .ok_or(ConfigError::NoQueue)?;
+            let host = pushsync_service::hostname();
+            let mut amqp = AmqpConfig::new(uri, format!("pushsync-receiver@{host}"));
             amqp.topology = topology;
             amqp.confirm_timeout = self.confirm_timeout;
             QueueConfig::Amqp(amqp)
@@ -348,52 +315,9 @@ impl Args {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
-/// Parse `500ms`, `5s`, `10m`, `1h` or a bare number of seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 500ms, 5s, 10m or 1h"))?;
-    let millis = match unit {
-        "ms" => number,
-        "" | "s" => number.saturating_mul(1000),
-        "m" => number.saturating_mul(60_000),
-        "h" => number.saturating_mul(3_600_000),
-        _ => return Err(format!("{value:?} has an unknown unit (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_millis(millis))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        let cases = [
-            ("500ms", Ok(Duration::from_millis(500))),
-            ("5s", Ok(Duration::from_secs(5))),
-            ("7", Ok(Duration::from_secs(7))),
-            ("10m", Ok(Duration::from_secs(600))),
-            ("1h", Ok(Duration::from_secs(3600))),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(parse_duration(input), expected, "{input}");
-        }
-        for bad in ["", "s", "5d", "-1s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     fn args(extra: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["pushsync-receiver"];

@@ -4,13 +4,10 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pushsync_receiver::config::{Args, LogFormat};
+use pushsync_receiver::config::Args;
 use pushsync_receiver::{QueueConfig, run};
+use pushsync_service::{EXIT_USAGE, error_chain, init_logging};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
-
-/// `EX_USAGE`: the configuration is unusable.
-const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -26,10 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match pushsync_service::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("pushsync-receiver: cannot start the async runtime: {error}");
@@ -55,7 +49,7 @@ async fn serve(
     match &config.queue {
         QueueConfig::Amqp(amqp) => tracing::info!(
             listen = %local,
-            broker = %pushsync_broker::redact_uri(secrecy::ExposeSecret::expose_secret(&amqp.uri)),
+            broker = %pushsync_proto::redact_url(secrecy::ExposeSecret::expose_secret(&amqp.uri)),
             "receiver starting"
         ),
         QueueConfig::Memory(queue) => {
@@ -67,7 +61,7 @@ async fn serve(
         }
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(pushsync_service::cancel_on_signal(shutdown.clone()));
     run(config, listener, shutdown).await?;
     Ok(())
 }
@@ -91,49 +85,4 @@ async fn log_queued_events(queue: pushsync_broker::MemoryQueue) {
             Err(error) => tracing::warn!(error = %error, "undecodable message queued"),
         }
     }
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    shutdown.cancel();
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("PUSHSYNC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

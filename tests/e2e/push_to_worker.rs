@@ -50,7 +50,7 @@ fn worker(prefix: &str, sandbox: &pushsync_sandbox::Sandbox, cache: &std::path::
         "PUSHSYNC_HELM",
         pushsync_testkit::helm_binary().display().to_string(),
     ));
-    env.push(("PUSHSYNC_HEALTH_TIMEOUT_SECONDS", "20".to_owned()));
+    env.push(("PUSHSYNC_HEALTH_TIMEOUT", "20s".to_owned()));
     env.push(("PUSHSYNC_METRICS_LISTEN", "127.0.0.1:0".to_owned()));
     Service::start("pushsync-worker", &[], &env)
 }

@@ -82,7 +82,7 @@ impl Fleet {
             ("PUSHSYNC_RETRY_BACKOFF", "200ms".to_owned()),
             ("PUSHSYNC_POLL_INTERVAL", self.poll_interval.to_owned()),
             ("PUSHSYNC_DRIFT_INTERVAL", self.poll_interval.to_owned()),
-            ("PUSHSYNC_HEALTH_TIMEOUT_SECONDS", "120".to_owned()),
+            ("PUSHSYNC_HEALTH_TIMEOUT", "2m".to_owned()),
             (
                 "PUSHSYNC_METRICS_LISTEN",
                 format!("127.0.0.1:{metrics_port}"),
@@ -199,9 +199,10 @@ fn configmap(name: &str, version: usize) -> String {
 
 fn synced_at(app: &Application, revision: &str) -> bool {
     app.status.as_ref().is_some_and(|s| {
-        s.sync
-            .as_ref()
-            .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
+        s.sync.as_ref().is_some_and(|s| {
+            s.status == pushsync_api::SyncStatusCode::Synced
+                && s.revision.as_deref() == Some(revision)
+        })
     })
 }
 
@@ -209,7 +210,7 @@ fn healthy(app: &Application) -> bool {
     app.status
         .as_ref()
         .and_then(|s| s.health.as_ref())
-        .is_some_and(|h| h.status == "Healthy")
+        .is_some_and(|h| h.status == pushsync_api::HealthStatusCode::Healthy)
 }
 
 /// Every sync reads its Application by name first and writes its status last:
@@ -641,10 +642,10 @@ async fn hand_edits_are_reverted_with_self_heal_and_reported_without() {
         if status
             .sync
             .as_ref()
-            .is_some_and(|s| s.status == "OutOfSync")
+            .is_some_and(|s| s.status == pushsync_api::SyncStatusCode::OutOfSync)
         {
             let resource = &status.resources[0];
-            assert_eq!(resource.status, "OutOfSync");
+            assert_eq!(resource.status, pushsync_api::ResourceSyncCode::OutOfSync);
             let diff = resource.diff.as_deref().unwrap_or_default();
             assert!(diff.contains("edited"), "{diff}");
             break;
@@ -668,7 +669,7 @@ async fn a_fixing_commit_does_not_wait_for_a_rollout_that_never_finishes() {
     let daemon = GitDaemon::serve_repo(&repo);
     let url = daemon.url_of(&repo);
     fleet.application("web", &url, "apps/web", false).await;
-    // PUSHSYNC_HEALTH_TIMEOUT_SECONDS is 120 for these workers.
+    // PUSHSYNC_HEALTH_TIMEOUT is 2m for these workers.
     fleet.worker(amqp_url());
     fleet.worker(amqp_url());
     // The first sync applies the Deployment and waits for it.

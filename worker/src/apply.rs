@@ -60,6 +60,15 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// A bounded label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownKind { .. } => "unknown_kind",
+            Self::Rejected { .. } => "rejected",
+            Self::Transient { .. } => "transient",
+        }
+    }
+
     /// Whether retrying can succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
@@ -358,6 +367,3 @@ pub fn diff(live: Option<&Value>, desired: &Value, ignored: &[String]) -> Option
             .to_string(),
     )
 }
-
-#[cfg(test)]
-mod tests;

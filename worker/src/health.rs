@@ -1,48 +1,21 @@
-//! Health assessment of live objects, as the built-in rules of Argo CD and
+//! HealthStatusCode assessment of live objects, as the built-in rules of Argo CD and
 //! kstatus do it: Healthy, Progressing, Degraded, Missing or Unknown. An
 //! Application's health is the worst of its resources.
 
+use pushsync_api::HealthStatusCode;
 use serde_json::Value;
-
-/// Health of one object (ordered from best to worst for [`worst`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Health {
-    /// Running as intended.
-    Healthy,
-    /// No health rule for this kind: assumed fine, reported as such.
-    Unknown,
-    /// Not there yet (a rollout, a Job running, a load balancer pending).
-    Progressing,
-    /// Failed (progress deadline exceeded, Job failed, claim lost).
-    Degraded,
-    /// Expected but absent.
-    Missing,
-}
-
-impl Health {
-    /// The word used in status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "Healthy",
-            Self::Unknown => "Unknown",
-            Self::Progressing => "Progressing",
-            Self::Degraded => "Degraded",
-            Self::Missing => "Missing",
-        }
-    }
-}
 
 /// A health verdict with the reason a human needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
     /// The verdict.
-    pub health: Health,
+    pub health: HealthStatusCode,
     /// Why (empty when healthy).
     pub message: String,
 }
 
 impl Assessment {
-    fn new(health: Health, message: impl Into<String>) -> Self {
+    fn new(health: HealthStatusCode, message: impl Into<String>) -> Self {
         Self {
             health,
             message: message.into(),
@@ -50,7 +23,7 @@ impl Assessment {
     }
 
     fn healthy() -> Self {
-        Self::new(Health::Healthy, "")
+        Self::new(HealthStatusCode::Healthy, "")
     }
 }
 
@@ -96,10 +69,10 @@ fn condition_message(object: &Value, kind: &str) -> String {
 /// Assess one live object (`None`: it does not exist).
 pub fn assess(live: Option<&Value>) -> Assessment {
     let Some(object) = live else {
-        return Assessment::new(Health::Missing, "the object does not exist");
+        return Assessment::new(HealthStatusCode::Missing, "the object does not exist");
     };
     if object.pointer("/metadata/deletionTimestamp").is_some() {
-        return Assessment::new(Health::Progressing, "being deleted");
+        return Assessment::new(HealthStatusCode::Progressing, "being deleted");
     }
     let api_version = object
         .get("apiVersion")
@@ -122,7 +95,7 @@ pub fn assess(live: Option<&Value>) -> Assessment {
         ("networking.k8s.io" | "extensions", "Ingress") => ingress(object),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(object),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(object),
-        _ => Assessment::new(Health::Unknown, ""),
+        _ => Assessment::new(HealthStatusCode::Unknown, ""),
     }
 }
 
@@ -133,11 +106,11 @@ fn observed(object: &Value) -> bool {
 
 fn deployment(object: &Value) -> Assessment {
     if object.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
-        return Assessment::new(Health::Progressing, "the deployment is paused");
+        return Assessment::new(HealthStatusCode::Progressing, "the deployment is paused");
     }
     if !observed(object) {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             "waiting for the rollout to be observed",
         );
     }
@@ -147,7 +120,7 @@ fn deployment(object: &Value) -> Assessment {
         == Some("ProgressDeadlineExceeded")
     {
         return Assessment::new(
-            Health::Degraded,
+            HealthStatusCode::Degraded,
             format!(
                 "progress deadline exceeded: {}",
                 condition_message(object, "Progressing")
@@ -160,19 +133,19 @@ fn deployment(object: &Value) -> Assessment {
     let available = int(object, "/status/availableReplicas").unwrap_or(0);
     if updated < want {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{updated} of {want} replicas updated"),
         );
     }
     if total > updated {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{} old replicas pending termination", total - updated),
         );
     }
     if available < updated {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{available} of {updated} updated replicas available"),
         );
     }
@@ -182,7 +155,7 @@ fn deployment(object: &Value) -> Assessment {
 fn stateful_set(object: &Value) -> Assessment {
     if !observed(object) {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             "waiting for the rollout to be observed",
         );
     }
@@ -190,7 +163,7 @@ fn stateful_set(object: &Value) -> Assessment {
     let ready = int(object, "/status/readyReplicas").unwrap_or(0);
     if ready < want {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{ready} of {want} replicas ready"),
         );
     }
@@ -204,7 +177,7 @@ fn stateful_set(object: &Value) -> Assessment {
         object.pointer("/status/updateRevision"),
     );
     if rolling && update.is_some() && current != update {
-        return Assessment::new(Health::Progressing, "rolling update in progress");
+        return Assessment::new(HealthStatusCode::Progressing, "rolling update in progress");
     }
     Assessment::healthy()
 }
@@ -212,7 +185,7 @@ fn stateful_set(object: &Value) -> Assessment {
 fn daemon_set(object: &Value) -> Assessment {
     if !observed(object) {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             "waiting for the rollout to be observed",
         );
     }
@@ -221,13 +194,13 @@ fn daemon_set(object: &Value) -> Assessment {
     let available = int(object, "/status/numberAvailable").unwrap_or(0);
     if updated < desired {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{updated} of {desired} pods updated"),
         );
     }
     if available < desired {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{available} of {desired} pods available"),
         );
     }
@@ -237,13 +210,13 @@ fn daemon_set(object: &Value) -> Assessment {
 fn replica_set(object: &Value) -> Assessment {
     if !observed(object) {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             "waiting for the replica set to be observed",
         );
     }
     if condition_is(object, "ReplicaFailure", "True") {
         return Assessment::new(
-            Health::Degraded,
+            HealthStatusCode::Degraded,
             condition_message(object, "ReplicaFailure"),
         );
     }
@@ -251,7 +224,7 @@ fn replica_set(object: &Value) -> Assessment {
     let available = int(object, "/status/availableReplicas").unwrap_or(0);
     if available < want {
         return Assessment::new(
-            Health::Progressing,
+            HealthStatusCode::Progressing,
             format!("{available} of {want} replicas available"),
         );
     }
@@ -261,7 +234,7 @@ fn replica_set(object: &Value) -> Assessment {
 fn job(object: &Value) -> Assessment {
     if condition_is(object, "Failed", "True") {
         return Assessment::new(
-            Health::Degraded,
+            HealthStatusCode::Degraded,
             format!("job failed: {}", condition_message(object, "Failed")),
         );
     }
@@ -269,16 +242,16 @@ fn job(object: &Value) -> Assessment {
         return Assessment::healthy();
     }
     if object.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
-        return Assessment::new(Health::Progressing, "the job is suspended");
+        return Assessment::new(HealthStatusCode::Progressing, "the job is suspended");
     }
-    Assessment::new(Health::Progressing, "the job is running")
+    Assessment::new(HealthStatusCode::Progressing, "the job is running")
 }
 
 fn pod(object: &Value) -> Assessment {
     match object.pointer("/status/phase").and_then(Value::as_str) {
         Some("Succeeded") => Assessment::healthy(),
         Some("Failed") => Assessment::new(
-            Health::Degraded,
+            HealthStatusCode::Degraded,
             object
                 .pointer("/status/message")
                 .and_then(Value::as_str)
@@ -298,20 +271,23 @@ fn pod(object: &Value) -> Assessment {
                     | "ImagePullBackOff"
                     | "ErrImagePull"
                     | "CreateContainerConfigError"),
-                ) => Assessment::new(Health::Degraded, reason),
+                ) => Assessment::new(HealthStatusCode::Degraded, reason),
                 _ if condition_is(object, "Ready", "True") => Assessment::healthy(),
-                _ => Assessment::new(Health::Progressing, "containers are not ready"),
+                _ => Assessment::new(HealthStatusCode::Progressing, "containers are not ready"),
             }
         }
-        _ => Assessment::new(Health::Progressing, "the pod is pending"),
+        _ => Assessment::new(HealthStatusCode::Progressing, "the pod is pending"),
     }
 }
 
 fn pvc(object: &Value) -> Assessment {
     match object.pointer("/status/phase").and_then(Value::as_str) {
         Some("Bound") => Assessment::healthy(),
-        Some("Lost") => Assessment::new(Health::Degraded, "the claim lost its volume"),
-        _ => Assessment::new(Health::Progressing, "waiting for the claim to be bound"),
+        Some("Lost") => Assessment::new(HealthStatusCode::Degraded, "the claim lost its volume"),
+        _ => Assessment::new(
+            HealthStatusCode::Progressing,
+            "waiting for the claim to be bound",
+        ),
     }
 }
 
@@ -325,7 +301,10 @@ fn service(object: &Value) -> Assessment {
     if ingress.is_some_and(|i| !i.is_empty()) {
         Assessment::healthy()
     } else {
-        Assessment::new(Health::Progressing, "waiting for a load balancer address")
+        Assessment::new(
+            HealthStatusCode::Progressing,
+            "waiting for a load balancer address",
+        )
     }
 }
 
@@ -336,7 +315,10 @@ fn ingress(object: &Value) -> Assessment {
     if ingress.is_some_and(|i| !i.is_empty()) {
         Assessment::healthy()
     } else {
-        Assessment::new(Health::Progressing, "waiting for an ingress address")
+        Assessment::new(
+            HealthStatusCode::Progressing,
+            "waiting for an ingress address",
+        )
     }
 }
 
@@ -352,7 +334,10 @@ fn hpa(object: &Value) -> Assessment {
                 || reason == "FailedUpdateScale"
                 || reason == "InvalidSelector"
             {
-                return Assessment::new(Health::Degraded, condition_message(object, failing));
+                return Assessment::new(
+                    HealthStatusCode::Degraded,
+                    condition_message(object, failing),
+                );
             }
         }
     }
@@ -363,14 +348,20 @@ fn hpa(object: &Value) -> Assessment {
 
 fn crd(object: &Value) -> Assessment {
     if condition_is(object, "NamesAccepted", "False") {
-        return Assessment::new(Health::Degraded, condition_message(object, "NamesAccepted"));
+        return Assessment::new(
+            HealthStatusCode::Degraded,
+            condition_message(object, "NamesAccepted"),
+        );
     }
     if object.pointer("/status/conditions").is_none() || condition_is(object, "Established", "True")
     {
         // The sandbox (and very old servers) do not write conditions.
         return Assessment::healthy();
     }
-    Assessment::new(Health::Progressing, "waiting for the CRD to be established")
+    Assessment::new(
+        HealthStatusCode::Progressing,
+        "waiting for the CRD to be established",
+    )
 }
 
 #[cfg(test)]
@@ -380,7 +371,7 @@ mod tests {
     use super::*;
 
     #[track_caller]
-    fn check(object: Value, expected: Health) {
+    fn check(object: Value, expected: HealthStatusCode) {
         let got = assess(Some(&object));
         assert_eq!(got.health, expected, "{object}: {}", got.message);
     }
@@ -395,31 +386,31 @@ mod tests {
             deploy(
                 json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
             ),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             deploy(
                 json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
             ),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             deploy(
                 json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}),
             ),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             deploy(
                 json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}),
             ),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             deploy(
                 json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
             ),
-            Health::Degraded,
+            HealthStatusCode::Degraded,
         );
     }
 
@@ -428,71 +419,74 @@ mod tests {
         let job = |conditions: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}});
         check(
             job(json!([{"type": "Complete", "status": "True"}])),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             job(json!([{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}])),
-            Health::Degraded,
+            HealthStatusCode::Degraded,
         );
-        check(job(json!([])), Health::Progressing);
+        check(job(json!([])), HealthStatusCode::Progressing);
         let pod = |status: Value| json!({"apiVersion": "v1", "kind": "Pod", "status": status});
         check(
             pod(json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             pod(
                 json!({"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
             ),
-            Health::Degraded,
+            HealthStatusCode::Degraded,
         );
-        check(pod(json!({"phase": "Pending"})), Health::Progressing);
+        check(
+            pod(json!({"phase": "Pending"})),
+            HealthStatusCode::Progressing,
+        );
         check(
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}}),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}}),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}}),
-            Health::Healthy,
+            HealthStatusCode::Healthy,
         );
         check(
             json!({"apiVersion": "v1", "kind": "ConfigMap"}),
-            Health::Unknown,
+            HealthStatusCode::Unknown,
         );
         check(
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
-        assert_eq!(assess(None).health, Health::Missing);
+        assert_eq!(assess(None).health, HealthStatusCode::Missing);
     }
 
     #[test]
     fn statefulsets_daemonsets_hpas() {
         let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 1},
             "status": {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "r1", "updateRevision": "r1"}});
-        check(sts.clone(), Health::Healthy);
+        check(sts.clone(), HealthStatusCode::Healthy);
         let mut rolling = sts;
         rolling["status"]["updateRevision"] = json!("r2");
-        check(rolling, Health::Progressing);
+        check(rolling, HealthStatusCode::Progressing);
         check(
             json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "status": {"observedGeneration": 0, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1}}),
-            Health::Progressing,
+            HealthStatusCode::Progressing,
         );
         check(
             json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "status": {"conditions": [{"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric"}]}}),
-            Health::Degraded,
+            HealthStatusCode::Degraded,
         );
     }
 
@@ -500,18 +494,18 @@ mod tests {
     fn an_application_is_as_healthy_as_its_worst_resource() {
         let verdicts = [
             Assessment::healthy(),
-            Assessment::new(Health::Progressing, "rolling"),
-            Assessment::new(Health::Unknown, ""),
+            Assessment::new(HealthStatusCode::Progressing, "rolling"),
+            Assessment::new(HealthStatusCode::Unknown, ""),
         ];
-        assert_eq!(worst(&verdicts).health, Health::Progressing);
-        assert_eq!(worst(&[]).health, Health::Healthy);
+        assert_eq!(worst(&verdicts).health, HealthStatusCode::Progressing);
+        assert_eq!(worst(&[]).health, HealthStatusCode::Healthy);
         assert_eq!(
             worst(&[
-                Assessment::new(Health::Missing, "gone"),
-                Assessment::new(Health::Degraded, "x")
+                Assessment::new(HealthStatusCode::Missing, "gone"),
+                Assessment::new(HealthStatusCode::Degraded, "x")
             ])
             .health,
-            Health::Missing
+            HealthStatusCode::Missing
         );
     }
 }

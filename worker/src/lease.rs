@@ -56,6 +56,13 @@ pub struct LeaseError {
     source: kube::Error,
 }
 
+impl LeaseError {
+    /// A bounded label for metrics and logs: the step that failed.
+    pub fn kind(&self) -> &'static str {
+        self.what
+    }
+}
+
 /// Leases in one namespace, taken under one identity (one per process).
 #[derive(Clone)]
 pub struct Leases {
@@ -450,4 +457,22 @@ fn release(lease: &mut Lease) {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_are_unambiguous_and_bounded() {
+        let app = AppRef {
+            namespace: "team-a".into(),
+            name: "web".into(),
+        };
+        assert_eq!(lock_name(&app), "sync.team-a.web");
+        let long = AppRef {
+            namespace: "ns".into(),
+            name: "x".repeat(253),
+        };
+        let name = lock_name(&long);
+        assert!(name.len() <= 253 && name.starts_with("sync.ns."), "{name}");
+        assert_eq!(name, lock_name(&long), "stable");
+    }
+}

@@ -1,26 +1,29 @@
-//! The pushsync worker library: dispatch (which Applications a push affects),
-//! the git source cache, rendering, planning, applying, health, one
-//! Application's sync and its status, the Application index, and the two
-//! queue loops that tie them together (`pipeline`). `main.rs` wires them to
-//! the configuration; `pushsync-local` runs them in one process for `make run`.
+//! The pushsync worker library. From the bottom up: the parts
+//! ([`git`] sources, [`render`], [`plan`], [`apply`], [`health`],
+//! [`ignore`], [`routing`] rules, the Application [`index`], [`lease`]s,
+//! [`retry`], [`metrics`]); one Application's [`sync`], stage by stage, and
+//! its [`status`]; the [`context`] the loops share; and the [`loops`]
+//! themselves, side by side. `main.rs` wires them to the [`config`];
+//! `pushsync-local` runs them in one process for `make run`.
 
 pub mod apply;
-pub mod assemble;
-pub mod dispatch;
-pub mod drift;
+pub mod config;
+pub mod context;
 pub mod git;
 pub mod health;
+pub mod http;
 pub mod ignore;
 pub mod index;
 pub mod lease;
+pub mod loops;
 pub mod metrics;
-pub mod pipeline;
+pub mod paths;
 pub mod plan;
-pub mod poll;
 pub mod render;
+pub mod retry;
+pub mod routing;
 pub mod status;
 pub mod sync;
-pub mod syncer;
 
 /// FNV-1a over `bytes`, continuing from `hash` (start with [`FNV_OFFSET`]):
 /// stable across processes and versions, unlike std's hasher. A change

@@ -1,12 +1,9 @@
-//! The worker's Prometheus metrics and a minimal `/metrics` + `/healthz` endpoint.
+//! The worker's Prometheus metrics (served by [`crate::http`]).
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// Push events by result (`dispatched`, `undecodable`, `publish_failed`).
 pub const PUSH_EVENTS_TOTAL: &str = "pushsync_worker_push_events_total";
@@ -231,42 +228,5 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
-    }
-
-    /// Serve `GET /metrics` and `GET /healthz` on `listener` until `stop`.
-    pub async fn serve(self, listener: TcpListener, stop: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                () = stop.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let Ok((mut stream, _)) = accepted else {
-                continue;
-            };
-            let metrics = self.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let Ok(read) = stream.read(&mut request).await else {
-                    return;
-                };
-                let head = String::from_utf8_lossy(&request[..read]);
-                let path = head.split_whitespace().nth(1).unwrap_or_default();
-                let (status, content_type, body) = match path {
-                    "/metrics" => (
-                        "200 OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(),
-                    ),
-                    "/healthz" => ("200 OK", "text/plain", "ok".to_owned()),
-                    _ => ("404 Not Found", "text/plain", "not found".to_owned()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
     }
 }

@@ -108,6 +108,13 @@ pub struct PlanError {
     pub expected: &'static str,
 }
 
+impl PlanError {
+    /// A bounded label for metrics and logs (one kind: a bad annotation).
+    pub fn kind(&self) -> &'static str {
+        "invalid_annotation"
+    }
+}
+
 fn annotation<'m>(
     manifest: &'m Manifest,
     ours: &'static str,

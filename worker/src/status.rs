@@ -1,14 +1,76 @@
-//! Writing an Application's status through the `status` subresource.
+//! An Application's status: the patch a sync outcome makes (bounded
+//! history, last operation, conditions), and writing it through the
+//! `status` subresource.
 
 use kube::api::{Api, Patch, PatchParams};
-use pushsync_api::{Application, Condition};
+use pushsync_api::{Application, Condition, ConditionStatus, OperationPhase};
 use pushsync_proto::AppRef;
 use serde_json::{Value, json};
 
-use crate::sync::{Outcome, status_patch};
+use crate::sync::Outcome;
 
 /// The field manager status writes use.
 pub const STATUS_MANAGER: &str = "pushsync-status";
+
+/// How many deployed revisions the status remembers.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// A condition that holds now.
+pub fn condition(kind: &str, reason: &str, message: &str) -> Condition {
+    Condition {
+        kind: kind.to_owned(),
+        status: ConditionStatus::True,
+        reason: Some(reason.to_owned()),
+        message: Some(message.to_owned()),
+        last_transition_time: Some(jiff::Timestamp::now().to_string()),
+    }
+}
+
+/// The Application status after `outcome`, merged over the previous one:
+/// a comparison without an operation leaves the last operation and the
+/// history as they were.
+pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
+    let now = jiff::Timestamp::now().to_string();
+    let mut status = json!({
+        "sync": {"status": outcome.sync_status, "revision": outcome.revision, "desiredDigest": outcome.desired_digest},
+        "health": {"status": outcome.health.health, "message": (!outcome.health.message.is_empty()).then_some(&outcome.health.message)},
+        "conditions": outcome.condition.iter().collect::<Vec<_>>(),
+        "inventory": outcome.inventory,
+        "resources": outcome.live,
+        "reconciledAt": now,
+    });
+    if let Some(received) = outcome.push_received_at {
+        status["lastPushReceivedAt"] = json!(received.to_string());
+    }
+    if outcome.operated() {
+        let mut history = app
+            .status
+            .as_ref()
+            .map(|s| s.history.clone())
+            .unwrap_or_default();
+        if outcome.phase == OperationPhase::Succeeded
+            && let Some(revision) = &outcome.revision
+            && history.last().is_none_or(|h| &h.revision != revision)
+        {
+            history.push(pushsync_api::RevisionHistory {
+                revision: revision.clone(),
+                deployed_at: now.clone(),
+            });
+            let excess = history.len().saturating_sub(HISTORY_LIMIT);
+            history.drain(..excess);
+        }
+        status["history"] = json!(history);
+        status["operationState"] = json!({
+            "phase": outcome.phase,
+            "message": outcome.message,
+            "revision": outcome.revision,
+            "startedAt": outcome.started_at.to_string(),
+            "finishedAt": now,
+            "resources": outcome.resources,
+        });
+    }
+    json!({ "status": status })
+}
 
 /// Why a status write failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,70 +143,4 @@ async fn merge(
             name: name.to_owned(),
             source,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::CustomResourceExt;
-    use kube::api::PostParams;
-    use pushsync_api::{ApplicationSpec, Destination, Source};
-    use pushsync_sandbox::Sandbox;
-
-    use super::*;
-    use crate::health::{Assessment, Health};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn outcomes_land_in_the_status_subresource_and_history_is_bounded() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(sandbox.client());
-        crds.create(&PostParams::default(), &Application::crd())
-            .await
-            .unwrap();
-        let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
-        let spec = ApplicationSpec {
-            source: Source {
-                repo_url: "https://example.com/r.git".into(),
-                ..Source::default()
-            },
-            destination: Destination::default(),
-            sync_policy: None,
-            ignore_differences: Vec::new(),
-        };
-        let mut app = apps
-            .create(&PostParams::default(), &Application::new("a", spec))
-            .await
-            .unwrap();
-        for n in 0..12 {
-            let outcome = Outcome {
-                revision: Some(format!("{n:040}")),
-                phase: "Succeeded",
-                sync_status: "Synced",
-                message: "2 resources synced".into(),
-                resources: Vec::new(),
-                inventory: Vec::new(),
-                health: Assessment {
-                    health: Health::Healthy,
-                    message: String::new(),
-                },
-                condition: None,
-                ..Outcome::default()
-            };
-            app = write(&sandbox.client(), &app, &outcome).await.unwrap();
-        }
-        let status = apps.get("a").await.unwrap().status.unwrap();
-        assert_eq!(status.sync.unwrap().status, "Synced");
-        assert_eq!(status.health.unwrap().status, "Healthy");
-        assert_eq!(status.history.len(), 10, "history is bounded");
-        assert_eq!(
-            status.history.last().unwrap().revision,
-            format!("{:040}", 11)
-        );
-        assert_eq!(status.operation_state.unwrap().phase, "Succeeded");
-        // The spec is untouched by status writes.
-        assert_eq!(
-            apps.get("a").await.unwrap().spec.source.repo_url,
-            "https://example.com/r.git"
-        );
-    }
 }

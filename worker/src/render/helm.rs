@@ -23,19 +23,10 @@ pub struct Options {
     pub values: Option<String>,
 }
 
-/// Resolve `.`/`..` in a chart-relative path; `None` when it leaves the chart.
+/// A chart-relative path resolved; `None` when it leaves the chart or is
+/// the chart directory itself.
 fn inside(path: &str) -> Option<String> {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop()?;
-            }
-            other => segments.push(other),
-        }
-    }
-    (!segments.is_empty()).then(|| segments.join("/"))
+    crate::paths::normalise(path).filter(|p| !p.is_empty())
 }
 
 /// Render the chart whose files (relative to the chart directory) are `chart`.

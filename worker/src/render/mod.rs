@@ -2,14 +2,127 @@
 //! manifests. Nothing is applied from a revision whose render or validation
 //! failed, so every check happens here, on the whole set, first.
 
+mod cache;
 pub mod directory;
 pub mod helm;
 pub mod kustomize;
 mod tool;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use pushsync_api::Source;
 use serde_json::Value;
+
+pub use cache::{RenderCache, Rendered};
+
+use crate::git::SourceFile;
+
+/// How a source is rendered.
+#[derive(Debug, Clone)]
+pub enum Renderer {
+    /// `helm template` on the chart in the source's path.
+    Helm(helm::Options),
+    /// `kubectl kustomize` on the source's path, with the whole repository
+    /// at hand (overlays refer to bases elsewhere in it).
+    Kustomize(kustomize::Options),
+    /// Plain YAML/JSON files, optionally recursing.
+    Directory {
+        /// Also read subdirectories.
+        recurse: bool,
+    },
+}
+
+impl Renderer {
+    /// The renderer `source` asks for or, as Argo CD detects it, the one its
+    /// files call for (`Chart.yaml`, a kustomization); plain files otherwise.
+    /// `release` is the Helm release name when the source names none.
+    pub fn choose(source: &Source, files: &[SourceFile], release: &str, namespace: &str) -> Self {
+        let is_helm = source.helm.is_some() || files.iter().any(|f| f.path == "Chart.yaml");
+        let is_kustomize = source.kustomize.is_some()
+            || files
+                .iter()
+                .any(|f| kustomize::KUSTOMIZATION_FILES.contains(&f.path.as_str()));
+        if is_helm {
+            let helm = source.helm.clone().unwrap_or_default();
+            Self::Helm(helm::Options {
+                release: helm.release_name.unwrap_or_else(|| release.to_owned()),
+                namespace: namespace.to_owned(),
+                value_files: helm.value_files,
+                values: helm.values,
+            })
+        } else if is_kustomize {
+            Self::Kustomize(kustomize::Options {
+                name_prefix: source
+                    .kustomize
+                    .as_ref()
+                    .and_then(|k| k.name_prefix.clone()),
+            })
+        } else {
+            Self::Directory {
+                recurse: source.directory.as_ref().is_some_and(|d| d.recurse),
+            }
+        }
+    }
+
+    /// Whether it reads the whole repository rather than the source's path.
+    pub fn needs_repository(&self) -> bool {
+        matches!(self, Self::Kustomize(_))
+    }
+
+    /// Render `files` (those of the source's `path`, or of the whole
+    /// repository when [`Self::needs_repository`]).
+    pub async fn render(
+        &self,
+        tools: &Tools,
+        files: &[SourceFile],
+        path: &str,
+    ) -> Result<Vec<Manifest>, RenderError> {
+        match self {
+            Self::Helm(options) => {
+                helm::render(&tools.helm, files, options, tools.timeout, tools.limits).await
+            }
+            Self::Kustomize(options) => {
+                kustomize::render(
+                    &tools.kubectl,
+                    files,
+                    path,
+                    options,
+                    tools.timeout,
+                    tools.limits,
+                )
+                .await
+            }
+            Self::Directory { recurse } => directory::render(files, *recurse, tools.limits),
+        }
+    }
+}
+
+/// The programs and bounds a render runs with.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The `kubectl` binary (its `kustomize` subcommand).
+    pub kubectl: PathBuf,
+    /// The `helm` binary (version 3).
+    pub helm: PathBuf,
+    /// How long Kustomize or Helm may run.
+    pub timeout: Duration,
+    /// Bounds on what is rendered.
+    pub limits: RenderLimits,
+}
+
+impl Default for Tools {
+    /// `kubectl` and `helm` from `PATH`, two minutes per render, default limits.
+    fn default() -> Self {
+        Self {
+            kubectl: "kubectl".into(),
+            helm: "helm".into(),
+            timeout: Duration::from_secs(120),
+            limits: RenderLimits::default(),
+        }
+    }
+}
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +284,22 @@ pub enum RenderError {
         /// The limit.
         limit: usize,
     },
+}
+
+impl RenderError {
+    /// A bounded label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Parse { .. } => "parse",
+            Self::NotAnObject { .. } => "not_an_object",
+            Self::MissingField { .. } => "missing_field",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Tool { .. } => "tool",
+            Self::ToolUnavailable { .. } => "tool_unavailable",
+            Self::Forbidden { .. } => "forbidden",
+            Self::TooLarge { .. } => "too_large",
+        }
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {

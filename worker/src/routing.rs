@@ -88,8 +88,11 @@ fn follows(app: &AppSource, event: &PushEvent) -> bool {
 }
 
 /// The directories (repository-relative, no leading or trailing `/`) whose
-/// changes affect `app`; `""` is the whole repository.
+/// changes affect `app`; `""` is the whole repository. A path that climbs
+/// out of the repository watches the whole of it: the sync then reports the
+/// path as invalid, rather than a push being missed.
 pub fn watched_dirs(app: &AppSource) -> Vec<String> {
+    let normalise = |path: &str| crate::paths::normalise(path).unwrap_or_default();
     let base = normalise(&app.path);
     let mut dirs = vec![base.clone()];
     for extra in app.extra_paths.iter().flat_map(|v| v.split(';')) {
@@ -121,22 +124,6 @@ fn touches(app: &AppSource, changed: &[String]) -> bool {
                     .is_some_and(|rest| rest.starts_with('/'))
         })
     })
-}
-
-/// Resolve `.` and `..` and drop empty segments; `..` never climbs above the
-/// repository root.
-fn normalise(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
-    }
-    segments.join("/")
 }
 
 #[cfg(test)]
@@ -325,9 +312,11 @@ mod tests {
     }
 
     #[test]
-    fn paths_never_climb_above_the_repository() {
-        assert_eq!(normalise("../../etc"), "etc");
-        assert_eq!(normalise("./a//b/../c/"), "a/c");
+    fn a_path_that_climbs_out_watches_the_whole_repository() {
+        let climbing = app("x", REPO, "main", "../../etc", None);
+        assert_eq!(watched_dirs(&climbing), [""]);
+        let extras = app("y", REPO, "main", "apps/web", Some("../common; ../../../x"));
+        assert_eq!(watched_dirs(&extras), ["apps/web", "apps/common", ""]);
         assert!(is_commit(&"0123456789abcdef".repeat(4)[..40]));
         assert!(!is_commit("main"));
     }

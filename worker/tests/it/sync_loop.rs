@@ -4,52 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{ApplicationSpec, Backoff, Retry};
-use pushsync_broker::AmqpConfig;
+use pushsync_api::{Application, ApplicationSpec, Backoff, OperationPhase, Retry, SyncStatusCode};
+use pushsync_broker::{AmqpConfig, Broker};
+use pushsync_proto::{AppRef, SyncTrigger, Topology};
 use pushsync_sandbox::{Fault, Sandbox};
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::context::job;
+use pushsync_worker::git::GitCache;
+use pushsync_worker::index::Index;
+use pushsync_worker::lease::Leases;
+use pushsync_worker::loops::sync::{SyncSettings, Syncer};
+use pushsync_worker::metrics::Metrics;
+use pushsync_worker::retry::RetryPolicy;
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
-use super::*;
-use crate::apply::Cluster;
-use crate::git::GitCache;
-use crate::pipeline::job;
-
-#[test]
-fn durations_parse_as_argo_cd_writes_them() {
-    assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-    assert_eq!(parse_duration("3m"), Some(Duration::from_secs(180)));
-    assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-    assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-    assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
-    for bad in ["", "5", "s", "5x", "-1s"] {
-        assert_eq!(parse_duration(bad), None, "{bad:?}");
-    }
-}
-
-#[test]
-fn backoff_doubles_up_to_its_cap_and_stops_at_the_limit() {
-    let policy = RetryPolicy {
-        limit: 5,
-        first: Duration::from_secs(5),
-        factor: 2,
-        max: Duration::from_secs(12),
-    };
-    let delays: Vec<Option<Duration>> = (1..=5).map(|n| policy.delay(n)).collect();
-    assert_eq!(
-        delays,
-        [
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(12)),
-            Some(Duration::from_secs(12)),
-            None
-        ]
-    );
-}
+use crate::support;
 
 struct Fixture {
     sandbox: Sandbox,
@@ -68,11 +40,7 @@ const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: 
 
 impl Fixture {
     async fn new(files: &[(&str, &str)]) -> Self {
-        let sandbox = Sandbox::start().await.unwrap();
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-        crds.create(&PostParams::default(), &Application::crd())
-            .await
-            .unwrap();
+        let sandbox = support::sandbox_with_crds().await;
         let repo = GitRepo::init();
         for (path, text) in files {
             repo.write(path, text);
@@ -115,28 +83,33 @@ impl Fixture {
 
     /// Start a syncer with its own broker connection and identity.
     async fn syncer(&mut self, identity: &str, health_timeout: Duration) {
-        let metrics = Metrics::new().unwrap();
-        self.metrics.push(metrics.clone());
-        let ctx = SyncContext {
+        let git = GitCache::new(self._cache.path().join(identity), Duration::from_secs(20));
+        let ctx = pushsync_worker::sync::SyncContext {
             health_timeout,
-            health_poll: Duration::from_millis(50),
-            ..SyncContext::new(
-                GitCache::new(self._cache.path().join(identity), Duration::from_secs(20)),
-                Cluster::new(self.sandbox.client()),
-            )
+            ..support::sync_context(&self.sandbox, git.clone())
         };
-        let syncer = Syncer::new(
-            broker(&self.topology).await,
-            self.topology.clone(),
-            ctx,
-            self.sandbox.client(),
-            Leases::new(
+        let index = Index::watch(self.sandbox.client(), None, self.stop.clone());
+        assert!(index.ready().await);
+        let shared = pushsync_worker::context::Shared {
+            leases: Leases::new(
                 self.sandbox.client(),
                 "default",
                 identity,
                 Duration::from_secs(3),
             ),
-            metrics,
+            ..support::shared(
+                &self.sandbox,
+                broker(&self.topology).await,
+                self.topology.clone(),
+                index,
+                git,
+                identity,
+            )
+        };
+        self.metrics.push(shared.metrics.clone());
+        let syncer = Syncer::new(
+            shared,
+            ctx,
             SyncSettings {
                 lock_poll: Duration::from_millis(50),
                 retry: RetryPolicy {
@@ -148,10 +121,6 @@ impl Fixture {
                 ..SyncSettings::default()
             },
         );
-        let index =
-            crate::index::ClusterIndex::start(self.sandbox.client(), None, self.stop.clone());
-        assert!(index.ready().await);
-        let syncer = syncer.with_index(Arc::new(move |app: &AppRef| index.get(app)));
         tokio::spawn(syncer.run(self.stop.clone()));
     }
 
@@ -227,7 +196,9 @@ fn revision_of(app: &Application) -> Option<String> {
 
 fn synced_at(app: &Application, revision: &str) -> bool {
     app.status.as_ref().is_some_and(|s| {
-        s.sync.as_ref().is_some_and(|s| s.status == "Synced")
+        s.sync
+            .as_ref()
+            .is_some_and(|s| s.status == SyncStatusCode::Synced)
             && revision_of(app).as_deref() == Some(revision)
     })
 }
@@ -420,7 +391,10 @@ async fn a_job_that_keeps_failing_is_dead_lettered_and_the_application_says_why(
     let message = condition.message.clone().unwrap();
     assert!(message.contains("3 attempts"), "{message}");
     assert!(message.contains("ConfigMap"), "{message}");
-    assert_eq!(status.operation_state.unwrap().phase, "Failed");
+    assert_eq!(
+        status.operation_state.unwrap().phase,
+        OperationPhase::Failed
+    );
     let dead = fx
         .inspect
         .drain(&fx.topology.dead_letter(), Duration::from_secs(2))
@@ -469,7 +443,7 @@ async fn a_newer_commit_supersedes_a_wait_for_health_that_would_never_end() {
                     .status
                     .as_ref()
                     .and_then(|s| s.health.as_ref())
-                    .is_some_and(|h| h.status == "Healthy")
+                    .is_some_and(|h| h.status == pushsync_api::HealthStatusCode::Healthy)
         })
         .await;
     assert!(
@@ -478,7 +452,7 @@ async fn a_newer_commit_supersedes_a_wait_for_health_that_would_never_end() {
     );
     assert_eq!(
         app.status.unwrap().operation_state.unwrap().phase,
-        "Succeeded"
+        OperationPhase::Succeeded
     );
     assert_eq!(
         fx.counter("pushsync_worker_syncs_total{outcome=\"superseded\"}"),

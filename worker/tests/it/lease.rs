@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use pushsync_sandbox::Sandbox;
 
-use super::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use pushsync_proto::AppRef;
+use pushsync_worker::lease::{Claim, Finish, Leases, Renewal};
 
 fn app() -> AppRef {
     AppRef {
@@ -147,18 +150,6 @@ async fn one_leader_at_a_time_and_a_resignation_hands_over_at_once() {
     a.resign("poller").await.unwrap();
     assert!(b.lead("poller").await.unwrap());
     assert!(!a.lead("poller").await.unwrap());
-}
-
-#[test]
-fn lock_names_are_unambiguous_and_bounded() {
-    assert_eq!(lock_name(&app()), "sync.team-a.web");
-    let long = AppRef {
-        namespace: "ns".into(),
-        name: "x".repeat(253),
-    };
-    let name = lock_name(&long);
-    assert!(name.len() <= 253 && name.starts_with("sync.ns."), "{name}");
-    assert_eq!(name, lock_name(&long), "stable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,20 +4,19 @@
 
 use std::time::Duration;
 
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::{Application, ApplicationSpec};
-use pushsync_broker::{AmqpConfig, Broker};
-use pushsync_sandbox::Sandbox;
+use pushsync_broker::{AmqpConfig, Broker, Outgoing};
+use pushsync_proto::{Message, Topology};
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::git::GitCache;
+use pushsync_worker::index::Index;
+use pushsync_worker::loops::sync::{SyncSettings, Syncer};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
-use super::*;
-use crate::apply::Cluster;
-use crate::git::GitCache;
-use crate::index::ClusterIndex;
-use crate::sync::SyncContext;
+use crate::support;
 
 fn push(url: &str, after: &str, paths: &[&str]) -> Outgoing {
     let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
@@ -40,11 +39,7 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
     let broker = Broker::amqp(config);
     assert!(broker.wait_ready(Duration::from_secs(10)).await);
 
-    let sandbox = Sandbox::start().await.unwrap();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await
-        .unwrap();
+    let sandbox = support::sandbox_with_crds().await;
 
     let repo = GitRepo::init();
     repo.write(
@@ -71,48 +66,26 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
     }
 
     let stop = CancellationToken::new();
-    let index = ClusterIndex::start(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), None, stop.clone());
     assert!(index.ready().await);
     let cache = tempfile::tempdir().unwrap();
-    let ctx = SyncContext {
-        helm: pushsync_testkit::helm_binary(),
-        health_timeout: Duration::from_secs(10),
-        health_poll: Duration::from_millis(50),
-        ..SyncContext::new(
-            GitCache::new(cache.path(), Duration::from_secs(20)),
-            Cluster::new(sandbox.client()),
-        )
-    };
-    let metrics = crate::metrics::Metrics::new().unwrap();
-    let dispatcher = tokio::spawn(dispatch_loop(
+    let git = GitCache::new(cache.path(), Duration::from_secs(20));
+    let ctx = support::sync_context(&sandbox, git.clone());
+    let shared = support::shared(
+        &sandbox,
         broker.clone(),
         topology.clone(),
+        index,
+        git,
+        "test-worker",
+    );
+    let metrics = shared.metrics.clone();
+    let dispatcher = tokio::spawn(pushsync_worker::loops::dispatch::run(
+        shared.clone(),
         8,
-        {
-            let index = index.clone();
-            move || index.sources()
-        },
-        sandbox.client(),
-        metrics.clone(),
         stop.clone(),
     ));
-    let syncer = tokio::spawn(
-        crate::syncer::Syncer::new(
-            broker.clone(),
-            topology.clone(),
-            ctx,
-            sandbox.client(),
-            crate::lease::Leases::new(
-                sandbox.client(),
-                "default",
-                "test-worker",
-                Duration::from_secs(15),
-            ),
-            metrics.clone(),
-            crate::syncer::SyncSettings::default(),
-        )
-        .run(stop.clone()),
-    );
+    let syncer = tokio::spawn(Syncer::new(shared, ctx, SyncSettings::default()).run(stop.clone()));
 
     // A push touching only apps/web: only "web" syncs.
     repo.write(

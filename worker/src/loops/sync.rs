@@ -1,4 +1,4 @@
-//! The sync side of a worker: sync jobs from the queue, each run under its
+//! The sync loop: sync jobs from the queue, each run under its
 //! Application's lock (see [`crate::lease`]), at most `max_syncs` at a time
 //! in this process, the status written before the job is acknowledged.
 //!
@@ -20,15 +20,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Api;
-use pushsync_api::Application;
-use pushsync_broker::{Broker, Delivery};
-use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger, Topology};
+use pushsync_api::{Application, OperationPhase, ResultCode, SyncStatusCode};
+use pushsync_broker::Delivery;
+use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::lease::{Claim, Finish, LeaseError, Leases, Renewal};
-use crate::metrics::Metrics;
+use pushsync_service::error_chain;
+
+use crate::context::Shared;
+use crate::lease::{Claim, Finish, LeaseError, Renewal};
+use crate::retry::RetryPolicy;
 use crate::status::StatusError;
 use crate::sync::{Newer, Outcome, Request, SyncContext, Transient, sync_with};
 
@@ -59,104 +63,6 @@ impl Default for SyncSettings {
     }
 }
 
-/// Exponential backoff for transient failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub limit: u32,
-    /// Delay after the first failure.
-    pub first: Duration,
-    /// Multiplier per further failure.
-    pub factor: u32,
-    /// Longest delay.
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Argo CD's numbers: 5 attempts, 5 s doubling up to 3 minutes.
-    fn default() -> Self {
-        Self {
-            limit: 5,
-            first: Duration::from_secs(5),
-            factor: 2,
-            max: Duration::from_secs(180),
-        }
-    }
-}
-
-/// `90s`, `1m30s`, `200ms`, `2h`: Go-style durations, as Argo CD writes them.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ms" => number / 1000.0,
-            "s" => number,
-            "m" => number * 60.0,
-            "h" => number * 3600.0,
-            _ => return None,
-        };
-        total += Duration::try_from_secs_f64(seconds).ok()?;
-        rest = &rest[unit_end..];
-    }
-    Some(total)
-}
-
-impl RetryPolicy {
-    /// The policy `app` names, over `default` for what it leaves out.
-    pub fn of(app: &Application, default: Self) -> Self {
-        let Some(retry) = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref()) else {
-            return default;
-        };
-        let backoff = retry.backoff.clone().unwrap_or_default();
-        Self {
-            limit: retry
-                .limit
-                .and_then(|l| u32::try_from(l).ok())
-                .map_or(default.limit, |l| l.max(1)),
-            first: backoff
-                .duration
-                .as_deref()
-                .and_then(parse_duration)
-                .unwrap_or(default.first),
-            factor: backoff
-                .factor
-                .and_then(|f| u32::try_from(f).ok())
-                .unwrap_or(default.factor)
-                .max(1),
-            max: backoff
-                .max_duration
-                .as_deref()
-                .and_then(parse_duration)
-                .unwrap_or(default.max),
-        }
-    }
-
-    /// The delay before the next attempt after `failures` failed ones, or
-    /// `None` when the attempts are spent.
-    pub fn delay(&self, failures: u32) -> Option<Duration> {
-        if failures >= self.limit {
-            return None;
-        }
-        let exponent = failures.saturating_sub(1).min(30);
-        let delay = self
-            .first
-            .saturating_mul(self.factor.saturating_pow(exponent));
-        Some(delay.min(self.max))
-    }
-}
-
 /// Why an attempt failed (all transient: worth another attempt).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -170,6 +76,19 @@ enum Failure {
     Status(#[from] StatusError),
     #[error("the Application's lock expired during the sync (renewals failed)")]
     LockLost,
+}
+
+impl Failure {
+    /// A bounded label for logs.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Lease(_) => "lease",
+            Self::Read(_) => "read",
+            Self::Sync(error) => error.kind(),
+            Self::Status(_) => "status",
+            Self::LockLost => "lock_lost",
+        }
+    }
 }
 
 /// How a job ended, when it did not fail.
@@ -186,32 +105,15 @@ enum Done {
     Stopped,
 }
 
-/// `error` and its causes, one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Everything the sync side needs; cheap to clone.
+/// The sync loop; cheap to clone.
 #[derive(Clone)]
 pub struct Syncer {
     inner: Arc<Inner>,
-    known: Option<Known>,
 }
 
 struct Inner {
-    broker: Broker,
-    topology: Topology,
+    shared: Shared,
     ctx: SyncContext,
-    client: kube::Client,
-    leases: Leases,
-    metrics: Metrics,
     settings: SyncSettings,
     slots: Arc<Semaphore>,
     /// Jobs of this process waiting for an Application's lock, woken when a
@@ -219,20 +121,15 @@ struct Inner {
     waiters: std::sync::Mutex<std::collections::HashMap<AppRef, Arc<tokio::sync::Notify>>>,
 }
 
-/// What the worker's index knows of an Application (may lag the API server).
-pub type Known = Arc<dyn Fn(&AppRef) -> Option<Arc<Application>> + Send + Sync>;
-
 /// Whether `app` is already synced at `revision`: a push job for it is stale.
 fn deployed(app: &Application, revision: &str) -> bool {
     app.status.as_ref().is_some_and(|status| {
-        status
-            .sync
+        status.sync.as_ref().is_some_and(|s| {
+            s.status == SyncStatusCode::Synced && s.revision.as_deref() == Some(revision)
+        }) && status
+            .operation_state
             .as_ref()
-            .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
-            && status
-                .operation_state
-                .as_ref()
-                .is_none_or(|o| o.phase == "Succeeded")
+            .is_none_or(|o| o.phase == OperationPhase::Succeeded)
     })
 }
 
@@ -240,54 +137,34 @@ impl std::fmt::Debug for Syncer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Syncer")
             .field("settings", &self.inner.settings)
-            .field("leases", &self.inner.leases)
+            .field("leases", &self.inner.shared.leases)
             .finish_non_exhaustive()
     }
 }
 
 impl Syncer {
-    /// A sync side with these collaborators.
-    pub fn new(
-        broker: Broker,
-        topology: Topology,
-        ctx: SyncContext,
-        client: kube::Client,
-        leases: Leases,
-        metrics: Metrics,
-        settings: SyncSettings,
-    ) -> Self {
+    /// A sync loop over `shared`'s queue and cluster; `ctx` is what each
+    /// sync needs.
+    pub fn new(shared: Shared, ctx: SyncContext, settings: SyncSettings) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_syncs.max(1)));
         Self {
             inner: Arc::new(Inner {
-                broker,
-                topology,
+                shared,
                 ctx,
-                client,
-                leases,
-                metrics,
                 settings,
                 slots,
                 waiters: Default::default(),
             }),
-            known: None,
         }
-    }
-
-    /// Drop push jobs whose commit the index already shows synced, without
-    /// taking a lock or asking the API server (the index may lag: then the
-    /// job simply runs).
-    pub fn with_index(mut self, known: Known) -> Self {
-        self.known = Some(known);
-        self
     }
 
     /// Consume sync jobs until `stop`; jobs in hand then stop at their next
     /// wait and stay unacknowledged, so the broker hands them to another worker.
     pub async fn run(self, stop: CancellationToken) {
         let inner = &self.inner;
-        let mut consumer = inner.broker.consume(
-            &inner.topology.sync_jobs_queue(),
-            &inner.topology.jobs_exchange(),
+        let mut consumer = inner.shared.broker.consume(
+            &inner.shared.topology.sync_jobs_queue(),
+            &inner.shared.topology.jobs_exchange(),
             inner.settings.prefetch.max(1),
         );
         let mut jobs = tokio::task::JoinSet::new();
@@ -323,7 +200,12 @@ impl Syncer {
                         Done::Stale => "stale",
                         _ => "gone",
                     };
-                    inner.metrics.sync_jobs.with_label_values(&[result]).inc();
+                    inner
+                        .shared
+                        .metrics
+                        .sync_jobs
+                        .with_label_values(&[result])
+                        .inc();
                     if let Err(error) = delivery.ack().await {
                         tracing::warn!(error = %error, "acknowledging failed; the job will be redelivered");
                     }
@@ -334,24 +216,20 @@ impl Syncer {
             failures += 1;
             // The policy is spec: the index has it without asking the API.
             let default = inner.settings.retry;
-            let policy = match &self.known {
-                Some(known) => known(&job.application).map(|app| RetryPolicy::of(&app, default)),
-                None => self
-                    .read(&job.application)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|app| RetryPolicy::of(&app, default)),
-            }
-            .unwrap_or(default);
-            let message = chain(&error);
+            let policy = inner
+                .shared
+                .index
+                .get(&job.application)
+                .map_or(default, |app| RetryPolicy::of(&app, default));
+            let message = error_chain(&error);
+            let error_kind = error.kind();
             let Some(delay) = policy.delay(failures) else {
-                tracing::error!(application = %job.application, failures, error = %message, "giving up on this job; dead-lettering it");
+                tracing::error!(application = %job.application, failures, error_kind, error = %message, "giving up on this job; dead-lettering it");
                 self.give_up(&job.application, failures, &message).await;
                 self.dead_letter(delivery).await;
                 return;
             };
-            tracing::warn!(application = %job.application, failures, retry_in_ms = delay.as_millis() as u64, error = %message, "sync attempt failed; retrying");
+            tracing::warn!(application = %job.application, failures, error_kind, retry_in_ms = delay.as_millis() as u64, error = %message, "sync attempt failed; retrying");
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
@@ -360,7 +238,7 @@ impl Syncer {
     }
 
     async fn dead_letter(&self, delivery: Delivery) {
-        let metrics = &self.inner.metrics;
+        let metrics = &self.inner.shared.metrics;
         metrics.dead_lettered.inc();
         metrics
             .sync_jobs
@@ -386,7 +264,7 @@ impl Syncer {
 
     /// The Application as the API server has it now (the index may lag).
     async fn read(&self, app: &AppRef) -> Result<Option<Application>, Failure> {
-        Api::<Application>::namespaced(self.inner.client.clone(), &app.namespace)
+        Api::<Application>::namespaced(self.inner.shared.client.clone(), &app.namespace)
             .get_opt(&app.name)
             .await
             .map_err(Failure::Read)
@@ -399,8 +277,12 @@ impl Syncer {
             SyncTrigger::Push { revision, .. } => revision.as_deref(),
             _ => None,
         };
-        if let (Some(revision), Some(known)) = (revision, &self.known)
-            && known(&job.application).is_some_and(|app| deployed(&app, revision))
+        if let Some(revision) = revision
+            && inner
+                .shared
+                .index
+                .get(&job.application)
+                .is_some_and(|app| deployed(&app, revision))
         {
             return Ok(Done::Stale);
         }
@@ -417,6 +299,7 @@ impl Syncer {
             let claim = match ticket {
                 None => {
                     let (claim, taken) = inner
+                        .shared
                         .leases
                         .request(&job.application, revision, acquire)
                         .await?;
@@ -425,6 +308,7 @@ impl Syncer {
                 }
                 Some(ticket) => {
                     inner
+                        .shared
                         .leases
                         .check(&job.application, ticket, acquire)
                         .await?
@@ -466,8 +350,9 @@ impl Syncer {
         let (announce, newer) = Newer::channel();
         let lost = CancellationToken::new();
         let renewer = tokio::spawn({
-            let (leases, app_ref, lost) = (inner.leases.clone(), app_ref.clone(), lost.clone());
-            let every = (inner.leases.duration() / 3).max(Duration::from_millis(100));
+            let (leases, app_ref, lost) =
+                (inner.shared.leases.clone(), app_ref.clone(), lost.clone());
+            let every = (inner.shared.leases.duration() / 3).max(Duration::from_millis(100));
             async move {
                 loop {
                     tokio::time::sleep(every).await;
@@ -480,13 +365,13 @@ impl Syncer {
                             return;
                         }
                         Err(error) => {
-                            tracing::warn!(application = %app_ref, error = %chain(&error), "renewing the sync lock failed");
+                            tracing::warn!(application = %app_ref, error = %error_chain(&error), "renewing the sync lock failed");
                         }
                     }
                 }
             }
         });
-        let _renewer = AbortOnDrop(renewer);
+        let _renewer = AbortOnDropHandle::new(renewer);
         let mut manual = matches!(
             job.trigger,
             SyncTrigger::Manual {
@@ -498,8 +383,8 @@ impl Syncer {
             SyncTrigger::Push { received_at, .. } => Some(*received_at),
             _ => None,
         };
-        inner.metrics.syncs_running.inc();
-        let _running = GaugeGuard(inner.metrics.syncs_running.clone());
+        inner.shared.metrics.syncs_running.inc();
+        let _running = GaugeGuard(inner.shared.metrics.syncs_running.clone());
         // The push-to-sync lag is the first sync's; follow-ups serve others.
         let mut follow_up = false;
         loop {
@@ -507,11 +392,11 @@ impl Syncer {
                 Ok(Some(app)) => app,
                 Ok(None) => {
                     tracing::info!(application = %app_ref, "the Application no longer exists; dropping its job");
-                    inner.leases.finish(app_ref).await?;
+                    inner.shared.leases.finish(app_ref).await?;
                     return Ok(Done::Gone);
                 }
                 Err(error) => {
-                    let _ = inner.leases.abandon(app_ref).await;
+                    let _ = inner.shared.leases.abandon(app_ref).await;
                     return Err(error);
                 }
             };
@@ -521,7 +406,11 @@ impl Syncer {
                 let lag = jiff::Timestamp::now()
                     .duration_since(received_at)
                     .as_secs_f64();
-                inner.metrics.push_to_sync_start.observe(lag.max(0.0));
+                inner
+                    .shared
+                    .metrics
+                    .push_to_sync_start
+                    .observe(lag.max(0.0));
             }
             let request = Request {
                 manual,
@@ -539,29 +428,35 @@ impl Syncer {
                     tokio::time::sleep(inner.settings.drain).await;
                 } => {
                     tracing::warn!(application = %app_ref, "shutting down mid-sync; the job goes back to the queue");
-                    let _ = inner.leases.abandon(app_ref).await;
+                    let _ = inner.shared.leases.abandon(app_ref).await;
                     return Ok(Done::Stopped);
                 }
             };
             inner
+                .shared
                 .metrics
                 .sync_duration
                 .observe(started.elapsed().as_secs_f64());
             let outcome = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => {
-                    inner.metrics.syncs.with_label_values(&["transient"]).inc();
-                    let _ = inner.leases.abandon(app_ref).await;
+                    inner
+                        .shared
+                        .metrics
+                        .syncs
+                        .with_label_values(&["transient"])
+                        .inc();
+                    let _ = inner.shared.leases.abandon(app_ref).await;
                     return Err(error.into());
                 }
             };
             self.observe(app_ref, &outcome);
             // The job is done only once its status is written.
-            if let Err(error) = crate::status::write(&inner.client, &app, &outcome).await {
-                let _ = inner.leases.abandon(app_ref).await;
+            if let Err(error) = crate::status::write(&inner.shared.client, &app, &outcome).await {
+                let _ = inner.shared.leases.abandon(app_ref).await;
                 return Err(error.into());
             }
-            let finished = inner.leases.finish(app_ref).await?;
+            let finished = inner.shared.leases.finish(app_ref).await?;
             self.waiter(app_ref).notify_waiters();
             match finished {
                 Finish::Released => return Ok(Done::Synced),
@@ -575,10 +470,10 @@ impl Syncer {
     }
 
     fn observe(&self, app: &AppRef, outcome: &Outcome) {
-        let metrics = &self.inner.metrics;
+        let metrics = &self.inner.shared.metrics;
         metrics
             .syncs
-            .with_label_values(&[&outcome.phase.to_ascii_lowercase()])
+            .with_label_values(&[&outcome.phase.as_str().to_ascii_lowercase()])
             .inc();
         for (phase, took) in outcome.timings.phases() {
             metrics
@@ -587,18 +482,18 @@ impl Syncer {
                 .observe(took.as_secs_f64());
         }
         for resource in &outcome.resources {
-            let result = match resource.status.as_str() {
-                "Synced" => "synced",
-                "Pruned" => "pruned",
-                _ => "prune_skipped",
+            let result = match resource.status {
+                ResultCode::Synced => "synced",
+                ResultCode::Pruned => "pruned",
+                ResultCode::PruneSkipped | ResultCode::RequiresPruning => "prune_skipped",
             };
             metrics.resources.with_label_values(&[result]).inc();
         }
         tracing::info!(
             application = %app,
             revision = outcome.revision.as_deref().unwrap_or("-"),
-            phase = outcome.phase,
-            sync_status = outcome.sync_status,
+            phase = outcome.phase.as_str(),
+            sync_status = outcome.sync_status.as_str(),
             message = %outcome.message,
             "sync finished"
         );
@@ -609,26 +504,17 @@ impl Syncer {
         let message = format!(
             "gave up after {failures} attempts (the job is in the dead-letter queue; the next push or poll tries again): {error}"
         );
-        let condition = crate::sync::condition("SyncError", "RetriesExhausted", &message);
+        let condition = crate::status::condition("SyncError", "RetriesExhausted", &message);
         let operation = json!({"operationState": {
             "phase": "Failed",
             "message": message,
             "finishedAt": condition.last_transition_time,
         }});
         if let Err(error) =
-            crate::status::report(&self.inner.client, app, condition, operation).await
+            crate::status::report(&self.inner.shared.client, app, condition, operation).await
         {
-            tracing::warn!(application = %app, error = %chain(&error), "could not record the give-up on the Application");
+            tracing::warn!(application = %app, error = %error_chain(&error), "could not record the give-up on the Application");
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -640,6 +526,3 @@ impl Drop for GaugeGuard {
         self.0.dec();
     }
 }
-
-#[cfg(test)]
-mod tests;

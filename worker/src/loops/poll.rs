@@ -20,16 +20,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use pushsync_api::Application;
-use pushsync_broker::{Broker, Outgoing};
-use pushsync_proto::{AppRef, SyncTrigger, Topology};
+use pushsync_api::{Application, OperationPhase};
+use pushsync_proto::{AppRef, SyncTrigger};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::git::{GitCache, RemoteHeads};
-use crate::lease::Leases;
-use crate::metrics::Metrics;
-use crate::pipeline::job;
+use crate::context::{Shared, app_ref, job};
+use crate::git::RemoteHeads;
 
 /// Annotation asking for a sync now (applied even without automated sync).
 pub const SYNC_ANNOTATION: &str = "pushsync.dev/sync";
@@ -68,9 +65,6 @@ impl Default for PollSettings {
     }
 }
 
-/// The Applications to consider, as the worker's index knows them.
-pub type AppsFn = Arc<dyn Fn() -> Vec<Arc<Application>> + Send + Sync>;
-
 /// What a poll cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cycle {
@@ -89,20 +83,12 @@ pub struct Cycle {
 /// The poller.
 #[derive(Clone)]
 pub struct Poller {
-    broker: Broker,
-    topology: Topology,
-    git: GitCache,
-    apps: AppsFn,
-    client: kube::Client,
-    leases: Leases,
-    metrics: Metrics,
+    shared: Shared,
     settings: PollSettings,
     /// The resourceVersion of each Application whose trigger was handled, so
     /// an index that has not yet seen the annotation's removal does not
     /// enqueue it twice.
     handled: Arc<std::sync::Mutex<std::collections::HashMap<AppRef, String>>>,
-    /// Set while this worker leads (read by [`crate::drift::DriftWatch`]).
-    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -111,13 +97,6 @@ impl std::fmt::Debug for Poller {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
-}
-
-fn app_ref(app: &Application) -> Option<AppRef> {
-    Some(AppRef {
-        namespace: app.metadata.namespace.clone()?,
-        name: app.metadata.name.clone()?,
-    })
 }
 
 /// Whether the poll should enqueue a sync of `app`, given its remote's refs:
@@ -132,7 +111,7 @@ pub fn needs_sync(app: &Application, heads: &RemoteHeads, drift_interval: Durati
     let failed = status
         .operation_state
         .as_ref()
-        .is_some_and(|o| o.phase != "Succeeded");
+        .is_some_and(|o| o.phase != OperationPhase::Succeeded);
     let self_heal = app.spec.self_heals();
     let stale = status
         .reconciled_at
@@ -148,38 +127,13 @@ pub fn needs_sync(app: &Application, heads: &RemoteHeads, drift_interval: Durati
 }
 
 impl Poller {
-    /// A poller with these collaborators.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the poller's collaborators, each passed once at start"
-    )]
-    pub fn new(
-        broker: Broker,
-        topology: Topology,
-        git: GitCache,
-        apps: AppsFn,
-        client: kube::Client,
-        leases: Leases,
-        metrics: Metrics,
-        settings: PollSettings,
-    ) -> Self {
+    /// A poller over `shared`'s index, git cache and queue.
+    pub fn new(shared: Shared, settings: PollSettings) -> Self {
         Self {
-            broker,
-            topology,
-            git,
-            apps,
-            client,
-            leases,
-            metrics,
+            shared,
             settings,
             handled: Arc::default(),
-            leading: Arc::default(),
         }
-    }
-
-    /// A flag that is set while this worker is the poller.
-    pub fn leading(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.leading.clone()
     }
 
     /// Campaign, and while leading poll and handle manual triggers, until
@@ -188,7 +142,7 @@ impl Poller {
         let mut leading = false;
         let mut next_poll = Instant::now();
         loop {
-            let now_leading = match self.leases.lead(&self.settings.lease).await {
+            let now_leading = match self.shared.leases.lead(&self.settings.lease).await {
                 Ok(leading) => leading,
                 // Unknown: keep the last answer rather than flap (a Lease
                 // that really expired shows as "not ours" once the API answers;
@@ -200,12 +154,11 @@ impl Poller {
             };
             if now_leading != leading {
                 leading = now_leading;
-                self.metrics.poll_leader.set(i64::from(leading));
-                self.leading
-                    .store(leading, std::sync::atomic::Ordering::Relaxed);
+                self.shared.metrics.poll_leader.set(i64::from(leading));
+                self.shared.leadership.set(leading);
                 if leading {
                     tracing::info!(
-                        identity = self.leases.identity(),
+                        identity = self.shared.leases.identity(),
                         "this worker is now the poller"
                     );
                     // Catch what was missed while nobody polled.
@@ -225,7 +178,7 @@ impl Poller {
                         tokio::select! {
                             cycle = &mut cycle => break cycle,
                             () = tokio::time::sleep(self.settings.tick) => {
-                                if let Err(error) = self.leases.lead(&self.settings.lease).await {
+                                if let Err(error) = self.shared.leases.lead(&self.settings.lease).await {
                                     tracing::warn!(error = %error, "renewing the poller's Lease during a cycle failed");
                                 }
                             }
@@ -254,12 +207,11 @@ impl Poller {
             }
         }
         if leading {
-            if let Err(error) = self.leases.resign(&self.settings.lease).await {
+            if let Err(error) = self.shared.leases.resign(&self.settings.lease).await {
                 tracing::warn!(error = %error, "resigning as the poller failed; a standby takes over when the Lease expires");
             }
-            self.metrics.poll_leader.set(0);
-            self.leading
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            self.shared.metrics.poll_leader.set(0);
+            self.shared.leadership.set(false);
         }
     }
 
@@ -273,25 +225,9 @@ impl Poller {
         self.settings.interval.mul_f64(1.0 + fraction)
     }
 
-    async fn publish(&self, jobs: Vec<Outgoing>) -> bool {
-        if jobs.is_empty() {
-            return true;
-        }
-        match self.broker.publish_all(&jobs).await {
-            Ok(()) => {
-                self.metrics.sync_jobs_published.inc_by(jobs.len() as u64);
-                true
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, jobs = jobs.len(), "publishing poll or manual jobs failed; they are retried next time");
-                false
-            }
-        }
-    }
-
     /// One poll cycle: one ls-remote per repository, jobs for what moved.
     pub async fn cycle(&self) -> Cycle {
-        let apps = (self.apps)();
+        let apps = self.shared.index.applications();
         let mut by_url: BTreeMap<String, Vec<Arc<Application>>> = BTreeMap::new();
         for app in &apps {
             by_url
@@ -308,7 +244,7 @@ impl Poller {
         let asks: Vec<_> = by_url
             .into_iter()
             .map(|(url, apps)| async move {
-                let heads = self.git.heads(&url).await;
+                let heads = self.shared.git.heads(&url).await;
                 (url, apps, heads)
             })
             .collect();
@@ -318,7 +254,7 @@ impl Poller {
             let heads = match heads {
                 Ok(heads) => heads,
                 Err(error) => {
-                    tracing::warn!(repository = %error_url(&url), error = %error, "the poll could not reach a repository");
+                    tracing::warn!(repository = %pushsync_proto::redact_url(&url), error = %error, "the poll could not reach a repository");
                     cycle.unreachable += 1;
                     continue;
                 }
@@ -326,7 +262,9 @@ impl Poller {
             jobs.extend(
                 apps.iter()
                     .filter(|app| needs_sync(app, &heads, self.settings.drift_interval))
-                    .filter_map(|app| job(app_ref(app)?, SyncTrigger::Poll, &id, &self.topology)),
+                    .filter_map(|app| {
+                        job(app_ref(app)?, SyncTrigger::Poll, &id, &self.shared.topology)
+                    }),
             );
         }
         drop(answers);
@@ -334,15 +272,16 @@ impl Poller {
         // Sync locks of Applications that were deleted.
         let known: std::collections::HashSet<AppRef> =
             apps.iter().filter_map(|app| app_ref(app)).collect();
-        match self.leases.collect(|app| known.contains(app)).await {
+        match self.shared.leases.collect(|app| known.contains(app)).await {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::info!(removed, "removed the sync locks of deleted Applications")
             }
             Err(error) => tracing::warn!(error = %error, "collecting stale sync locks failed"),
         }
-        cycle.published = self.publish(jobs).await;
-        self.metrics
+        cycle.published = self.shared.enqueue(&jobs).await;
+        self.shared
+            .metrics
             .polls
             .with_label_values(&[if cycle.published && cycle.unreachable == 0 {
                 "ran"
@@ -356,7 +295,7 @@ impl Poller {
     /// Turn `pushsync.dev/sync` and `pushsync.dev/refresh` annotations into
     /// jobs, then remove them.
     pub async fn triggers(&self) {
-        for app in (self.apps)() {
+        for app in self.shared.index.applications() {
             let annotations = app.metadata.annotations.as_ref();
             let sync = annotations.is_some_and(|a| a.contains_key(SYNC_ANNOTATION));
             let refresh = annotations.is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
@@ -377,10 +316,10 @@ impl Poller {
                 refresh_only: !sync,
             };
             let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
-            let Some(outgoing) = job(target.clone(), trigger, &id, &self.topology) else {
+            let Some(outgoing) = job(target.clone(), trigger, &id, &self.shared.topology) else {
                 continue;
             };
-            if !self.publish(vec![outgoing]).await {
+            if !self.shared.enqueue(&[outgoing]).await {
                 return;
             }
             tracing::info!(application = %target, sync, "manual trigger enqueued");
@@ -388,7 +327,7 @@ impl Poller {
                 handled.insert(target.clone(), version);
             }
             let patch = json!({"metadata": {"annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null}}});
-            let api = Api::<Application>::namespaced(self.client.clone(), &target.namespace);
+            let api = Api::<Application>::namespaced(self.shared.client.clone(), &target.namespace);
             if let Err(error) = api
                 .patch(&target.name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
@@ -399,12 +338,3 @@ impl Poller {
         }
     }
 }
-
-/// A repository URL fit for logs (no credentials).
-fn error_url(url: &str) -> String {
-    pushsync_proto::RepoId::parse(url)
-        .map_or_else(|_| "(unparseable URL)".to_owned(), |id| id.to_string())
-}
-
-#[cfg(test)]
-mod tests;

@@ -3,7 +3,9 @@
 use pushsync_sandbox::{Fault, Sandbox};
 use serde_json::json;
 
-use super::*;
+use pushsync_worker::apply::{ApplyError, ApplyOptions, Cluster, diff};
+use pushsync_worker::render::Manifest;
+use serde_json::Value;
 
 fn manifest(object: Value) -> Manifest {
     Manifest {

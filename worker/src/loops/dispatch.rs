@@ -1,39 +1,22 @@
-//! Dispatch: push events → one sync job per affected Application, on the
-//! queue, acknowledging a push only once its jobs are confirmed published
-//! (the sync side is [`crate::syncer`]).
+//! The dispatch loop: push events → one sync job per affected Application
+//! (the rules are [`crate::routing`]'s), on the queue, acknowledging a push
+//! only once its jobs are confirmed published.
 //!
 //! A sync job names an Application, not a revision: the sync resolves the
 //! branch head when it runs, so duplicated or stale jobs are harmless.
 
 use std::time::Duration;
 
-use pushsync_broker::{Broker, Delivery, Outgoing};
-use pushsync_proto::{AppRef, Message, PushEvent, SyncJob, SyncTrigger, Topology};
+use pushsync_api::SyncStatusCode;
+use pushsync_broker::{Delivery, Outgoing};
+use pushsync_proto::{AppRef, Message, PushEvent, SyncTrigger, Topology};
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{AppSource, Decision, affected};
-use crate::metrics::Metrics;
+use crate::context::{Shared, job};
+use crate::routing::{AppSource, Decision, affected};
 
 /// How long a failed step waits before its message goes back to the queue.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
-
-/// A sync job for `app`, ready to publish.
-pub fn job(app: AppRef, trigger: SyncTrigger, id: &str, topology: &Topology) -> Option<Outgoing> {
-    let job_id = format!("{id}/{app}");
-    let job = Message::SyncJobV1(SyncJob {
-        job_id: job_id.clone(),
-        trigger,
-        requested_at: jiff::Timestamp::now(),
-        application: app,
-    });
-    Some(Outgoing {
-        exchange: topology.jobs_exchange(),
-        routing_key: Topology::SYNC_ROUTING_KEY.to_owned(),
-        message_id: job_id,
-        schema: job.schema(),
-        body: job.encode().ok()?,
-    })
-}
 
 /// Sync jobs for the Applications one push affects, and the Applications
 /// whose ref it deleted.
@@ -74,8 +57,8 @@ async fn report_deleted_ref(client: &kube::Client, app: &AppRef, event: &PushEve
         "{} was deleted in {} (delivery {}); nothing was applied, the last synced objects stay",
         event.git_ref.full, event.repository.full_name, event.delivery_id
     );
-    let condition = crate::sync::condition("RefDeleted", "RefDeleted", &message);
-    let sync = serde_json::json!({"sync": {"status": "Unknown"}});
+    let condition = crate::status::condition("RefDeleted", "RefDeleted", &message);
+    let sync = serde_json::json!({"sync": {"status": SyncStatusCode::Unknown}});
     if let Err(error) = crate::status::report(client, app, condition, sync).await {
         tracing::warn!(application = %app, error = %error, "could not mark the Application with RefDeleted");
     }
@@ -94,16 +77,16 @@ async fn settle(delivery: Delivery, outcome: Result<(), ()>) {
     }
 }
 
-/// Consume push events and publish sync jobs until `stop`.
-pub async fn dispatch_loop(
-    broker: Broker,
-    topology: Topology,
-    prefetch: u16,
-    apps: impl Fn() -> Vec<AppSource>,
-    client: kube::Client,
-    metrics: Metrics,
-    stop: CancellationToken,
-) {
+/// Consume push events (`prefetch` at a time) and publish sync jobs until `stop`.
+pub async fn run(shared: Shared, prefetch: u16, stop: CancellationToken) {
+    let Shared {
+        broker,
+        topology,
+        client,
+        index,
+        metrics,
+        ..
+    } = &shared;
     let mut consumer = broker.consume(
         &topology.push_events_queue(),
         &topology.events_exchange(),
@@ -139,10 +122,10 @@ pub async fn dispatch_loop(
                 "push event received"
             );
         }
-        let (jobs, deleted) = jobs_for(&message, &apps(), &topology);
+        let (jobs, deleted) = jobs_for(&message, &index.sources(), topology);
         if let Message::PushV1(event) = &message {
             for app in &deleted {
-                report_deleted_ref(&client, app, event).await;
+                report_deleted_ref(client, app, event).await;
             }
         }
         match broker.publish_all(&jobs).await {
@@ -162,6 +145,3 @@ pub async fn dispatch_loop(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,4 +1,4 @@
-//! Fast self-heal: the poll leader watches the kinds that self-healing
+//! The drift watch, fast self-heal: the poll leader watches the kinds that self-healing
 //! Applications manage, and when someone other than pushsync changes (or
 //! deletes) one of their objects, enqueues a sync of its Application at
 //! once instead of waiting for the next poll.
@@ -11,20 +11,17 @@
 //! Application is enqueued at most once per debounce interval.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
-use pushsync_broker::Broker;
-use pushsync_proto::{AppRef, SyncTrigger, Topology};
+use pushsync_proto::{AppRef, SyncTrigger};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
-use crate::pipeline::job;
-use crate::poll::AppsFn;
+use crate::context::{Shared, job};
+use crate::index::Index;
 
 /// (group, kind, namespace, name) of a managed object.
 type Key = (String, String, String, String);
@@ -36,9 +33,9 @@ struct Owners {
     kinds: HashSet<(String, String, String)>,
 }
 
-fn collect_owners(apps: &AppsFn) -> Owners {
+fn collect_owners(index: &Index) -> Owners {
     let mut owners = Owners::default();
-    for app in apps() {
+    for app in index.applications() {
         let self_heal = app.spec.self_heals();
         let (Some(status), Some(namespace), Some(name)) = (
             app.status.as_ref(),
@@ -86,12 +83,7 @@ fn changed_by_us(object: &DynamicObject) -> bool {
 /// The drift watcher.
 #[derive(Clone)]
 pub struct DriftWatch {
-    broker: Broker,
-    topology: Topology,
-    client: kube::Client,
-    apps: AppsFn,
-    leading: Arc<AtomicBool>,
-    metrics: Metrics,
+    shared: Shared,
     /// At most one job per Application per this interval.
     debounce: Duration,
 }
@@ -105,22 +97,10 @@ impl std::fmt::Debug for DriftWatch {
 }
 
 impl DriftWatch {
-    /// A watcher that acts while `leading` is set (the poll leader's flag).
-    pub fn new(
-        broker: Broker,
-        topology: Topology,
-        client: kube::Client,
-        apps: AppsFn,
-        leading: Arc<AtomicBool>,
-        metrics: Metrics,
-    ) -> Self {
+    /// A watcher that acts while `shared.leadership` says this worker leads.
+    pub fn new(shared: Shared) -> Self {
         Self {
-            broker,
-            topology,
-            client,
-            apps,
-            leading,
-            metrics,
+            shared,
             debounce: Duration::from_secs(2),
         }
     }
@@ -131,8 +111,8 @@ impl DriftWatch {
         let last: Arc<Mutex<HashMap<AppRef, (Instant, bool)>>> = Arc::default();
         let mut watches: HashMap<(String, String, String), CancellationToken> = HashMap::new();
         loop {
-            let needed = if self.leading.load(Ordering::Relaxed) {
-                let fresh = collect_owners(&self.apps);
+            let needed = if self.shared.leadership.is_leading() {
+                let fresh = collect_owners(&self.shared.index);
                 let kinds = fresh.kinds.clone();
                 if let Ok(mut current) = owners.lock() {
                     *current = fresh;
@@ -174,14 +154,14 @@ impl DriftWatch {
         stop: CancellationToken,
     ) {
         let gvk = GroupVersionKind::gvk(&group, &version, &kind);
-        let resource = match kube::discovery::pinned_kind(&self.client, &gvk).await {
+        let resource = match kube::discovery::pinned_kind(&self.shared.client, &gvk).await {
             Ok((resource, _)) => resource,
             Err(error) => {
                 tracing::debug!(kind = %kind, error = %error, "cannot watch this kind for drift");
                 return;
             }
         };
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let api: Api<DynamicObject> = Api::all_with(self.shared.client.clone(), &resource);
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
         tracing::debug!(kind = %kind, "watching for drift");
@@ -261,17 +241,18 @@ impl DriftWatch {
 
     async fn publish(&self, owner: AppRef, resource: &ApiResource) {
         let id = format!("drift-{}", jiff::Timestamp::now().as_millisecond());
-        let Some(outgoing) = job(owner.clone(), SyncTrigger::SelfHeal, &id, &self.topology) else {
+        let Some(outgoing) = job(
+            owner.clone(),
+            SyncTrigger::SelfHeal,
+            &id,
+            &self.shared.topology,
+        ) else {
             return;
         };
-        match self.broker.publish_all(&[outgoing]).await {
-            Ok(()) => {
-                self.metrics.sync_jobs_published.inc();
-                tracing::info!(application = %owner, kind = %resource.kind, "a managed object changed in the cluster; self-healing");
-            }
-            Err(error) => {
-                tracing::warn!(application = %owner, error = %error, "enqueueing a self-heal failed; the poll will catch it")
-            }
+        if self.shared.enqueue(&[outgoing]).await {
+            tracing::info!(application = %owner, kind = %resource.kind, "a managed object changed in the cluster; self-healing");
+        } else {
+            tracing::warn!(application = %owner, "enqueueing a self-heal failed; the poll will catch it");
         }
     }
 }

@@ -3,23 +3,30 @@
 
 use std::time::Duration;
 
-use kube::CustomResourceExt;
-use kube::api::PostParams;
+use kube::api::{Api, PostParams};
 use pushsync_api::{
-    ApplicationSpec, ApplicationStatus, Automated, OperationState, Source, SyncPolicy, SyncStatus,
+    Application, ApplicationSpec, ApplicationStatus, Automated, OperationPhase, OperationState,
+    Source, SyncPolicy, SyncStatus, SyncStatusCode,
 };
-use pushsync_broker::MemoryQueue;
-use pushsync_proto::Message;
+use pushsync_broker::{Broker, MemoryQueue};
+use pushsync_proto::{Message, SyncTrigger, Topology};
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::context::Shared;
+use pushsync_worker::git::GitCache;
+use pushsync_worker::index::Index;
+use pushsync_worker::lease::Leases;
+use pushsync_worker::loops::poll::{Cycle, PollSettings, Poller, SYNC_ANNOTATION};
+use pushsync_worker::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
 
-use super::*;
+use crate::support;
 
 fn application(
     name: &str,
     url: &str,
     synced: Option<&str>,
-    phase: &str,
+    phase: OperationPhase,
     self_heal: bool,
 ) -> Application {
     let mut app = Application::new(
@@ -46,12 +53,12 @@ fn application(
         app.status = Some(ApplicationStatus {
             reconciled_at: Some(jiff::Timestamp::now().to_string()),
             sync: Some(SyncStatus {
-                status: "Synced".into(),
+                status: SyncStatusCode::Synced,
                 revision: Some(revision.to_owned()),
                 desired_digest: None,
             }),
             operation_state: Some(OperationState {
-                phase: phase.to_owned(),
+                phase,
                 ..OperationState::default()
             }),
             ..ApplicationStatus::default()
@@ -90,26 +97,33 @@ impl Setup {
         }
     }
 
-    fn poller(&self, identity: &str, apps: AppsFn, metrics: Metrics) -> Poller {
-        Poller::new(
-            Broker::memory(self.queue.clone()),
-            Topology::default(),
-            self.git.clone(),
-            apps,
-            self.sandbox.client(),
-            Leases::new(
+    fn poller(&self, identity: &str, index: Index) -> (Poller, Metrics) {
+        let shared = Shared {
+            leases: Leases::new(
                 self.sandbox.client(),
                 "default",
                 identity,
                 Duration::from_secs(2),
             ),
-            metrics,
+            ..support::shared(
+                &self.sandbox,
+                Broker::memory(self.queue.clone()),
+                Topology::default(),
+                index,
+                self.git.clone(),
+                identity,
+            )
+        };
+        let metrics = shared.metrics.clone();
+        let poller = Poller::new(
+            shared,
             PollSettings {
                 interval: Duration::from_secs(3600),
                 tick: Duration::from_millis(50),
                 ..PollSettings::default()
             },
-        )
+        );
+        (poller, metrics)
     }
 }
 
@@ -126,25 +140,64 @@ async fn a_cycle_asks_each_repository_once_and_enqueues_only_what_moved_or_faile
     let head_two = two.commit("only");
     let (daemon_one, daemon_two) = (GitDaemon::serve_repo(&one), GitDaemon::serve_repo(&two));
     let (url_one, url_two) = (daemon_one.url_of(&one), daemon_two.url_of(&two));
-    let apps: Vec<Arc<Application>> = vec![
-        application("moved", &url_one, Some(&old), "Succeeded", false),
-        application("current", &url_one, Some(&new), "Succeeded", false),
-        application("failed", &url_one, Some(&new), "Failed", false),
-        application("never-synced", &url_one, None, "", false),
-        application("heals", &url_two, Some(&head_two), "Succeeded", true),
-        application("quiet", &url_two, Some(&head_two), "Succeeded", false),
+    let apps = vec![
+        application(
+            "moved",
+            &url_one,
+            Some(&old),
+            OperationPhase::Succeeded,
+            false,
+        ),
+        application(
+            "current",
+            &url_one,
+            Some(&new),
+            OperationPhase::Succeeded,
+            false,
+        ),
+        application(
+            "failed",
+            &url_one,
+            Some(&new),
+            OperationPhase::Failed,
+            false,
+        ),
+        application(
+            "never-synced",
+            &url_one,
+            None,
+            OperationPhase::Failed,
+            false,
+        ),
+        application(
+            "heals",
+            &url_two,
+            Some(&head_two),
+            OperationPhase::Succeeded,
+            true,
+        ),
+        application(
+            "quiet",
+            &url_two,
+            Some(&head_two),
+            OperationPhase::Succeeded,
+            false,
+        ),
         {
-            let mut app = application("stale", &url_two, Some(&head_two), "Succeeded", false);
+            let mut app = application(
+                "stale",
+                &url_two,
+                Some(&head_two),
+                OperationPhase::Succeeded,
+                false,
+            );
             if let Some(status) = app.status.as_mut() {
                 status.reconciled_at = Some("2020-01-01T00:00:00Z".into());
             }
             app
         },
-    ]
-    .into_iter()
-    .map(Arc::new)
-    .collect();
-    let poller = setup.poller("p", Arc::new(move || apps.clone()), Metrics::new().unwrap());
+    ];
+    let (poller, _) = setup.poller("p", Index::fixed(apps));
     let calls = setup.git.remote_calls();
     let cycle = poller.cycle().await;
     assert_eq!(
@@ -175,18 +228,23 @@ async fn an_unreachable_repository_is_reported_and_the_others_still_polled() {
     repo.write("a.yaml", "x: 1\n");
     repo.commit("one");
     let daemon = GitDaemon::serve_repo(&repo);
-    let apps: Vec<Arc<Application>> = vec![
-        Arc::new(application("up", &daemon.url_of(&repo), None, "", false)),
-        Arc::new(application(
+    let apps = vec![
+        application(
+            "up",
+            &daemon.url_of(&repo),
+            None,
+            OperationPhase::Failed,
+            false,
+        ),
+        application(
             "down",
             "git://127.0.0.1:9/nothing.git",
             None,
-            "",
+            OperationPhase::Failed,
             false,
-        )),
+        ),
     ];
-    let metrics = Metrics::new().unwrap();
-    let poller = setup.poller("p", Arc::new(move || apps.clone()), metrics.clone());
+    let (poller, metrics) = setup.poller("p", Index::fixed(apps));
     let cycle = poller.cycle().await;
     assert_eq!((cycle.unreachable, cycle.enqueued), (1, 1));
     assert_eq!(enqueued(&setup.queue), ["up"]);
@@ -200,46 +258,27 @@ async fn an_unreachable_repository_is_reported_and_the_others_still_polled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
     let setup = Setup::new().await;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(setup.sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await
-        .unwrap();
+    support::install_crds(&setup.sandbox).await;
     let api: Api<Application> = Api::namespaced(setup.sandbox.client(), "default");
-    let mut app = application("web", "https://example.com/r.git", None, "", false);
+    let mut app = application(
+        "web",
+        "https://example.com/r.git",
+        None,
+        OperationPhase::Failed,
+        false,
+    );
     app.metadata.annotations = Some([(SYNC_ANNOTATION.to_owned(), "now".to_owned())].into());
     api.create(&PostParams::default(), &app).await.unwrap();
-    let apps: AppsFn = {
-        let api = api.clone();
-        Arc::new(move || {
-            let api = api.clone();
-            // The index stands in here as a fresh listing.
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async move {
-                    api.list(&Default::default())
-                        .await
-                        .unwrap()
-                        .items
-                        .into_iter()
-                        .map(Arc::new)
-                        .collect()
-                })
-            })
-        })
-    };
-    let (first, second) = (Metrics::new().unwrap(), Metrics::new().unwrap());
+    let index_stop = CancellationToken::new();
+    let index = Index::watch(setup.sandbox.client(), None, index_stop.clone());
+    assert!(index.ready().await);
+    let (leader, first) = setup.poller("a", index.clone());
+    let (standby, second) = setup.poller("b", index);
     let leader_stop = CancellationToken::new();
     let standby_stop = CancellationToken::new();
-    tokio::spawn(
-        setup
-            .poller("a", apps.clone(), first.clone())
-            .run(leader_stop.clone()),
-    );
+    tokio::spawn(leader.run(leader_stop.clone()));
     wait(|| first.poll_leader.get() == 1).await;
-    tokio::spawn(
-        setup
-            .poller("b", apps.clone(), second.clone())
-            .run(standby_stop.clone()),
-    );
+    tokio::spawn(standby.run(standby_stop.clone()));
 
     // The leader turns the annotation into a manual sync job and removes it.
     let job = setup
@@ -276,6 +315,7 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
     wait(|| second.poll_leader.get() == 1).await;
     assert_eq!(first.poll_leader.get(), 0);
     standby_stop.cancel();
+    index_stop.cancel();
 }
 
 async fn wait(done: impl Fn() -> bool) {

@@ -4,25 +4,21 @@
 use std::time::Duration;
 
 use pushsync_api::{
-    ApplicationSpec, ApplicationStatus, Automated, Destination, Source, SyncPolicy,
+    Application, ApplicationSpec, ApplicationStatus, Automated, Destination, HealthStatusCode,
+    OperationPhase, ResourceSyncCode, ResultCode, Source, SyncPolicy, SyncStatusCode,
 };
 use pushsync_sandbox::Sandbox;
 use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::git::GitCache;
+use pushsync_worker::render::Manifest;
+use pushsync_worker::status::status_patch;
+use pushsync_worker::sync::{Outcome, Request, SyncContext, sync, sync_with};
 use serde_json::json;
 
-use super::*;
+use crate::support;
 
 fn context(sandbox: &Sandbox, cache: &std::path::Path) -> SyncContext {
-    SyncContext {
-        render_timeout: Duration::from_secs(60),
-        helm: pushsync_testkit::helm_binary(),
-        health_timeout: Duration::from_secs(10),
-        health_poll: Duration::from_millis(50),
-        ..SyncContext::new(
-            GitCache::new(cache, Duration::from_secs(20)),
-            Cluster::new(sandbox.client()),
-        )
-    }
+    support::sync_context(sandbox, GitCache::new(cache, Duration::from_secs(20)))
 }
 
 fn application(url: &str, prune: bool) -> Application {
@@ -79,7 +75,12 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
     let daemon = GitDaemon::serve_repo(&repo);
     let mut app = application(&daemon.url_of(&repo), true);
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     remember(&mut app, &outcome);
 
     // Nothing changed: a re-sync only compares, and applies nothing.
@@ -88,7 +89,7 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
     let outcome = sync(&ctx, &app).await.unwrap();
     assert_eq!(
         (outcome.phase, outcome.sync_status),
-        ("Refreshed", "Synced")
+        (OperationPhase::Refreshed, SyncStatusCode::Synced)
     );
     assert_eq!(
         writes(&sandbox),
@@ -104,7 +105,7 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
     let outcome = sync(&ctx, &app).await.unwrap();
     assert_eq!(
         (outcome.phase, outcome.sync_status),
-        ("Refreshed", "Synced")
+        (OperationPhase::Refreshed, SyncStatusCode::Synced)
     );
     assert!(
         outcome.message.contains("no live object changed"),
@@ -136,7 +137,7 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
     let outcome = sync(&ctx, &app).await.unwrap();
     assert_eq!(
         (outcome.phase, outcome.sync_status),
-        ("Refreshed", "OutOfSync"),
+        (OperationPhase::Refreshed, SyncStatusCode::OutOfSync),
         "{}",
         outcome.message
     );
@@ -160,7 +161,7 @@ async fn drift_is_reverted_with_self_heal_and_only_reported_without() {
     let outcome = sync(&ctx, &app).await.unwrap();
     assert_eq!(
         (outcome.phase, outcome.sync_status),
-        ("Succeeded", "Synced")
+        (OperationPhase::Succeeded, SyncStatusCode::Synced)
     );
     assert_eq!(colour().await, "blue");
 }
@@ -190,12 +191,17 @@ async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() 
 
     // First sync: namespace created, both objects applied, healthy.
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     assert_eq!(outcome.revision.as_deref(), Some(first.as_str()));
     assert_eq!(outcome.inventory.len(), 2);
     assert_eq!(
         outcome.health.health,
-        Health::Healthy,
+        HealthStatusCode::Healthy,
         "{}",
         outcome.health.message
     );
@@ -247,7 +253,7 @@ async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() 
         outcome
             .resources
             .iter()
-            .any(|r| r.status == "Pruned" && r.resource.kind == "Service"),
+            .any(|r| r.status == ResultCode::Pruned && r.resource.kind == "Service"),
         "{:?}",
         outcome.resources
     );
@@ -268,7 +274,7 @@ async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() 
     );
     repo.commit("broken");
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.phase, "Failed");
+    assert_eq!(outcome.phase, OperationPhase::Failed);
     let condition = outcome.condition.clone().unwrap();
     assert_eq!(condition.kind, "RenderFailed");
     assert!(condition.message.unwrap().contains("broken.yaml"));
@@ -287,7 +293,7 @@ async fn a_real_application_syncs_updates_prunes_and_refuses_broken_revisions() 
     let mut escaping = app.clone();
     escaping.spec.source.path = "apps/../../../etc".into();
     let outcome = sync(&ctx, &escaping).await.unwrap();
-    assert_eq!(outcome.phase, "Failed");
+    assert_eq!(outcome.phase, OperationPhase::Failed);
     let condition = outcome.condition.unwrap();
     assert_eq!(condition.kind, "SourceFailed");
     assert!(condition.message.unwrap().contains("escapes"));
@@ -333,12 +339,17 @@ async fn with_prune_off_removed_objects_stay_and_are_reported() {
     repo.commit("one");
     let outcome = sync(&ctx, &app).await.unwrap();
     // Nothing else changed, so no operation runs: the leftover is reported.
-    assert_eq!(outcome.phase, "Refreshed", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Refreshed,
+        "{}",
+        outcome.message
+    );
     assert!(
         outcome
             .live
             .iter()
-            .any(|r| r.status == "RequiresPruning" && r.resource.name == "b"),
+            .any(|r| r.status == ResourceSyncCode::RequiresPruning && r.resource.name == "b"),
         "{:?}",
         outcome.live
     );
@@ -370,7 +381,12 @@ async fn hooks_and_waves_run_in_order() {
     let daemon = GitDaemon::serve_repo(&repo);
     let app = application(&daemon.url_of(&repo), true);
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     let writes: Vec<String> = sandbox
         .audit()
         .into_iter()
@@ -406,7 +422,12 @@ async fn kustomize_and_helm_sources_sync() {
     let mut podinfo = application(&daemon.url_of(&repo), true);
     podinfo.spec.source.path = "deploy/overlays/dev".into();
     let outcome = sync(&ctx, &podinfo).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     assert!(
         outcome
             .inventory
@@ -424,7 +445,12 @@ async fn kustomize_and_helm_sources_sync() {
         ..Default::default()
     });
     let outcome = sync(&ctx, &guestbook).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     let service = outcome
         .inventory
         .iter()
@@ -483,14 +509,24 @@ async fn replicas_owned_by_an_autoscaler_are_not_reverted_when_ignored() {
     }];
     scale(4).await;
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.sync_status, "Synced", "{}", outcome.message);
+    assert_eq!(
+        outcome.sync_status,
+        SyncStatusCode::Synced,
+        "{}",
+        outcome.message
+    );
     // Even a sync someone asks for leaves the autoscaler's value alone.
     let manual = Request {
         manual: true,
         ..Request::default()
     };
     let outcome = sync_with(&ctx, &app, &manual).await.unwrap();
-    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.message);
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
     assert_eq!(replicas().await, Some(4));
 
     // Without the rule, Git wins.
@@ -522,7 +558,8 @@ async fn the_argo_cd_helm_hooks_example_runs_as_written() {
     for round in 0..2 {
         let outcome = sync_with(&ctx, &app, &manual).await.unwrap();
         assert_eq!(
-            outcome.phase, "Succeeded",
+            outcome.phase,
+            OperationPhase::Succeeded,
             "round {round}: {}",
             outcome.message
         );
@@ -579,7 +616,7 @@ async fn a_failing_pre_sync_hook_stops_the_sync_and_runs_sync_fail() {
     let daemon = GitDaemon::serve_repo(&repo);
     let app = application(&daemon.url_of(&repo), true);
     let outcome = sync(&ctx, &app).await.unwrap();
-    assert_eq!(outcome.phase, "Failed", "{}", outcome.message);
+    assert_eq!(outcome.phase, OperationPhase::Failed, "{}", outcome.message);
     let condition = outcome.condition.clone().unwrap();
     assert_eq!(condition.kind, "SyncFailed");
     assert!(

@@ -1,0 +1,419 @@
+//! The worker's configuration: flags mirrored by `PUSHSYNC_*` variables,
+//! parsed once in `main` and validated into a [`Config`]; an unusable value
+//! is a [`ConfigError`] naming the variable (the binary exits 64).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use pushsync_proto::{AppRef, Topology};
+use pushsync_service::{LogFormat, parse_duration};
+use secrecy::SecretString;
+
+use crate::git::{Credentials, CredentialsError};
+use crate::loops::Settings;
+use crate::loops::poll::PollSettings;
+use crate::loops::sync::SyncSettings;
+use crate::retry::RetryPolicy;
+
+/// Command line and environment of `pushsync-worker`. The cluster is the one
+/// of `KUBECONFIG` (or the in-cluster service account).
+#[derive(Debug, Parser)]
+#[command(name = "pushsync-worker", version, about, long_about = None)]
+pub struct Args {
+    /// RabbitMQ URI, e.g. amqp://user:pass@rabbitmq:5672/%2f.
+    #[arg(long, env = "PUSHSYNC_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// File holding the RabbitMQ URI (alternative to --amqp-url).
+    #[arg(long, env = "PUSHSYNC_AMQP_URL_FILE")]
+    pub amqp_url_file: Option<PathBuf>,
+    /// Prefix of exchange and queue names; every part of one deployment must agree.
+    #[arg(long, env = "PUSHSYNC_QUEUE_PREFIX", default_value = Topology::DEFAULT_PREFIX)]
+    pub queue_prefix: String,
+    /// Push events handled at once (broker prefetch of the dispatcher).
+    #[arg(long, env = "PUSHSYNC_PREFETCH", default_value_t = 32)]
+    pub prefetch: u16,
+    /// Syncs running at once in this worker.
+    #[arg(long, env = "PUSHSYNC_MAX_SYNCS", default_value_t = 4)]
+    pub max_syncs: u16,
+    /// Sync jobs held at once: running, waiting for another worker's sync of
+    /// the same Application, or waiting to retry (broker prefetch; default
+    /// eight per sync slot).
+    #[arg(long, env = "PUSHSYNC_SYNC_PREFETCH")]
+    pub sync_prefetch: Option<u16>,
+    /// Git remote operations (ls-remote, fetch) at once in this worker.
+    #[arg(long, env = "PUSHSYNC_MAX_GIT_FETCHES", default_value_t = 4)]
+    pub max_git_fetches: u16,
+    /// Namespace of the Leases that keep one sync per Application and one poller.
+    #[arg(long, env = "PUSHSYNC_LEASE_NAMESPACE", default_value = "pushsync")]
+    pub lease_namespace: String,
+    /// How long a Lease holds without renewal (a dead worker's syncs resume
+    /// elsewhere after this).
+    #[arg(long, env = "PUSHSYNC_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How often a job waiting for another worker's sync of its Application checks.
+    #[arg(long, env = "PUSHSYNC_LOCK_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub lock_poll: Duration,
+    /// This worker's name in Leases (default: host name and process id).
+    #[arg(long, env = "PUSHSYNC_IDENTITY")]
+    pub identity: Option<String>,
+    /// On SIGTERM, how long running syncs may take to finish before they are
+    /// handed back to the queue.
+    #[arg(long, env = "PUSHSYNC_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Attempts per sync job when an Application names no `syncPolicy.retry`.
+    #[arg(long, env = "PUSHSYNC_RETRY_LIMIT", default_value_t = 5)]
+    pub retry_limit: u32,
+    /// First retry delay when an Application names none (doubling each time).
+    #[arg(long, env = "PUSHSYNC_RETRY_BACKOFF", default_value = "5s", value_parser = parse_duration)]
+    pub retry_backoff: Duration,
+    /// Longest retry delay when an Application names none.
+    #[arg(long, env = "PUSHSYNC_RETRY_MAX_BACKOFF", default_value = "3m", value_parser = parse_duration)]
+    pub retry_max_backoff: Duration,
+    /// Only watch Applications in this namespace (default: all namespaces).
+    #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Directory of the git cache.
+    #[arg(
+        long,
+        env = "PUSHSYNC_GIT_CACHE",
+        default_value = "/tmp/pushsync-git-cache"
+    )]
+    pub git_cache: PathBuf,
+    /// YAML list of git credentials (`url` prefix, `username`,
+    /// `passwordFile` or `sshPrivateKeyFile`; the files are mounted Secrets).
+    #[arg(long, env = "PUSHSYNC_GIT_CREDENTIALS")]
+    pub git_credentials: Option<PathBuf>,
+    /// How long a git fetch may take [default: 2m].
+    #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT", value_parser = parse_duration)]
+    pub git_timeout: Option<Duration>,
+    /// Deprecated: PUSHSYNC_GIT_TIMEOUT in seconds.
+    #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT_SECONDS", hide = true)]
+    pub git_timeout_seconds: Option<u64>,
+    /// How long a wave or hook may take to become healthy [default: 5m].
+    #[arg(long, env = "PUSHSYNC_HEALTH_TIMEOUT", value_parser = parse_duration)]
+    pub health_timeout: Option<Duration>,
+    /// Deprecated: PUSHSYNC_HEALTH_TIMEOUT in seconds.
+    #[arg(long, env = "PUSHSYNC_HEALTH_TIMEOUT_SECONDS", hide = true)]
+    pub health_timeout_seconds: Option<u64>,
+    /// The kubectl binary (Kustomize sources).
+    #[arg(long, env = "PUSHSYNC_KUBECTL", default_value = "kubectl")]
+    pub kubectl: PathBuf,
+    /// The helm 3 binary (Helm sources).
+    #[arg(long, env = "PUSHSYNC_HELM", default_value = "helm")]
+    pub helm: PathBuf,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "PUSHSYNC_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    pub metrics_listen: String,
+    /// Time between fallback polls of every repository (one worker polls at
+    /// a time); `0s` turns polling off.
+    #[arg(long, env = "PUSHSYNC_POLL_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Applications not compared with the cluster for this long are
+    /// refreshed by the poll, so drift is reported even without selfHeal.
+    #[arg(long, env = "PUSHSYNC_DRIFT_INTERVAL", default_value = "30m", value_parser = parse_duration)]
+    pub drift_interval: Duration,
+    /// Name of the poller's leader-election Lease.
+    #[arg(long, env = "PUSHSYNC_POLL_LEASE", default_value = "pushsync-poller")]
+    pub poll_lease: String,
+    /// Log format.
+    #[arg(long, env = "PUSHSYNC_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// What to do (default: run the worker).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does besides running the worker.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Ask for a sync of one Application now, through the queue, and exit.
+    Request {
+        /// The Application, as NAMESPACE/NAME.
+        application: String,
+        /// Only compare with Git and apply as the sync policy says, instead
+        /// of a sync that applies even without automated sync.
+        #[arg(long)]
+        refresh: bool,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The broker URI.
+    pub amqp_uri: SecretString,
+    /// Exchange and queue names.
+    pub topology: Topology,
+    /// What to do.
+    pub mode: Mode,
+    /// Deprecated settings that were used, to warn about once logging runs.
+    pub deprecations: Vec<&'static str>,
+}
+
+/// What the binary was asked to do.
+#[derive(Debug)]
+pub enum Mode {
+    /// Run the worker.
+    Run(Box<RunConfig>),
+    /// Publish one manual job and exit.
+    Request {
+        /// The Application.
+        application: AppRef,
+        /// Only a refresh.
+        refresh: bool,
+    },
+}
+
+/// Everything a running worker needs beyond the broker.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// How the loops run.
+    pub loops: Settings,
+    /// Namespace of the Leases.
+    pub lease_namespace: String,
+    /// How long a Lease holds without renewal.
+    pub lease_duration: Duration,
+    /// This worker's name in Leases.
+    pub identity: String,
+    /// Only Applications in this namespace (default: all).
+    pub watch_namespace: Option<String>,
+    /// Directory of the git cache.
+    pub git_cache: PathBuf,
+    /// Git credentials.
+    pub credentials: Credentials,
+    /// Longest git fetch.
+    pub git_timeout: Duration,
+    /// Git remote operations at once.
+    pub max_git_fetches: usize,
+    /// Longest wait for a wave or hook to become healthy.
+    pub health_timeout: Duration,
+    /// The kubectl binary.
+    pub kubectl: PathBuf,
+    /// The helm binary.
+    pub helm: PathBuf,
+    /// Address of the metrics and health endpoint.
+    pub metrics_listen: String,
+}
+
+/// A configuration value is unusable. The message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The broker URI (or its file) is unusable.
+    #[error(transparent)]
+    AmqpUri(#[from] pushsync_service::AmqpUriError),
+    /// No broker URI was given.
+    #[error("set PUSHSYNC_AMQP_URL (--amqp-url) or PUSHSYNC_AMQP_URL_FILE")]
+    NoAmqpUri,
+    /// A count must be positive.
+    #[error("{name} must be greater than zero")]
+    Zero {
+        /// The variable at fault.
+        name: &'static str,
+    },
+    /// The git credentials file is unusable.
+    #[error("PUSHSYNC_GIT_CREDENTIALS")]
+    Credentials(#[source] CredentialsError),
+    /// `request`'s argument is not `NAMESPACE/NAME`.
+    #[error("{0:?} is not NAMESPACE/NAME")]
+    NotAnApplication(String),
+}
+
+impl ConfigError {
+    /// A bounded label for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AmqpUri(error) => error.kind(),
+            Self::NoAmqpUri => "no_amqp_uri",
+            Self::Zero { .. } => "zero",
+            Self::Credentials(_) => "credentials",
+            Self::NotAnApplication(_) => "not_an_application",
+        }
+    }
+}
+
+impl Args {
+    /// Validate and turn the arguments into a [`Config`]. The credentials
+    /// file is read once here, so a typo fails at start.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let amqp_uri = pushsync_service::amqp_uri(self.amqp_url, self.amqp_url_file.as_deref())?
+            .ok_or(ConfigError::NoAmqpUri)?;
+        for (name, value) in [
+            ("PUSHSYNC_PREFETCH", self.prefetch),
+            ("PUSHSYNC_SYNC_PREFETCH", self.sync_prefetch.unwrap_or(1)),
+            ("PUSHSYNC_MAX_SYNCS", self.max_syncs),
+            ("PUSHSYNC_MAX_GIT_FETCHES", self.max_git_fetches),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        let topology = Topology::new(self.queue_prefix);
+        let mut deprecations = Vec::new();
+        if let Some(Command::Request {
+            application,
+            refresh,
+        }) = self.command
+        {
+            let application = application
+                .split_once('/')
+                .filter(|(n, a)| !n.is_empty() && !a.is_empty() && !a.contains('/'))
+                .map(|(namespace, name)| AppRef {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+                .ok_or(ConfigError::NotAnApplication(application))?;
+            return Ok(Config {
+                amqp_uri,
+                topology,
+                mode: Mode::Request {
+                    application,
+                    refresh,
+                },
+                deprecations,
+            });
+        }
+        let mut seconds = |new: Option<Duration>, old: Option<u64>, name, default| match (new, old)
+        {
+            (Some(duration), _) => duration,
+            (None, Some(seconds)) => {
+                deprecations.push(name);
+                Duration::from_secs(seconds)
+            }
+            (None, None) => default,
+        };
+        let git_timeout = seconds(
+            self.git_timeout,
+            self.git_timeout_seconds,
+            "PUSHSYNC_GIT_TIMEOUT_SECONDS is deprecated: use PUSHSYNC_GIT_TIMEOUT (e.g. 2m)",
+            Duration::from_secs(120),
+        );
+        let health_timeout = seconds(
+            self.health_timeout,
+            self.health_timeout_seconds,
+            "PUSHSYNC_HEALTH_TIMEOUT_SECONDS is deprecated: use PUSHSYNC_HEALTH_TIMEOUT (e.g. 5m)",
+            Duration::from_secs(300),
+        );
+        let credentials = match &self.git_credentials {
+            None => Credentials::default(),
+            Some(path) => Credentials::load(path).map_err(ConfigError::Credentials)?,
+        };
+        let sync = SyncSettings {
+            max_syncs: usize::from(self.max_syncs),
+            prefetch: self
+                .sync_prefetch
+                .unwrap_or_else(|| self.max_syncs.saturating_mul(8)),
+            lock_poll: self.lock_poll,
+            retry: RetryPolicy {
+                limit: self.retry_limit.max(1),
+                first: self.retry_backoff,
+                factor: 2,
+                max: self.retry_max_backoff,
+            },
+            drain: self.shutdown_grace,
+        };
+        let poll = PollSettings {
+            interval: self.poll_interval,
+            lease: self.poll_lease,
+            drift_interval: self.drift_interval,
+            tick: (self.lease_duration / 3)
+                .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+            ..PollSettings::default()
+        };
+        let run = RunConfig {
+            loops: Settings {
+                dispatch_prefetch: self.prefetch,
+                sync,
+                poll: Some(poll),
+            },
+            lease_namespace: self.lease_namespace,
+            lease_duration: self.lease_duration,
+            identity: self.identity.unwrap_or_else(default_identity),
+            watch_namespace: self.watch_namespace,
+            git_cache: self.git_cache,
+            credentials,
+            git_timeout,
+            max_git_fetches: usize::from(self.max_git_fetches),
+            health_timeout,
+            kubectl: self.kubectl,
+            helm: self.helm,
+            metrics_listen: self.metrics_listen,
+        };
+        Ok(Config {
+            amqp_uri,
+            topology,
+            mode: Mode::Run(Box::new(run)),
+            deprecations,
+        })
+    }
+}
+
+/// `host-pid`: unique among live workers, readable in Leases.
+pub fn default_identity() -> String {
+    format!("{}-{}", pushsync_service::hostname(), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["pushsync-worker", "--amqp-url", "amqp://h"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_config()
+    }
+
+    fn run(extra: &[&str]) -> RunConfig {
+        match config(extra).unwrap().mode {
+            Mode::Run(run) => *run,
+            Mode::Request { .. } => panic!("not a run"),
+        }
+    }
+
+    #[test]
+    fn durations_share_one_grammar_and_old_second_counts_still_work() {
+        let run = run(&["--health-timeout", "1m30s", "--git-timeout", "45"]);
+        assert_eq!(run.health_timeout, Duration::from_secs(90));
+        assert_eq!(run.git_timeout, Duration::from_secs(45));
+        let config = config(&["--health-timeout-seconds", "20"]).unwrap();
+        assert_eq!(config.deprecations.len(), 1);
+        let Mode::Run(run) = config.mode else {
+            panic!("not a run")
+        };
+        assert_eq!(run.health_timeout, Duration::from_secs(20));
+        assert_eq!(run.git_timeout, Duration::from_secs(120));
+        // The new name wins over the old one.
+        let run = self::run(&["--health-timeout", "7s", "--health-timeout-seconds", "20"]);
+        assert_eq!(run.health_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn unusable_values_name_their_variable() {
+        let error = config(&["--max-syncs", "0"]).unwrap_err();
+        assert!(error.to_string().contains("PUSHSYNC_MAX_SYNCS"), "{error}");
+        let error = Args::try_parse_from(["pushsync-worker", "--amqp-url", "http://h"])
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(error.to_string().contains("PUSHSYNC_AMQP_URL"), "{error}");
+        let error = Args::try_parse_from(["pushsync-worker"])
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(matches!(error, ConfigError::NoAmqpUri), "{error}");
+        let error = config(&["request", "no-slash"]).unwrap_err();
+        assert!(error.to_string().contains("NAMESPACE/NAME"), "{error}");
+        let error = config(&["--git-credentials", "/nonexistent/creds.yaml"]).unwrap_err();
+        assert!(
+            error.to_string().contains("PUSHSYNC_GIT_CREDENTIALS"),
+            "{error}"
+        );
+        let unknown = Args::try_parse_from(["pushsync-worker", "--log-format", "xml"]);
+        assert!(unknown.is_err(), "an unknown log format is an error");
+        let bad = Args::try_parse_from(["pushsync-worker", "--lock-poll", "5x"]);
+        assert!(bad.is_err());
+    }
+}

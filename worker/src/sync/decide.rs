@@ -1,0 +1,107 @@
+//! Stage 3: whether the comparison leads to a sync operation or only to a
+//! report (`Refreshed`). An operation runs when someone asked for it, or
+//! with automated sync when the last one did not succeed, or when something
+//! differs and either the revision is new or selfHeal is on.
+
+use pushsync_api::{Application, OperationPhase, ResourceRef, ResourceStatus, SyncStatusCode};
+
+use super::compare::{Compared, Comparison, Leftover};
+use super::outcome::leftover_status;
+use super::source::Desired;
+use super::{Outcome, Request, Target, Verdict};
+use crate::health;
+
+/// What the operation works from: the comparison that called for it.
+#[derive(Debug)]
+pub struct Operation {
+    /// Each desired resource against its live object.
+    pub resources: Vec<Compared>,
+    /// Objects of the previous inventory that left Git but still exist.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// Go on to an operation, or stop with the comparison as a report.
+pub(super) fn decide(
+    app: &Application,
+    request: &Request,
+    target: &Target,
+    desired: &Desired,
+    comparison: Comparison,
+) -> Verdict<Operation> {
+    let (resources, leftovers) = match comparison {
+        Comparison::Unchanged(live) => {
+            let health = health::worst(live.iter().map(|(_, a)| a));
+            return Verdict::Stop(Box::new(Outcome {
+                revision: Some(desired.revision.clone()),
+                phase: OperationPhase::Refreshed,
+                sync_status: SyncStatusCode::Synced,
+                message: "in sync (no live object changed since the last comparison)".to_owned(),
+                inventory: target.previous.clone(),
+                live: live.into_iter().map(|(s, _)| s).collect(),
+                health,
+                desired_digest: Some(desired.digest.clone()),
+                ..Outcome::default()
+            }));
+        }
+        Comparison::Compared {
+            resources,
+            leftovers,
+        } => (resources, leftovers),
+    };
+    let status = app.status.clone().unwrap_or_default();
+    let changed = resources.iter().filter(|c| c.differs()).count();
+    let unpruned = leftovers.iter().filter(|l| !l.protected).count();
+    let differs = changed > 0 || (target.prune && unpruned > 0);
+    let failed_before = status
+        .operation_state
+        .as_ref()
+        .is_some_and(|o| o.phase != OperationPhase::Succeeded);
+    let new_revision =
+        status.sync.as_ref().and_then(|s| s.revision.as_deref()) != Some(desired.revision.as_str());
+    let apply = request.manual
+        || (target.automated && (failed_before || (differs && (target.self_heal || new_revision))));
+    if apply {
+        return Verdict::Go(Operation {
+            resources,
+            leftovers,
+        });
+    }
+    let out_of_sync = changed > 0 || unpruned > 0;
+    let mut inventory: Vec<ResourceRef> = resources
+        .iter()
+        .map(|c| c.status.resource.clone())
+        .collect();
+    inventory.extend(leftovers.iter().map(|l| l.resource.clone()));
+    let health = health::worst(resources.iter().map(|c| &c.health));
+    let mut live: Vec<ResourceStatus> = resources.into_iter().map(|c| c.status).collect();
+    live.extend(
+        leftovers
+            .into_iter()
+            .map(|l| leftover_status(l.resource, l.protected)),
+    );
+    let why = if target.automated {
+        "selfHeal is off"
+    } else {
+        "automated sync is off"
+    };
+    Verdict::Stop(Box::new(Outcome {
+        revision: Some(desired.revision.clone()),
+        phase: OperationPhase::Refreshed,
+        sync_status: if out_of_sync {
+            SyncStatusCode::OutOfSync
+        } else {
+            SyncStatusCode::Synced
+        },
+        message: match (changed, unpruned) {
+            (0, 0) => "in sync".to_owned(),
+            (0, n) => format!("{n} objects need pruning"),
+            (n, 0) => format!("{n} resources out of sync; not applied: {why}"),
+            (n, m) => format!("{n} resources out of sync, {m} need pruning; not applied: {why}"),
+        },
+        inventory,
+        health,
+        live,
+        desired_digest: Some(desired.digest.clone()),
+        ..Outcome::default()
+    }))
+}

@@ -1,0 +1,283 @@
+//! Stage 4: the sync operation — the destination namespace when asked for,
+//! PreSync, Sync and PostSync waves in order (each applied, then awaited
+//! healthy, see [`super::wave`]), SyncFail hooks when one fails, and prune
+//! by inventory.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use pushsync_api::{
+    OperationPhase, ResourceRef, ResourceResult, ResourceStatus, ResourceSyncCode, ResultCode,
+    SyncStatusCode,
+};
+use serde_json::json;
+
+use super::compare::Compared;
+use super::decide::Operation;
+use super::outcome::leftover_status;
+use super::source::Desired;
+use super::wave::{self, Applied, Settled};
+use super::{Outcome, RefKey, SyncContext, Target, Timings, Transient, key, manifest_of};
+use crate::apply::ApplyOptions;
+use crate::health::{self, Assessment};
+use crate::plan::{DeletePolicy, Phase};
+use crate::render::Manifest;
+use crate::status::condition;
+
+/// Why the waves stopped before the end.
+enum Interrupted {
+    /// Something could not be applied, or did not become healthy.
+    Failed(String),
+    /// A newer commit is waiting; this is what was still pending.
+    Superseded(String),
+}
+
+/// Run the operation; `timings` gets its apply and health time.
+pub(super) async fn run(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    operation: Operation,
+    request_newer: &super::Newer,
+    timings: &mut Timings,
+) -> Result<Outcome, Transient> {
+    let clock = Instant::now();
+    let revision = desired.revision.clone();
+    let destination = &target.destination;
+    if target.create_namespace {
+        let namespace = Manifest {
+            object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}}),
+            source: "CreateNamespace".into(),
+        };
+        if let Err(error) = ctx
+            .cluster
+            .apply(&namespace, destination, ApplyOptions::default())
+            .await
+        {
+            let message = super::transient_or(error)?.to_string();
+            return Ok(Outcome::failed(
+                Some(revision),
+                condition("SyncFailed", "NamespaceFailed", &message),
+                message,
+                &target.previous,
+            ));
+        }
+    }
+    let mut results = Vec::new();
+    // Health of the resources, as each wave settled (no second round of reads).
+    let mut verdicts: HashMap<String, Assessment> = HashMap::new();
+    let mut waited = Duration::ZERO;
+    let interrupted = waves(
+        ctx,
+        target,
+        desired,
+        request_newer,
+        &mut results,
+        &mut verdicts,
+        &mut waited,
+    )
+    .await?;
+    let Operation {
+        resources,
+        leftovers,
+    } = operation;
+    if let Some(interrupted) = interrupted {
+        let outcome = match interrupted {
+            Interrupted::Superseded(waiting_for) => Outcome {
+                revision: Some(revision),
+                phase: OperationPhase::Superseded,
+                sync_status: SyncStatusCode::OutOfSync,
+                message: format!("a newer commit is waiting; stopped waiting for {waiting_for}"),
+                health: Assessment {
+                    health: pushsync_api::HealthStatusCode::Progressing,
+                    message: waiting_for,
+                },
+                ..Outcome::default()
+            },
+            Interrupted::Failed(message) => {
+                for wave in desired.plan.waves(Phase::SyncFail) {
+                    for step in &wave.steps {
+                        wave::apply_step(ctx, step, target, false).await?;
+                    }
+                }
+                Outcome::failed(
+                    Some(revision),
+                    condition("SyncFailed", "SyncFailed", &message),
+                    message,
+                    &target.previous,
+                )
+            }
+        };
+        timings.health = waited;
+        timings.apply = clock.elapsed().saturating_sub(waited);
+        // What this operation applied joins the inventory even when it
+        // failed, so a later sync can prune it.
+        return Ok(Outcome {
+            inventory: partial_inventory(&target.previous, &results),
+            resources: results,
+            live: resources.into_iter().map(|c| c.status).collect(),
+            ..outcome
+        });
+    }
+
+    // Prune what left Git.
+    let mut inventory: Vec<ResourceRef> = resources
+        .iter()
+        .map(|c| c.status.resource.clone())
+        .collect();
+    let mut out_of_sync = false;
+    let mut kept = Vec::new();
+    for gone in leftovers {
+        let status = if target.prune && !gone.protected {
+            ctx.cluster
+                .delete(&manifest_of(&gone.resource), destination)
+                .await
+                .or_else(|e| super::transient_or(e).map(|_| ()))?;
+            ResultCode::Pruned
+        } else {
+            out_of_sync |= !gone.protected;
+            inventory.push(gone.resource.clone());
+            kept.push(leftover_status(gone.resource.clone(), gone.protected));
+            if gone.protected {
+                ResultCode::PruneSkipped
+            } else {
+                ResultCode::RequiresPruning
+            }
+        };
+        results.push(ResourceResult {
+            resource: gone.resource,
+            status,
+            message: None,
+            hook_phase: None,
+        });
+    }
+    timings.health = waited;
+    timings.apply = clock.elapsed().saturating_sub(waited);
+
+    let applied = results
+        .iter()
+        .filter(|r| r.status == ResultCode::Synced)
+        .count();
+    let health = health::worst(verdicts.values());
+    let mut live = synced(resources, &verdicts);
+    live.extend(kept);
+    Ok(Outcome {
+        revision: Some(revision),
+        phase: OperationPhase::Succeeded,
+        sync_status: if out_of_sync {
+            SyncStatusCode::OutOfSync
+        } else {
+            SyncStatusCode::Synced
+        },
+        message: if out_of_sync {
+            format!("{applied} resources synced; some objects need pruning")
+        } else {
+            format!("{applied} resources synced")
+        },
+        resources: results,
+        inventory,
+        health,
+        live,
+        ..Outcome::default()
+    })
+}
+
+/// PreSync, Sync and PostSync waves in order; `None` when all settled.
+async fn waves(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    newer: &super::Newer,
+    results: &mut Vec<ResourceResult>,
+    verdicts: &mut HashMap<String, Assessment>,
+    waited: &mut Duration,
+) -> Result<Option<Interrupted>, Transient> {
+    for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
+        for wave in desired.plan.waves(phase) {
+            let mut applied = Vec::with_capacity(wave.steps.len());
+            for step in &wave.steps {
+                match wave::apply_step(ctx, step, target, target.replace).await? {
+                    Applied::Done(done) => {
+                        let (result, step) = *done;
+                        results.push(result);
+                        applied.push(step);
+                    }
+                    Applied::Refused(message) => return Ok(Some(Interrupted::Failed(message))),
+                }
+            }
+            if wave
+                .steps
+                .iter()
+                .any(|s| s.manifest.kind() == "CustomResourceDefinition")
+            {
+                ctx.cluster.forget_kinds().await;
+            }
+            let clock = Instant::now();
+            let settled = wave::wait_healthy(
+                ctx,
+                &applied,
+                &target.destination,
+                &desired.revision,
+                newer.clone(),
+            )
+            .await?;
+            *waited += clock.elapsed();
+            match settled {
+                Settled::Healthy(settled) => {
+                    verdicts.extend(settled);
+                    wave::finish_hooks(
+                        ctx,
+                        &applied,
+                        &target.destination,
+                        DeletePolicy::HookSucceeded,
+                    )
+                    .await?;
+                }
+                Settled::Failed(message) => {
+                    wave::finish_hooks(
+                        ctx,
+                        &applied,
+                        &target.destination,
+                        DeletePolicy::HookFailed,
+                    )
+                    .await?;
+                    return Ok(Some(Interrupted::Failed(message)));
+                }
+                Settled::Superseded(pending) => return Ok(Some(Interrupted::Superseded(pending))),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The previous inventory and what `results` applied (hooks aside).
+fn partial_inventory(previous: &[ResourceRef], results: &[ResourceResult]) -> Vec<ResourceRef> {
+    let mut inventory = previous.to_vec();
+    let known: BTreeSet<RefKey> = inventory.iter().map(key).collect();
+    inventory.extend(
+        results
+            .iter()
+            .filter(|r| r.hook_phase.is_none() && !known.contains(&key(&r.resource)))
+            .map(|r| r.resource.clone()),
+    );
+    inventory
+}
+
+/// The compared resources as they are after a successful apply, with the
+/// health each wave settled at.
+fn synced(resources: Vec<Compared>, verdicts: &HashMap<String, Assessment>) -> Vec<ResourceStatus> {
+    resources
+        .into_iter()
+        .map(|c| ResourceStatus {
+            status: ResourceSyncCode::Synced,
+            diff: None,
+            // Applying changed them: the next comparison records new ones.
+            resource_version: None,
+            health: verdicts
+                .get(&c.identity)
+                .map(|a| a.health)
+                .or(c.status.health),
+            ..c.status
+        })
+        .collect()
+}
