@@ -29,12 +29,13 @@ test: deps broker lint ## Everything: lint, unit, integration and end-to-end tes
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 
-test-unit: ## Only the tests that need no broker (fast)
+test-unit: ## Only the tests beside the code: no broker, no sandbox (passes with RabbitMQ stopped)
 	$(CARGO) test --workspace --lib --locked
 
-lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction
+lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction, unused dependencies
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) machete
 
 check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 	@scripts/check-deps.sh
@@ -42,12 +43,13 @@ check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps: ## Install the tools the tests use (promtool; pinned helm 3)
+deps: ## Install the tools the tests use (promtool; pinned helm 3; cargo-machete)
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
 	@dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
 	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	@scripts/install-helm.sh
+	@command -v cargo-machete >/dev/null || $(CARGO) install --locked --quiet cargo-machete@0.9.2
 
 broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it if needed)
 	@scripts/ensure-rabbitmq.sh

@@ -16,14 +16,15 @@
 //!    once the attempts are spent the job is dead-lettered and the
 //!    Application says why.
 
+mod report;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Api;
-use pushsync_api::{Application, OperationPhase, ResultCode, SyncStatusCode};
+use pushsync_api::{Application, OperationPhase, SyncStatusCode};
 use pushsync_broker::Delivery;
 use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger};
-use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -31,10 +32,10 @@ use tokio_util::task::AbortOnDropHandle;
 use pushsync_service::error_chain;
 
 use crate::context::Shared;
-use crate::lease::{Claim, Finish, LeaseError, Renewal};
+use crate::lease::{Claim, Finish, LeaseError, Leases, Renewal};
 use crate::retry::RetryPolicy;
 use crate::status::StatusError;
-use crate::sync::{Newer, Outcome, Request, SyncContext, Transient, sync_with};
+use crate::sync::{Newer, Request, SyncContext, Transient, sync_with};
 
 /// How the sync side runs.
 #[derive(Debug, Clone)]
@@ -237,18 +238,6 @@ impl Syncer {
         }
     }
 
-    async fn dead_letter(&self, delivery: Delivery) {
-        let metrics = &self.inner.shared.metrics;
-        metrics.dead_lettered.inc();
-        metrics
-            .sync_jobs
-            .with_label_values(&["dead_lettered"])
-            .inc();
-        if let Err(error) = delivery.dead_letter().await {
-            tracing::warn!(error = %error, "dead-lettering failed; the job will be redelivered");
-        }
-    }
-
     /// Where this process's jobs for `app` wait to be woken.
     fn waiter(&self, app: &AppRef) -> Arc<tokio::sync::Notify> {
         let Ok(mut waiters) = self.inner.waiters.lock() else {
@@ -347,31 +336,7 @@ impl Syncer {
     async fn hold(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
         let inner = &self.inner;
         let app_ref = &job.application;
-        let (announce, newer) = Newer::channel();
-        let lost = CancellationToken::new();
-        let renewer = tokio::spawn({
-            let (leases, app_ref, lost) =
-                (inner.shared.leases.clone(), app_ref.clone(), lost.clone());
-            let every = (inner.shared.leases.duration() / 3).max(Duration::from_millis(100));
-            async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    match leases.renew(&app_ref).await {
-                        Ok(Renewal::Held { newer }) => {
-                            announce.send_replace(newer.flatten());
-                        }
-                        Ok(Renewal::Lost) => {
-                            lost.cancel();
-                            return;
-                        }
-                        Err(error) => {
-                            tracing::warn!(application = %app_ref, error = %error_chain(&error), "renewing the sync lock failed");
-                        }
-                    }
-                }
-            }
-        });
-        let _renewer = AbortOnDropHandle::new(renewer);
+        let (newer, lost, _renewer) = renew(inner.shared.leases.clone(), app_ref.clone());
         let mut manual = matches!(
             job.trigger,
             SyncTrigger::Manual {
@@ -468,54 +433,36 @@ impl Syncer {
             }
         }
     }
+}
 
-    fn observe(&self, app: &AppRef, outcome: &Outcome) {
-        let metrics = &self.inner.shared.metrics;
-        metrics
-            .syncs
-            .with_label_values(&[&outcome.phase.as_str().to_ascii_lowercase()])
-            .inc();
-        for (phase, took) in outcome.timings.phases() {
-            metrics
-                .sync_phase_duration
-                .with_label_values(&[phase])
-                .observe(took.as_secs_f64());
+/// Keep `app`'s Lease while the returned handle lives: every third of the
+/// Lease's duration, renew it and announce newer requested revisions to
+/// the running sync; the token is cancelled once the Lease is lost.
+fn renew(leases: Leases, app: AppRef) -> (Newer, CancellationToken, AbortOnDropHandle<()>) {
+    let (announce, newer) = Newer::channel();
+    let lost = CancellationToken::new();
+    let every = (leases.duration() / 3).max(Duration::from_millis(100));
+    let task = tokio::spawn({
+        let lost = lost.clone();
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match leases.renew(&app).await {
+                    Ok(Renewal::Held { newer }) => {
+                        announce.send_replace(newer.flatten());
+                    }
+                    Ok(Renewal::Lost) => {
+                        lost.cancel();
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(application = %app, error_kind = error.kind(), error = %error_chain(&error), "renewing the sync lock failed");
+                    }
+                }
+            }
         }
-        for resource in &outcome.resources {
-            let result = match resource.status {
-                ResultCode::Synced => "synced",
-                ResultCode::Pruned => "pruned",
-                ResultCode::PruneSkipped | ResultCode::RequiresPruning => "prune_skipped",
-            };
-            metrics.resources.with_label_values(&[result]).inc();
-        }
-        tracing::info!(
-            application = %app,
-            revision = outcome.revision.as_deref().unwrap_or("-"),
-            phase = outcome.phase.as_str(),
-            sync_status = outcome.sync_status.as_str(),
-            message = %outcome.message,
-            "sync finished"
-        );
-    }
-
-    /// Tell the Application its job was given up on, and why.
-    async fn give_up(&self, app: &AppRef, failures: u32, error: &str) {
-        let message = format!(
-            "gave up after {failures} attempts (the job is in the dead-letter queue; the next push or poll tries again): {error}"
-        );
-        let condition = crate::status::condition("SyncError", "RetriesExhausted", &message);
-        let operation = json!({"operationState": {
-            "phase": "Failed",
-            "message": message,
-            "finishedAt": condition.last_transition_time,
-        }});
-        if let Err(error) =
-            crate::status::report(&self.inner.shared.client, app, condition, operation).await
-        {
-            tracing::warn!(application = %app, error = %error_chain(&error), "could not record the give-up on the Application");
-        }
-    }
+    });
+    (newer, lost, AbortOnDropHandle::new(task))
 }
 
 /// Decrements a gauge when dropped.

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use pushsync_api::{
-    OperationPhase, ResourceRef, ResourceResult, ResourceStatus, ResourceSyncCode, ResultCode,
-    SyncStatusCode,
+    HealthStatusCode, OperationPhase, ResourceRef, ResourceResult, ResourceStatus,
+    ResourceSyncCode, ResultCode, SyncStatusCode,
 };
 use serde_json::json;
 
@@ -32,95 +32,134 @@ enum Interrupted {
     Superseded(String),
 }
 
+/// What the waves did so far.
+#[derive(Default)]
+struct Progress {
+    /// Per-resource results, in order.
+    results: Vec<ResourceResult>,
+    /// Health of the resources, as each wave settled (no second round of reads).
+    verdicts: HashMap<String, Assessment>,
+    /// Time spent waiting for health.
+    waited: Duration,
+}
+
 /// Run the operation; `timings` gets its apply and health time.
 pub(super) async fn run(
     ctx: &SyncContext,
     target: &Target,
     desired: &Desired,
     operation: Operation,
-    request_newer: &super::Newer,
+    newer: &super::Newer,
     timings: &mut Timings,
 ) -> Result<Outcome, Transient> {
     let clock = Instant::now();
-    let revision = desired.revision.clone();
+    if target.create_namespace
+        && let Some(outcome) = create_namespace(ctx, target, desired).await?
+    {
+        return Ok(outcome);
+    }
+    let mut progress = Progress::default();
+    let interrupted = waves(ctx, target, desired, newer, &mut progress).await?;
+    let outcome = match interrupted {
+        Some(interrupted) => {
+            stopped(ctx, target, desired, operation, interrupted, &mut progress).await?
+        }
+        None => prune(ctx, target, desired, operation, &mut progress).await?,
+    };
+    timings.health = progress.waited;
+    timings.apply = clock.elapsed().saturating_sub(progress.waited);
+    Ok(outcome)
+}
+
+/// Apply the destination namespace; the failed outcome when it cannot be.
+async fn create_namespace(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+) -> Result<Option<Outcome>, Transient> {
     let destination = &target.destination;
-    if target.create_namespace {
-        let namespace = Manifest {
-            object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}}),
-            source: "CreateNamespace".into(),
-        };
-        if let Err(error) = ctx
-            .cluster
-            .apply(&namespace, destination, ApplyOptions::default())
-            .await
-        {
+    let namespace = Manifest {
+        object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}}),
+        source: "CreateNamespace".into(),
+    };
+    match ctx
+        .cluster
+        .apply(&namespace, destination, ApplyOptions::default())
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(error) => {
             let message = super::transient_or(error)?.to_string();
-            return Ok(Outcome::failed(
-                Some(revision),
+            Ok(Some(Outcome::failed(
+                Some(desired.revision.clone()),
                 condition("SyncFailed", "NamespaceFailed", &message),
                 message,
                 &target.previous,
-            ));
+            )))
         }
     }
-    let mut results = Vec::new();
-    // Health of the resources, as each wave settled (no second round of reads).
-    let mut verdicts: HashMap<String, Assessment> = HashMap::new();
-    let mut waited = Duration::ZERO;
-    let interrupted = waves(
-        ctx,
-        target,
-        desired,
-        request_newer,
-        &mut results,
-        &mut verdicts,
-        &mut waited,
-    )
-    .await?;
+}
+
+/// The outcome of an operation whose waves stopped early (SyncFail hooks
+/// run first when it failed). What it applied joins the inventory, so a
+/// later sync can prune it.
+async fn stopped(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    operation: Operation,
+    interrupted: Interrupted,
+    progress: &mut Progress,
+) -> Result<Outcome, Transient> {
+    let revision = Some(desired.revision.clone());
+    let outcome = match interrupted {
+        Interrupted::Superseded(waiting_for) => Outcome {
+            revision,
+            phase: OperationPhase::Superseded,
+            sync_status: SyncStatusCode::OutOfSync,
+            message: format!("a newer commit is waiting; stopped waiting for {waiting_for}"),
+            health: Assessment {
+                health: HealthStatusCode::Progressing,
+                message: waiting_for,
+            },
+            ..Outcome::default()
+        },
+        Interrupted::Failed(message) => {
+            for wave in desired.plan.waves(Phase::SyncFail) {
+                for step in &wave.steps {
+                    wave::apply_step(ctx, step, target, false).await?;
+                }
+            }
+            Outcome::failed(
+                revision,
+                condition("SyncFailed", "SyncFailed", &message),
+                message,
+                &target.previous,
+            )
+        }
+    };
+    let results = std::mem::take(&mut progress.results);
+    Ok(Outcome {
+        inventory: partial_inventory(&target.previous, &results),
+        resources: results,
+        live: operation.resources.into_iter().map(|c| c.status).collect(),
+        ..outcome
+    })
+}
+
+/// Prune what left Git (or report it), and the outcome of a completed operation.
+async fn prune(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    operation: Operation,
+    progress: &mut Progress,
+) -> Result<Outcome, Transient> {
     let Operation {
         resources,
         leftovers,
     } = operation;
-    if let Some(interrupted) = interrupted {
-        let outcome = match interrupted {
-            Interrupted::Superseded(waiting_for) => Outcome {
-                revision: Some(revision),
-                phase: OperationPhase::Superseded,
-                sync_status: SyncStatusCode::OutOfSync,
-                message: format!("a newer commit is waiting; stopped waiting for {waiting_for}"),
-                health: Assessment {
-                    health: pushsync_api::HealthStatusCode::Progressing,
-                    message: waiting_for,
-                },
-                ..Outcome::default()
-            },
-            Interrupted::Failed(message) => {
-                for wave in desired.plan.waves(Phase::SyncFail) {
-                    for step in &wave.steps {
-                        wave::apply_step(ctx, step, target, false).await?;
-                    }
-                }
-                Outcome::failed(
-                    Some(revision),
-                    condition("SyncFailed", "SyncFailed", &message),
-                    message,
-                    &target.previous,
-                )
-            }
-        };
-        timings.health = waited;
-        timings.apply = clock.elapsed().saturating_sub(waited);
-        // What this operation applied joins the inventory even when it
-        // failed, so a later sync can prune it.
-        return Ok(Outcome {
-            inventory: partial_inventory(&target.previous, &results),
-            resources: results,
-            live: resources.into_iter().map(|c| c.status).collect(),
-            ..outcome
-        });
-    }
-
-    // Prune what left Git.
+    let mut results = std::mem::take(&mut progress.results);
     let mut inventory: Vec<ResourceRef> = resources
         .iter()
         .map(|c| c.status.resource.clone())
@@ -130,7 +169,7 @@ pub(super) async fn run(
     for gone in leftovers {
         let status = if target.prune && !gone.protected {
             ctx.cluster
-                .delete(&manifest_of(&gone.resource), destination)
+                .delete(&manifest_of(&gone.resource), &target.destination)
                 .await
                 .or_else(|e| super::transient_or(e).map(|_| ()))?;
             ResultCode::Pruned
@@ -151,18 +190,15 @@ pub(super) async fn run(
             hook_phase: None,
         });
     }
-    timings.health = waited;
-    timings.apply = clock.elapsed().saturating_sub(waited);
-
     let applied = results
         .iter()
         .filter(|r| r.status == ResultCode::Synced)
         .count();
-    let health = health::worst(verdicts.values());
-    let mut live = synced(resources, &verdicts);
+    let health = health::worst(progress.verdicts.values());
+    let mut live = synced(resources, &progress.verdicts);
     live.extend(kept);
     Ok(Outcome {
-        revision: Some(revision),
+        revision: Some(desired.revision.clone()),
         phase: OperationPhase::Succeeded,
         sync_status: if out_of_sync {
             SyncStatusCode::OutOfSync
@@ -188,9 +224,7 @@ async fn waves(
     target: &Target,
     desired: &Desired,
     newer: &super::Newer,
-    results: &mut Vec<ResourceResult>,
-    verdicts: &mut HashMap<String, Assessment>,
-    waited: &mut Duration,
+    progress: &mut Progress,
 ) -> Result<Option<Interrupted>, Transient> {
     for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
         for wave in desired.plan.waves(phase) {
@@ -199,7 +233,7 @@ async fn waves(
                 match wave::apply_step(ctx, step, target, target.replace).await? {
                     Applied::Done(done) => {
                         let (result, step) = *done;
-                        results.push(result);
+                        progress.results.push(result);
                         applied.push(step);
                     }
                     Applied::Refused(message) => return Ok(Some(Interrupted::Failed(message))),
@@ -221,10 +255,10 @@ async fn waves(
                 newer.clone(),
             )
             .await?;
-            *waited += clock.elapsed();
+            progress.waited += clock.elapsed();
             match settled {
                 Settled::Healthy(settled) => {
-                    verdicts.extend(settled);
+                    progress.verdicts.extend(settled);
                     wave::finish_hooks(
                         ctx,
                         &applied,
