@@ -26,7 +26,8 @@ test: deps broker lint ## Everything: lint, unit, integration and end-to-end tes
 	# The end-to-end tests run the shipped binaries; `cargo test` alone builds
 	# only those of the test's own package.
 	$(CARGO) build --workspace --bins --locked
-	$(CARGO) test --workspace --all-targets --locked
+	# scripts/leak-check.sh fails the run when a test leaves a process behind.
+	scripts/leak-check.sh $(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 
 test-unit: ## Only the tests beside the code: no broker, no sandbox (passes with RabbitMQ stopped)
@@ -56,11 +57,11 @@ broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it 
 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
 	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-sandbox -p pushsync-bench
-	$(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --sandbox-bin $(CARGO_TARGET_DIR)/release/pushsync-sandbox $(BENCH_ARGS)
+	scripts/leak-check.sh $(CARGO_TARGET_DIR)/release/pushsync-bench --receiver-bin $(CARGO_TARGET_DIR)/release/pushsync-receiver --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --sandbox-bin $(CARGO_TARGET_DIR)/release/pushsync-sandbox $(BENCH_ARGS)
 
 soak: broker ## Minutes of pushes while workers are killed and the broker cut; ends with the count of lost pushes (SOAK_SECONDS, default 120)
 	$(CARGO) build --release --locked -p pushsync-worker -p pushsync-bench
-	$(CARGO_TARGET_DIR)/release/pushsync-bench --only soak --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --soak-seconds $(or $(SOAK_SECONDS),120)
+	scripts/leak-check.sh $(CARGO_TARGET_DIR)/release/pushsync-bench --only soak --worker-bin $(CARGO_TARGET_DIR)/release/pushsync-worker --soak-seconds $(or $(SOAK_SECONDS),120)
 
 sandbox: ## Run the Kubernetes API sandbox on 127.0.0.1:6443 (kubeconfig: sandbox.kubeconfig)
 	$(CARGO) run --locked -q -p pushsync-sandbox -- --port 6443 --kubeconfig-out sandbox.kubeconfig

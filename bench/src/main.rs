@@ -263,14 +263,18 @@ impl Receiver {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned from here: dropping it (a failed start included) ends the process.
+        let receiver = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            addr: ([127, 0, 0, 1], port).into(),
+        };
         let client = reqwest::Client::new();
         for _ in 0..500 {
-            if let Ok(response) = client.get(format!("{base}/readyz")).send().await
+            if let Ok(response) = client.get(format!("{}/readyz", receiver.base)).send().await
                 && response.status() == 200
             {
-                let addr = ([127, 0, 0, 1], port).into();
-                return Ok(Self { child, base, addr });
+                return Ok(receiver);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -318,10 +322,19 @@ impl Receiver {
     }
 
     fn stop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -284,19 +284,22 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut server = std::process::Command::new(sandbox_bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--controller-delay-ms",
-            "20",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", sandbox_bin.display()))?;
+    // Reaped on every path, an early `?` included.
+    let server = pushsync_testkit::procs::Reaped(
+        std::process::Command::new(sandbox_bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--controller-delay-ms",
+                "20",
+                "--kubeconfig-out",
+            ])
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", sandbox_bin.display()))?,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !kubeconfig.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         anyhow::ensure!(
@@ -362,8 +365,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         steady.status = Some(serde_json::from_value(patch["status"].clone())?);
     }
     let (steady_wall, steady_cpu, _) = measure(steady).await?;
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     println!(
         "  no-op re-sync, API server in its own process (worker CPU, mean of {runs}): after an apply (100 reads + 100 dry runs) {compare_wall:.1} ms wall, {compare_cpu:.1} ms CPU; steady state (1 list, resourceVersions unchanged) {steady_wall:.1} ms wall, {steady_cpu:.1} ms CPU"
     );

@@ -4,11 +4,12 @@
 //! repository (built from real-world manifests) served by `git daemon`, with
 //! two Applications synced at start.
 //!
-//! Test and trial support: it links the sandbox, so it is never shipped.
+//! Test and trial support: it links the sandbox and the test kit (for the
+//! git daemon), so it is never shipped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -21,6 +22,7 @@ use pushsync_proto::Topology;
 use pushsync_receiver::secrets::{SecretSource, SecretSources};
 use pushsync_receiver::{Config, QueueConfig};
 use pushsync_sandbox::{Sandbox, SandboxConfig};
+use pushsync_testkit::git::GitDaemon;
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::context::{Leadership, Shared};
 use pushsync_worker::git::GitCache;
@@ -97,31 +99,6 @@ fn sample_repository(state: &Path) -> anyhow::Result<PathBuf> {
     Ok(repo)
 }
 
-fn git_daemon(base: &Path) -> anyhow::Result<(Child, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting git daemon")?;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok((child, port));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("git daemon did not start")
-}
-
 fn application(name: &str, url: &str, path: &str) -> Application {
     let mut spec = ApplicationSpec::automated(url, "main", path, name);
     if let Some(policy) = spec.sync_policy.as_mut() {
@@ -135,13 +112,11 @@ fn application(name: &str, url: &str, path: &str) -> Application {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PUSHSYNC_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    pushsync_service::init_logging(pushsync_service::LogFormat::Text);
+    // Ctrl-C and SIGTERM end everything this process started (the git
+    // daemon, the receiver, the sandbox) before it exits.
+    let stop = CancellationToken::new();
+    tokio::spawn(pushsync_service::cancel_on_signal(stop.clone()));
     std::fs::create_dir_all(&args.state_dir)?;
     let state = args.state_dir.canonicalize()?;
 
@@ -161,8 +136,8 @@ async fn main() -> anyhow::Result<()> {
 
     // The sample repository and its Applications.
     let repo = sample_repository(&state)?;
-    let (mut daemon, git_port) = git_daemon(&state.join("repos"))?;
-    let url = format!("git://127.0.0.1:{git_port}/sample");
+    let daemon = GitDaemon::start(&state.join("repos")).context("starting git daemon")?;
+    let url = daemon.url_of_path(&repo);
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     apps.create(
         &PostParams::default(),
@@ -177,7 +152,6 @@ async fn main() -> anyhow::Result<()> {
 
     // The queue, the receiver and a worker.
     let queue = MemoryQueue::new(10_000);
-    let stop = CancellationToken::new();
     let secrets = SecretSources {
         github: SecretSource::inline("PUSHSYNC_GITHUB_SECRET", &args.secret),
         gitlab_token: SecretSource::inline("PUSHSYNC_GITLAB_TOKEN", &args.secret),
@@ -239,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
     // the banner waits for it (each Application has a status).
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while std::time::Instant::now() < deadline
+        && !stop.is_cancelled()
         && !index.applications().iter().all(|app| {
             app.status
                 .as_ref()
@@ -275,10 +250,9 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("  Stop with Ctrl-C.");
 
-    let _ = tokio::signal::ctrl_c().await;
-    stop.cancel();
+    stop.cancelled().await;
     let _ = receiver.await;
-    let _ = daemon.kill();
+    drop(daemon);
     sandbox.stop().await;
     Ok(())
 }

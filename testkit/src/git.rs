@@ -97,6 +97,11 @@ impl GitRepo {
 }
 
 /// `git daemon` serving every repository below a directory, read-only.
+///
+/// The daemon program (`git-daemon` in `git --exec-path`) is started itself,
+/// not through the `git` wrapper: `git daemon` runs it as a child of its
+/// own, which outlived the wrapper when that was killed, leaving orphaned
+/// daemons behind every test run. Dropping this kills and reaps it.
 pub struct GitDaemon {
     child: Child,
     port: u16,
@@ -104,39 +109,48 @@ pub struct GitDaemon {
 }
 
 impl GitDaemon {
-    /// Serve the repositories below `base` on a free loopback port.
+    /// Serve the repositories below `base` on a free loopback port (panics
+    /// when it cannot: test code).
     pub fn serve(base: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("free port: {e}"));
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-            ])
+        Self::start(base).unwrap_or_else(|e| panic!("git daemon: {e}"))
+    }
+
+    /// Serve the repositories below `base` on a free loopback port.
+    pub fn start(base: &Path) -> std::io::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(daemon_program()?)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("git daemon: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
+            .spawn()?;
+        // From here on, Drop reaps the daemon on every path.
+        let mut daemon = Self {
             child,
             port,
             base: base.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = daemon.child.try_wait()? {
+                return Err(std::io::Error::other(format!(
+                    "git daemon exited at start ({status})"
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("git daemon did not listen on port {port} within 10 s"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(daemon)
     }
 
     /// Serve one repository; its URL is [`GitDaemon::url_of`].
@@ -151,8 +165,19 @@ impl GitDaemon {
 
     /// `git://127.0.0.1:<port>/<path relative to the base>`.
     pub fn url_of(&self, repo: &GitRepo) -> String {
-        let relative = repo.path().strip_prefix(&self.base).unwrap_or(repo.path());
+        self.url_of_path(repo.path())
+    }
+
+    /// `git://127.0.0.1:<port>/<path relative to the base>` for a repository
+    /// directory below the base.
+    pub fn url_of_path(&self, repo: &Path) -> String {
+        let relative = repo.strip_prefix(&self.base).unwrap_or(repo);
         format!("git://127.0.0.1:{}/{}", self.port, relative.display())
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -161,6 +186,22 @@ impl Drop for GitDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `git-daemon` in git's exec path.
+fn daemon_program() -> std::io::Result<PathBuf> {
+    let output = Command::new("git").arg("--exec-path").output()?;
+    if !output.status.success() {
+        return Err(std::io::Error::other("`git --exec-path` failed"));
+    }
+    let program = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("git-daemon");
+    if !program.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} does not exist", program.display()),
+        ));
+    }
+    Ok(program)
 }
 
 #[cfg(test)]
@@ -183,5 +224,20 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(String::from_utf8_lossy(&output.stdout).starts_with(&commit));
+    }
+
+    #[test]
+    fn a_dropped_daemon_leaves_no_process_behind() {
+        let repo = GitRepo::init();
+        let daemon = GitDaemon::serve_repo(&repo);
+        let pid = daemon.pid();
+        let port = format!("--port={}", daemon.port);
+        assert_eq!(crate::procs::with_argument(&port), [pid]);
+        drop(daemon);
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the daemon outlived its handle"
+        );
+        assert_eq!(crate::procs::with_argument(&port), Vec::<u32>::new());
     }
 }

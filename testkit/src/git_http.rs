@@ -131,7 +131,9 @@ async fn backend(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) 
         .env("REMOTE_ADDR", "127.0.0.1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        // A request dropped mid-way (shutdown) must not leave the CGI behind.
+        .kill_on_drop(true);
     let Ok(mut child) = command.spawn() else {
         return HttpResponse::InternalServerError().body("git http-backend did not start");
     };

@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod git;
 pub mod git_http;
+pub mod procs;
 pub mod proxy;
 pub mod sign;
 

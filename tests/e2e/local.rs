@@ -1,6 +1,6 @@
 //! `make run`: the all-in-one local binary starts on a fresh state directory,
-//! syncs its sample Applications, and applies a signed push sent by
-//! `scripts/local-push.sh`.
+//! syncs its sample Applications, applies a signed push sent by
+//! `scripts/local-push.sh`, and on Ctrl-C ends everything it started.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,6 +15,8 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
     let tools = std::env::var("HOME")
         .map(|h| format!("{h}/.cache/pushsync-tools/bin"))
         .unwrap_or_default();
+    // Everything the binary starts inherits this mark, so what survives it is found.
+    let mark = format!("local-{}-{}", std::process::id(), free_port());
     let mut child = Command::new(binary("pushsync-local"))
         .args([
             "--listen",
@@ -28,6 +30,7 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
             "PATH",
             format!("{tools}:{}", std::env::var("PATH").unwrap_or_default()),
         )
+        .env("PUSHSYNC_TEST_MARK", &mark)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,10 +99,35 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         applied.contains("pushsync.dev/local-push"),
         "the local push was not applied: {applied}"
+    );
+    assert!(
+        pushsync_testkit::procs::with_env("PUSHSYNC_TEST_MARK", &mark).len() > 1,
+        "the git daemon should run beside pushsync-local"
+    );
+
+    // Ctrl-C: the process exits cleanly and leaves nothing behind.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pushsync-local did not exit on Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "pushsync-local exited with {status}");
+    assert_eq!(
+        pushsync_testkit::procs::with_env("PUSHSYNC_TEST_MARK", &mark),
+        Vec::<u32>::new(),
+        "pushsync-local left processes behind"
     );
 }

@@ -74,3 +74,48 @@ async fn census(shared: Shared, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The loops stay side by side: no loop names another (they share
+    /// `Shared` and the parts below it instead).
+    #[test]
+    fn no_loop_imports_another() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/loops");
+        let loops = ["dispatch", "sync", "poll", "drift"];
+        let mut sources = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(path) = stack.pop() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.file_name().is_some_and(|n| n != "mod.rs") {
+                    sources.push(path);
+                }
+            }
+        }
+        assert!(sources.len() >= loops.len());
+        for path in sources {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let relative = path.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+            let own = loops
+                .iter()
+                .find(|l| relative.starts_with(*l))
+                .copied()
+                .unwrap_or_default();
+            for other in loops.iter().filter(|l| **l != own) {
+                for needle in [
+                    format!("crate::loops::{other}"),
+                    format!("super::{other}"),
+                    format!("loops::{other}::"),
+                ] {
+                    assert!(
+                        !text.contains(&needle),
+                        "loops/{relative} names the {other} loop ({needle})"
+                    );
+                }
+            }
+        }
+    }
+}
