@@ -84,6 +84,24 @@ impl ApplicationSpec {
             ignore_differences: Vec::new(),
         }
     }
+
+    /// This spec with a sync option added (`CreateNamespace=true`, …).
+    pub fn with_sync_option(mut self, option: &str) -> Self {
+        self.sync_policy
+            .get_or_insert_with(SyncPolicy::default)
+            .sync_options
+            .push(option.to_owned());
+        self
+    }
+}
+
+impl Application {
+    /// An Application `name` in `namespace` with `spec`.
+    pub fn namespaced(namespace: &str, name: &str, spec: ApplicationSpec) -> Self {
+        let mut app = Self::new(name, spec);
+        app.metadata.namespace = Some(namespace.to_owned());
+        app
+    }
 }
 
 /// A Git source.
@@ -142,8 +160,13 @@ pub struct HelmSource {
     /// Inline values (YAML), applied after the files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<String>,
-    /// Release name (default: the Application's name).
+    /// Release name (default: the Application's name), as Helm accepts
+    /// them: DNS-1123, at most 53 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 53),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub release_name: Option<String>,
 }
 
@@ -151,8 +174,9 @@ pub struct HelmSource {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
-    /// Namespace for namespaced objects that name none.
+    /// Namespace for namespaced objects that name none (a DNS-1123 label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
 }
 

@@ -34,12 +34,11 @@ pub fn configmaps(name: &str, count: usize, version: usize) -> String {
 }
 
 pub fn application(name: &str, namespace: &str, url: &str, path: &str) -> Application {
-    let mut app = Application::new(
+    Application::namespaced(
+        namespace,
         name,
         ApplicationSpec::automated(url, "main", path, namespace),
-    );
-    app.metadata.namespace = Some(namespace.into());
-    app
+    )
 }
 
 pub fn push(

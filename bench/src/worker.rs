@@ -36,13 +36,9 @@ fn configmaps(count: usize, version: usize) -> String {
 }
 
 fn application(name: &str, url: &str, path: &str) -> Application {
-    let mut spec = ApplicationSpec::automated(url, "main", path, name);
-    if let Some(policy) = spec.sync_policy.as_mut() {
-        policy.sync_options.push("CreateNamespace=true".into());
-    }
-    let mut app = Application::new(name, spec);
-    app.metadata.namespace = Some("default".into());
-    app
+    let spec = ApplicationSpec::automated(url, "main", path, name)
+        .with_sync_option("CreateNamespace=true");
+    Application::namespaced("default", name, spec)
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {

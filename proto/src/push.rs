@@ -201,11 +201,37 @@ impl ChangedPaths {
             incomplete: true,
         }
     }
+
+    /// Most bytes of paths an event carries; past this the list is dropped
+    /// and marked incomplete (every Application on the ref is then woken,
+    /// which is always safe), so an event stays far below the broker's
+    /// message size limit.
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    /// This list, or [`ChangedPaths::unknown`] when it holds more than
+    /// [`ChangedPaths::MAX_BYTES`] of paths.
+    pub fn bounded(self) -> Self {
+        let bytes: usize = self.paths.iter().map(|p| p.len() + 1).sum();
+        if bytes > Self::MAX_BYTES {
+            Self::unknown()
+        } else {
+            self
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_path_list_is_dropped_and_marked_incomplete() {
+        let small = ChangedPaths::complete(["a/b.yaml", "c.yaml"]).bounded();
+        assert_eq!((small.paths.len(), small.incomplete), (2, false));
+        let huge = ChangedPaths::complete((0..10_000).map(|n| format!("dir/{n:08}/file.yaml")));
+        let bounded = huge.bounded();
+        assert!(bounded.incomplete && bounded.paths.is_empty());
+    }
 
     #[test]
     fn full_refs_split_into_kind_and_name() {

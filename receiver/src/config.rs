@@ -342,17 +342,33 @@ mod tests {
     fn bad_broker_uris_and_files_name_their_variable() {
         let err = args(&["--amqp-url", "http://x", "--github-secret", "s"]).unwrap_err();
         assert!(err.to_string().contains("PUSHSYNC_AMQP_URL"), "{err}");
+        // A file that cannot be read names its variable and path…
+        let dir = tempfile::tempdir().unwrap();
+        let unreadable = dir.path().display().to_string();
+        let err = args(&["--in-memory-queue", "--github-secret-file", &unreadable]).unwrap_err();
+        assert!(
+            err.to_string().contains("PUSHSYNC_GITHUB_SECRET_FILE"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&unreadable), "{err}");
+        // …while an absent one (an optional Secret key) turns its forge off.
         let err = args(&[
             "--in-memory-queue",
             "--github-secret-file",
             "/nonexistent/secret",
         ])
         .unwrap_err();
+        assert!(matches!(err, ConfigError::NoSecrets), "{err}");
         assert!(
-            err.to_string().contains("PUSHSYNC_GITHUB_SECRET_FILE"),
-            "{err}"
+            args(&[
+                "--in-memory-queue",
+                "--github-secret-file",
+                "/nonexistent/secret",
+                "--gitea-secret",
+                "s",
+            ])
+            .is_ok()
         );
-        assert!(err.to_string().contains("/nonexistent/secret"), "{err}");
     }
 
     #[test]

@@ -148,9 +148,11 @@ async fn reload_secrets(
         }
         match secrets.reload() {
             Ok(()) => metrics.secret_reloads.with_label_values(&["ok"]).inc(),
-            Err(error) => {
+            Err(errors) => {
                 metrics.secret_reloads.with_label_values(&["error"]).inc();
-                tracing::warn!(error = %error, "re-reading webhook secret files failed; keeping the previous secrets");
+                for error in errors {
+                    tracing::warn!(error = %pushsync_service::error_chain(&error), "re-reading a webhook secret file failed; that forge keeps its previous secrets");
+                }
             }
         }
     }

@@ -282,6 +282,10 @@ async fn process(
     })
 }
 
+/// Largest encoded push event published (RabbitMQ's default
+/// `max_message_size` is 128 MiB; events are normally a few KiB).
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 fn outgoing(
     topology: &Topology,
     delivery_id: &str,
@@ -296,6 +300,15 @@ fn outgoing(
             let body = message
                 .encode()
                 .map_err(|e| Error::malformed(format!("event cannot be encoded: {e}")))?;
+            // Paths are bounded already; what is left comes from the
+            // payload's names and URLs. Never hand the broker a message it
+            // would refuse by closing the shared publish channel.
+            if body.len() > MAX_EVENT_BYTES {
+                return Err(Error::malformed(format!(
+                    "the push event would be {} bytes, more than the {MAX_EVENT_BYTES} an event may carry",
+                    body.len()
+                )));
+            }
             Ok(Outgoing {
                 exchange: exchange.clone(),
                 routing_key: Topology::push_routing_key(event.provider),

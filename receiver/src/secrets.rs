@@ -56,13 +56,19 @@ impl SecretSource {
             secrets.push(SecretString::from(trimmed));
         }
         for path in &self.files {
-            let contents = SecretString::from(std::fs::read_to_string(path).map_err(|source| {
-                ConfigError::UnreadableFile {
-                    name: file_variable(self.name),
-                    path: path.clone(),
-                    source,
+            let contents = match std::fs::read_to_string(path) {
+                Ok(contents) => SecretString::from(contents),
+                // A Secret key mounted as optional and absent: that forge is
+                // off (as if no file were named), not a broken install.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(ConfigError::UnreadableFile {
+                        name: file_variable(self.name),
+                        path: path.clone(),
+                        source,
+                    });
                 }
-            })?);
+            };
             let before = secrets.len();
             secrets.extend(
                 contents
@@ -81,6 +87,25 @@ impl SecretSource {
         }
         Ok(secrets)
     }
+}
+
+fn keys(source: &SecretSource) -> Result<Keys, ConfigError> {
+    Ok(Keys(
+        source
+            .load()?
+            .iter()
+            .map(|s| SecretSlice::from(s.expose_secret().as_bytes().to_vec()))
+            .collect(),
+    ))
+}
+
+fn signing_keys(source: &SecretSource) -> Result<Keys, ConfigError> {
+    let keys = source
+        .load()?
+        .iter()
+        .map(|token| decode_signing_token(source.name, token))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keys(keys))
 }
 
 fn file_variable(name: &'static str) -> &'static str {
@@ -112,28 +137,35 @@ pub struct SecretSources {
 impl SecretSources {
     /// Read every source now.
     pub fn load(&self) -> Result<Secrets, ConfigError> {
-        let keys = |source: &SecretSource| -> Result<Keys, ConfigError> {
-            Ok(Keys(
-                source
-                    .load()?
-                    .iter()
-                    .map(|s| SecretSlice::from(s.expose_secret().as_bytes().to_vec()))
-                    .collect(),
-            ))
-        };
-        let gitlab_signing = self
-            .gitlab_signing
-            .load()?
-            .iter()
-            .map(|token| decode_signing_token(self.gitlab_signing.name, token))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Secrets {
             github: keys(&self.github)?,
             gitlab_token: keys(&self.gitlab_token)?,
-            gitlab_signing: Keys(gitlab_signing),
+            gitlab_signing: signing_keys(&self.gitlab_signing)?,
             gitea: keys(&self.gitea)?,
             bitbucket: keys(&self.bitbucket)?,
         })
+    }
+
+    /// Load each forge's secrets on its own: a forge whose source fails keeps
+    /// its `previous` keys (a half-written file must not lock it out), and
+    /// the others take their new ones. The errors are returned for logging.
+    pub fn reload(&self, previous: &Secrets) -> (Secrets, Vec<ConfigError>) {
+        let mut errors = Vec::new();
+        let mut pick = |loaded: Result<Keys, ConfigError>, old: &Keys| match loaded {
+            Ok(keys) => keys,
+            Err(error) => {
+                errors.push(error);
+                old.clone()
+            }
+        };
+        let secrets = Secrets {
+            github: pick(keys(&self.github), &previous.github),
+            gitlab_token: pick(keys(&self.gitlab_token), &previous.gitlab_token),
+            gitlab_signing: pick(signing_keys(&self.gitlab_signing), &previous.gitlab_signing),
+            gitea: pick(keys(&self.gitea), &previous.gitea),
+            bitbucket: pick(keys(&self.bitbucket), &previous.bitbucket),
+        };
+        (secrets, errors)
     }
 
     fn has_files(&self) -> bool {
@@ -173,7 +205,7 @@ fn decode_signing_token(
 }
 
 /// The secrets of one provider (possibly several during a rotation).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Keys(Vec<SecretSlice<u8>>);
 
 impl Keys {
@@ -254,6 +286,21 @@ impl SecretStore {
     /// Load every source once.
     pub fn load(sources: SecretSources) -> Result<Self, ConfigError> {
         let secrets = sources.load()?;
+        for source in [
+            &sources.github,
+            &sources.gitlab_token,
+            &sources.gitlab_signing,
+            &sources.gitea,
+            &sources.bitbucket,
+        ] {
+            for path in source.files.iter().filter(|path| !path.exists()) {
+                tracing::warn!(
+                    variable = file_variable(source.name),
+                    path = %path.display(),
+                    "secret file absent: its secrets are off until it appears"
+                );
+            }
+        }
         Ok(Self {
             sources,
             current: Arc::new(RwLock::new(Arc::new(secrets))),
@@ -268,16 +315,21 @@ impl SecretStore {
             .clone()
     }
 
-    /// Re-read the sources. On failure the old secrets stay in use (a
-    /// half-written file must not lock every forge out) and the error is
-    /// returned for logging.
-    pub fn reload(&self) -> Result<(), ConfigError> {
-        let secrets = self.sources.load()?;
+    /// Re-read the sources, forge by forge: a forge whose file fails to
+    /// read keeps its old secrets (a half-written file must not lock it
+    /// out), the others take their new ones, and a file that is gone turns
+    /// its forge off. The errors are returned for logging.
+    pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
+        let (secrets, errors) = self.sources.reload(&self.current());
         *self
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(secrets);
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// Whether any secret comes from a file (otherwise reloading is pointless).
@@ -349,6 +401,42 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         assert!(store.reload().is_err());
         assert!(store.current().github.matches_token(b"third"));
+    }
+
+    #[test]
+    fn a_missing_file_turns_its_forge_off_and_reloads_go_forge_by_forge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (github, gitea) = (dir.path().join("github"), dir.path().join("gitea"));
+        std::fs::write(&github, "gh-1\n").unwrap();
+        // As deploy/receiver.yaml mounts them: every key optional, gitea's absent.
+        let sources = SecretSources {
+            github: SecretSource::new("PUSHSYNC_GITHUB_SECRET", None, vec![github.clone()]),
+            gitea: SecretSource::new("PUSHSYNC_GITEA_SECRET", None, vec![gitea.clone()]),
+            ..SecretSources::default()
+        };
+        let store = SecretStore::load(sources).expect("a missing optional key is not fatal");
+        assert!(store.current().github.matches_token(b"gh-1"));
+        assert!(store.current().gitea.is_empty(), "gitea is off");
+
+        // Gitea's key appears while GitHub's file is half-written: gitea
+        // takes its secret, GitHub keeps the one that worked.
+        std::fs::write(&gitea, "gt-1\n").unwrap();
+        std::fs::write(&github, "\n").unwrap();
+        let errors = store.reload().unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("PUSHSYNC_GITHUB_SECRET_FILE")
+        );
+        assert!(store.current().gitea.matches_token(b"gt-1"));
+        assert!(store.current().github.matches_token(b"gh-1"));
+
+        // A key removed from the Secret turns that forge off.
+        std::fs::remove_file(&github).unwrap();
+        store.reload().unwrap();
+        assert!(store.current().github.is_empty());
+        assert!(store.current().gitea.matches_token(b"gt-1"));
     }
 
     #[test]

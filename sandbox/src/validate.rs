@@ -171,6 +171,29 @@ pub fn default(
     next_ip: impl FnOnce() -> String,
 ) {
     match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Secret") => {
+            // As the real server: `stringData` is write-only, merged into
+            // `data` (base64) over what `data` says, and never stored.
+            let Some(map) = object.as_object_mut() else {
+                return;
+            };
+            if let Some(Value::Object(strings)) = map.remove("stringData") {
+                let data = map.entry("data").or_insert_with(|| json!({}));
+                if let Some(data) = data.as_object_mut() {
+                    for (key, value) in strings {
+                        let text = value.as_str().unwrap_or_default().to_owned();
+                        data.insert(
+                            key,
+                            json!(base64::engine::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                text
+                            )),
+                        );
+                    }
+                }
+            }
+            map.entry("type").or_insert_with(|| json!("Opaque"));
+        }
         ("", "Service") => {
             let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
                 return;

@@ -317,6 +317,39 @@ fn normalise(object: &Value) -> Value {
     copy
 }
 
+/// Replace the values of a core Secret's `data` and `stringData` on both
+/// sides with masks: equal values get equal masks, different values
+/// different ones.
+fn mask_secret_values(desired: &mut Value, live: Option<&mut Value>) {
+    let is_secret = |object: &Value| {
+        object.get("kind").and_then(Value::as_str) == Some("Secret")
+            && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+    };
+    let mut sides: Vec<&mut Value> = vec![desired];
+    sides.extend(live);
+    if !sides.iter().any(|side| is_secret(side)) {
+        return;
+    }
+    let mut masks: Vec<Value> = Vec::new();
+    for side in sides {
+        for field in ["data", "stringData"] {
+            let Some(values) = side.get_mut(field).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for value in values.values_mut() {
+                let index = match masks.iter().position(|seen| seen == value) {
+                    Some(index) => index,
+                    None => {
+                        masks.push(value.clone());
+                        masks.len() - 1
+                    }
+                };
+                *value = Value::String("+".repeat(8 + index));
+            }
+        }
+    }
+}
+
 /// Remove `pointers` (RFC 6901) from both sides before comparing.
 fn without(object: &Value, pointers: &[String]) -> Value {
     let mut copy = object.clone();
@@ -350,12 +383,18 @@ fn without(object: &Value, pointers: &[String]) -> Value {
 /// A unified diff between the live object and what applying would make of it
 /// (a server-side dry-run apply, so server defaults are not drift); `None`
 /// when they agree once `ignored` pointers are removed.
+///
+/// A Secret's `data` and `stringData` values never appear: each distinct
+/// value becomes a run of `+` of its own length (as Argo CD masks them), so
+/// the diff still shows which keys changed, and status, logs and the CLI
+/// never show a secret.
 pub fn diff(live: Option<&Value>, desired: &Value, ignored: &[String]) -> Option<String> {
-    let render = |value: &Value| {
-        serde_saphyr::to_string(&without(&normalise(value), ignored)).unwrap_or_default()
-    };
-    let desired_text = render(desired);
-    let live_text = live.map(render).unwrap_or_default();
+    let mut desired = without(&normalise(desired), ignored);
+    let mut live = live.map(|live| without(&normalise(live), ignored));
+    mask_secret_values(&mut desired, live.as_mut());
+    let render = |value: &Value| serde_saphyr::to_string(value).unwrap_or_default();
+    let desired_text = render(&desired);
+    let live_text = live.as_ref().map(render).unwrap_or_default();
     if live_text == desired_text {
         return None;
     }
@@ -366,4 +405,44 @@ pub fn diff(live: Option<&Value>, desired: &Value, ignored: &[String]) -> Option
             .header("live", "desired")
             .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secret_values_never_appear_in_a_diff_but_changed_keys_do() {
+        let secret = |data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": data});
+        let live = secret(json!({"password": "aHVudGVyMg==", "user": "YWRtaW4="}));
+        let desired = secret(json!({"password": "c3dvcmRmaXNo", "user": "YWRtaW4="}));
+        let text = diff(Some(&live), &desired, &[]).expect("the password changed");
+        for leaked in [
+            "aHVudGVyMg==",
+            "c3dvcmRmaXNo",
+            "YWRtaW4=",
+            "hunter2",
+            "swordfish",
+        ] {
+            assert!(!text.contains(leaked), "{leaked} in\n{text}");
+        }
+        assert!(text.contains("-  password: ++++++++"), "{text}");
+        assert!(text.contains("+  password: "), "{text}");
+        assert!(
+            !text.contains("-  user"),
+            "an unchanged key is not a change:\n{text}"
+        );
+        // stringData in Git, and a Secret only on one side, are masked too.
+        let created = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "plain-text-token"}});
+        let text = diff(None, &created, &[]).unwrap();
+        assert!(!text.contains("plain-text-token"), "{text}");
+        // Equal values: no diff at all.
+        assert_eq!(diff(Some(&live), &live, &[]), None);
+        // Other kinds keep their values.
+        let map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v1"}});
+        let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v2"}});
+        assert!(diff(Some(&map), &changed, &[]).unwrap().contains("v2"));
+    }
 }

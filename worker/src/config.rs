@@ -14,6 +14,7 @@ use crate::git::{Credentials, CredentialsError};
 use crate::loops::Settings;
 use crate::loops::poll::PollSettings;
 use crate::loops::sync::SyncSettings;
+use crate::render::programs::which;
 use crate::retry::RetryPolicy;
 
 /// Command line and environment of `pushsync-worker`. The cluster is the one
@@ -96,12 +97,14 @@ pub struct Args {
     /// Deprecated: PUSHSYNC_HEALTH_TIMEOUT in seconds.
     #[arg(long, env = "PUSHSYNC_HEALTH_TIMEOUT_SECONDS", hide = true)]
     pub health_timeout_seconds: Option<u64>,
-    /// The kubectl binary (Kustomize sources).
-    #[arg(long, env = "PUSHSYNC_KUBECTL", default_value = "kubectl")]
-    pub kubectl: PathBuf,
-    /// The helm 3 binary (Helm sources).
-    #[arg(long, env = "PUSHSYNC_HELM", default_value = "helm")]
-    pub helm: PathBuf,
+    /// The kubectl binary for Kustomize sources: a path, or a name looked up
+    /// on PATH at start [default: kubectl].
+    #[arg(long, env = "PUSHSYNC_KUBECTL")]
+    pub kubectl: Option<PathBuf>,
+    /// The helm 3 binary for Helm sources: a path, or a name looked up on
+    /// PATH at start [default: helm].
+    #[arg(long, env = "PUSHSYNC_HELM")]
+    pub helm: Option<PathBuf>,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "PUSHSYNC_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     pub metrics_listen: String,
@@ -147,8 +150,9 @@ pub struct Config {
     pub topology: Topology,
     /// What to do.
     pub mode: Mode,
-    /// Deprecated settings that were used, to warn about once logging runs.
-    pub deprecations: Vec<&'static str>,
+    /// Warnings about the settings (deprecated names, missing renderers),
+    /// logged once logging runs.
+    pub warnings: Vec<&'static str>,
 }
 
 /// What the binary was asked to do.
@@ -188,10 +192,11 @@ pub struct RunConfig {
     pub max_git_fetches: usize,
     /// Longest wait for a wave or hook to become healthy.
     pub health_timeout: Duration,
-    /// The kubectl binary.
-    pub kubectl: PathBuf,
-    /// The helm binary.
-    pub helm: PathBuf,
+    /// The kubectl binary, resolved (`None`: not installed; Kustomize
+    /// sources then fail with a condition saying so).
+    pub kubectl: Option<PathBuf>,
+    /// The helm binary, resolved (`None`: not installed).
+    pub helm: Option<PathBuf>,
     /// Address of the metrics and health endpoint.
     pub metrics_listen: String,
 }
@@ -217,6 +222,14 @@ pub enum ConfigError {
     /// `request`'s argument is not `NAMESPACE/NAME`.
     #[error("{0:?} is not NAMESPACE/NAME")]
     NotAnApplication(String),
+    /// A configured renderer is not an executable file (nor found on PATH).
+    #[error("{name}: {program} is not an executable file, nor found on PATH")]
+    MissingProgram {
+        /// The variable at fault.
+        name: &'static str,
+        /// What it names.
+        program: String,
+    },
 }
 
 impl ConfigError {
@@ -228,6 +241,7 @@ impl ConfigError {
             Self::Zero { .. } => "zero",
             Self::Credentials(_) => "credentials",
             Self::NotAnApplication(_) => "not_an_application",
+            Self::MissingProgram { .. } => "missing_program",
         }
     }
 }
@@ -249,7 +263,7 @@ impl Args {
             }
         }
         let topology = Topology::new(self.queue_prefix);
-        let mut deprecations = Vec::new();
+        let mut warnings = Vec::new();
         if let Some(Command::Request {
             application,
             refresh,
@@ -270,14 +284,14 @@ impl Args {
                     application,
                     refresh,
                 },
-                deprecations,
+                warnings,
             });
         }
         let mut seconds = |new: Option<Duration>, old: Option<u64>, name, default| match (new, old)
         {
             (Some(duration), _) => duration,
             (None, Some(seconds)) => {
-                deprecations.push(name);
+                warnings.push(name);
                 Duration::from_secs(seconds)
             }
             (None, None) => default,
@@ -294,6 +308,29 @@ impl Args {
             "PUSHSYNC_HEALTH_TIMEOUT_SECONDS is deprecated: use PUSHSYNC_HEALTH_TIMEOUT (e.g. 5m)",
             Duration::from_secs(300),
         );
+        // Renderers run with a minimal PATH: resolve them here, against the
+        // worker's own. One that was asked for must exist; a default that
+        // is missing only fails the sources that need it.
+        let search = std::env::var_os("PATH");
+        let mut program = |configured: Option<PathBuf>, name: &'static str, default: &str| {
+            let wanted = configured.clone().unwrap_or_else(|| default.into());
+            match (which(&wanted, search.as_deref()), configured) {
+                (Some(found), _) => Ok(Some(found)),
+                (None, Some(_)) => Err(ConfigError::MissingProgram {
+                    name,
+                    program: wanted.display().to_string(),
+                }),
+                (None, None) => {
+                    warnings.push(match name {
+                        "PUSHSYNC_HELM" => "helm is not on PATH: Helm sources will fail (set PUSHSYNC_HELM)",
+                        _ => "kubectl is not on PATH: Kustomize sources will fail (set PUSHSYNC_KUBECTL)",
+                    });
+                    Ok(None)
+                }
+            }
+        };
+        let kubectl = program(self.kubectl, "PUSHSYNC_KUBECTL", "kubectl")?;
+        let helm = program(self.helm, "PUSHSYNC_HELM", "helm")?;
         let credentials = match &self.git_credentials {
             None => Credentials::default(),
             Some(path) => Credentials::load(path).map_err(ConfigError::Credentials)?,
@@ -335,15 +372,15 @@ impl Args {
             git_timeout,
             max_git_fetches: usize::from(self.max_git_fetches),
             health_timeout,
-            kubectl: self.kubectl,
-            helm: self.helm,
+            kubectl,
+            helm,
             metrics_listen: self.metrics_listen,
         };
         Ok(Config {
             amqp_uri,
             topology,
             mode: Mode::Run(Box::new(run)),
-            deprecations,
+            warnings,
         })
     }
 }
@@ -379,7 +416,14 @@ mod tests {
         assert_eq!(run.health_timeout, Duration::from_secs(90));
         assert_eq!(run.git_timeout, Duration::from_secs(45));
         let config = config(&["--health-timeout-seconds", "20"]).unwrap();
-        assert_eq!(config.deprecations.len(), 1);
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("PUSHSYNC_HEALTH_TIMEOUT_SECONDS is deprecated")),
+            "{:?}",
+            config.warnings
+        );
         let Mode::Run(run) = config.mode else {
             panic!("not a run")
         };
@@ -411,6 +455,10 @@ mod tests {
             error.to_string().contains("PUSHSYNC_GIT_CREDENTIALS"),
             "{error}"
         );
+        let error = config(&["--helm", "/nonexistent/helm"]).unwrap_err();
+        assert!(error.to_string().contains("PUSHSYNC_HELM"), "{error}");
+        let error = config(&["--kubectl", "no-such-kubectl-anywhere"]).unwrap_err();
+        assert!(error.to_string().contains("PUSHSYNC_KUBECTL"), "{error}");
         let unknown = Args::try_parse_from(["pushsync-worker", "--log-format", "xml"]);
         assert!(unknown.is_err(), "an unknown log format is an error");
         let bad = Args::try_parse_from(["pushsync-worker", "--lock-poll", "5x"]);

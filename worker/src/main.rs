@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    for deprecation in &config.deprecations {
+    for deprecation in &config.warnings {
         tracing::warn!("{deprecation}");
     }
     let runtime = match pushsync_service::runtime() {
@@ -166,12 +166,14 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
         .observe_fetches(metrics.fetch_observer())
         .with_remote_slots(config.max_git_fetches)
         .with_credentials(config.credentials);
+    let tools = Tools {
+        kubectl: config.kubectl.unwrap_or_else(|| "kubectl".into()),
+        helm: config.helm.unwrap_or_else(|| "helm".into()),
+        ..Tools::default()
+    };
+    report_programs(&tools, &metrics).await;
     let ctx = SyncContext {
-        tools: Tools {
-            kubectl: config.kubectl,
-            helm: config.helm,
-            ..Tools::default()
-        },
+        tools,
         health_timeout: config.health_timeout,
         ..SyncContext::new(git.clone(), Cluster::new(client.clone()))
     };
@@ -201,6 +203,28 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
     broker.close().await;
     tracing::info!("worker stopped");
     ExitCode::SUCCESS
+}
+
+/// Log the renderers' versions and expose them as `pushsync_worker_tool_info`.
+async fn report_programs(tools: &Tools, metrics: &Metrics) {
+    use pushsync_worker::render::programs::version;
+    for (tool, path, args) in [
+        ("kubectl", &tools.kubectl, &["version", "--client"][..]),
+        ("helm", &tools.helm, &["version", "--short"][..]),
+    ] {
+        match version(path, args).await {
+            Some(version) => {
+                tracing::info!(tool, path = %path.display(), version = %version, "renderer found");
+                metrics
+                    .tool_info
+                    .with_label_values(&[tool, &version])
+                    .set(1);
+            }
+            None => {
+                tracing::warn!(tool, path = %path.display(), "renderer did not report a version; its sources will fail")
+            }
+        }
+    }
 }
 
 /// Leases are how workers agree: without their namespace nothing syncs.

@@ -35,6 +35,8 @@ pub const APPLICATIONS: &str = "pushsync_worker_applications";
 pub const POLLS_TOTAL: &str = "pushsync_worker_polls_total";
 /// Whether this worker is the active poller (1) or a standby (0).
 pub const POLL_LEADER: &str = "pushsync_worker_poll_leader";
+/// The renderers found at start-up, by tool and version (constant 1).
+pub const TOOL_INFO: &str = "pushsync_worker_tool_info";
 
 /// Handles to every metric, in a registry of their own.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub struct Metrics {
     pub polls: IntCounterVec,
     /// See [`POLL_LEADER`].
     pub poll_leader: IntGauge,
+    /// See [`TOOL_INFO`].
+    pub tool_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -141,8 +145,13 @@ impl Metrics {
             POLL_LEADER,
             "1 while this worker is the active poller, 0 on standby.",
         )?;
+        let tool_info = IntGaugeVec::new(
+            Opts::new(TOOL_INFO, "Renderers found at start-up (constant 1)."),
+            &["tool", "version"],
+        )?;
         for metric in [
-            Box::new(sync_phase_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(tool_info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sync_phase_duration.clone()),
             Box::new(sync_jobs.clone()),
             Box::new(syncs_running.clone()),
             Box::new(git_fetch_duration.clone()),
@@ -177,6 +186,7 @@ impl Metrics {
             applications,
             polls,
             poll_leader,
+            tool_info,
         })
     }
 

@@ -16,9 +16,12 @@ use crate::secrets::Secrets;
 
 const EVENT: &str = "x-gitlab-event";
 const TOKEN: &str = "x-gitlab-token";
-/// `Idempotency-Key` (GitLab 17.4+) equals `webhook-id` and survives retries;
-/// older GitLab only sends the event UUID.
-const DELIVERY: [&str; 3] = ["idempotency-key", "webhook-id", "x-gitlab-event-uuid"];
+/// The delivery id, for dedup: the `webhook-id` first, because in signed
+/// mode it is covered by the signature — a replay within the timestamp
+/// window cannot change it, while `Idempotency-Key` (GitLab 17.4+, equal to
+/// `webhook-id` when GitLab sends both) is unsigned and could be changed to
+/// slip past dedup. Older GitLab only sends the event UUID.
+const DELIVERY: [&str; 3] = ["webhook-id", "idempotency-key", "x-gitlab-event-uuid"];
 const SIGNATURE_ID: &str = "webhook-id";
 const SIGNATURE_TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";

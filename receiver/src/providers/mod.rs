@@ -248,7 +248,7 @@ pub(crate) fn changed_paths(
     }
     let mut changed = ChangedPaths::complete(paths);
     changed.incomplete = truncated || created || forced || commits.is_empty() || missing_lists;
-    changed
+    changed.bounded()
 }
 
 /// The repository identity: the first of `urls` that parses.

@@ -14,10 +14,17 @@ fn invalid_configuration_exits_64_naming_the_variable() {
     let cases: &[Case<'_>] = &[
         (&["--github-secret", "x"], &[], "PUSHSYNC_AMQP_URL"),
         (&["--in-memory-queue"], &[], "no webhook secret configured"),
+        // An unreadable secret file (a directory here) names its variable;
+        // an absent one only turns its forge off, so none is left at all.
+        (
+            &["--in-memory-queue"],
+            &[("PUSHSYNC_GITHUB_SECRET_FILE", "/")],
+            "PUSHSYNC_GITHUB_SECRET_FILE",
+        ),
         (
             &["--in-memory-queue"],
             &[("PUSHSYNC_GITHUB_SECRET_FILE", "/nonexistent/file")],
-            "PUSHSYNC_GITHUB_SECRET_FILE",
+            "no webhook secret configured",
         ),
         (
             &["--in-memory-queue", "--github-secret", "x"],

@@ -130,6 +130,90 @@ async fn every_forge_fixture_is_accepted_and_published() {
 }
 
 #[tokio::test]
+async fn a_replayed_signed_gitlab_delivery_with_a_new_idempotency_key_is_a_duplicate() {
+    use pushsync_receiver::secrets::{SecretSource, SecretSources};
+    use pushsync_testkit::sign;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let (queue, memory) = crate::support::memory();
+    let secrets = SecretSources {
+        gitlab_signing: SecretSource::inline(
+            "PUSHSYNC_GITLAB_SIGNING_TOKEN",
+            &sign::gitlab_signing_token(KEY),
+        ),
+        ..SecretSources::default()
+    };
+    let receiver = start(queue, secrets, |_| {}).await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+    let body = webhook_fixture("gitlab-push-docs.json");
+    let now = jiff::Timestamp::now().as_second();
+    let signature = sign::standard_webhook_signature(KEY, "msg_signed", now, &body);
+    let now = now.to_string();
+    let delivery = |idempotency_key: &str| -> Vec<(String, String)> {
+        [
+            ("x-gitlab-event", "Push Hook"),
+            ("webhook-id", "msg_signed"),
+            ("webhook-timestamp", now.as_str()),
+            ("webhook-signature", signature.as_str()),
+            ("idempotency-key", idempotency_key),
+            ("content-type", "application/json"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    };
+    let original = receiver
+        .post("/hooks/gitlab", &delivery("original"), &body)
+        .await;
+    assert_eq!(original.status(), 202);
+    // The attacker replays the captured request within the timestamp
+    // window, changing only the unsigned Idempotency-Key.
+    let replay = receiver
+        .post("/hooks/gitlab", &delivery("attacker-chosen"), &body)
+        .await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(
+        replay.json::<serde_json::Value>().await.unwrap()["status"],
+        "duplicate"
+    );
+    let mut published = 0;
+    while memory.try_pop().is_some() {
+        published += 1;
+    }
+    assert_eq!(published, 1, "the replay was published again");
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_listing_a_flood_of_paths_is_published_small_and_marked_incomplete() {
+    let (queue, memory) = crate::support::memory();
+    let receiver = start(queue, all_secrets(), |_| {}).await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&webhook_fixture("github-push-commits.json")).unwrap();
+    let flood: Vec<String> = (0..50_000)
+        .map(|n| format!("very/deep/directory/{n:08}/manifest.yaml"))
+        .collect();
+    payload["commits"][0]["modified"] = serde_json::json!(flood);
+    let delivery = github("push", "flood", serde_json::to_vec(&payload).unwrap());
+    let answer = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(answer.status(), 202);
+    let message = memory.try_pop().expect("published");
+    assert!(
+        message.body.len() < 64 * 1024,
+        "{} bytes",
+        message.body.len()
+    );
+    let Ok(Message::PushV1(event)) = Message::decode(&message.body) else {
+        panic!("not a push event");
+    };
+    assert!(event.changed_paths.incomplete && event.changed_paths.paths.is_empty());
+    receiver.stop().await;
+}
+
+#[tokio::test]
 async fn a_redelivery_is_answered_duplicate_and_not_published_twice() {
     let broker = TestBroker::connect().await;
     let topology = unique_topology();

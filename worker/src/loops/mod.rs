@@ -98,7 +98,11 @@ mod tests {
         assert!(sources.len() >= loops.len());
         for path in sources {
             let text = std::fs::read_to_string(&path).unwrap();
-            let relative = path.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+            let relative = path
+                .strip_prefix(&dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let own = loops
                 .iter()
                 .find(|l| relative.starts_with(*l))

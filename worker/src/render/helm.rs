@@ -23,6 +23,41 @@ pub struct Options {
     pub values: Option<String>,
 }
 
+/// The longest release name Helm accepts.
+pub const MAX_RELEASE_NAME: usize = 53;
+
+/// Whether `name` is a release name Helm itself accepts: DNS-1123 (lower
+/// case letters, digits, `-` and `.`, starting and ending alphanumeric), at
+/// most [`MAX_RELEASE_NAME`] characters. Anything else never reaches helm:
+/// a name like `--set-file=t=/var/run/secrets/…` or `--post-renderer=…`
+/// would otherwise be read as a flag.
+pub fn valid_release_name(name: &str) -> bool {
+    name.len() <= MAX_RELEASE_NAME
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Whether `name` is a namespace name (DNS-1123 label, ≤ 63 characters).
+fn valid_namespace(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && valid_dns_label(name)
+}
+
+fn valid_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 /// A chart-relative path resolved; `None` when it leaves the chart or is
 /// the chart directory itself.
 fn inside(path: &str) -> Option<String> {
@@ -37,6 +72,21 @@ pub async fn render(
     timeout: Duration,
     limits: RenderLimits,
 ) -> Result<Vec<Manifest>, RenderError> {
+    if !valid_release_name(&options.release) {
+        return Err(RenderError::InvalidOption {
+            option: "spec.source.helm.releaseName",
+            reason: format!(
+                "{:?} is not a Helm release name (lower case letters, digits, '-' and '.', starting and ending with a letter or digit, at most {MAX_RELEASE_NAME} characters); when unset the Application's name is used",
+                options.release
+            ),
+        });
+    }
+    if !valid_namespace(&options.namespace) {
+        return Err(RenderError::InvalidOption {
+            option: "spec.destination.namespace",
+            reason: format!("{:?} is not a namespace name", options.namespace),
+        });
+    }
     if !chart.iter().any(|f| f.path == "Chart.yaml") {
         return Err(RenderError::Tool {
             tool: "helm",
@@ -50,12 +100,13 @@ pub async fn render(
     let root = dir.path().join("chart");
     super::tool::materialise(chart, &root, "helm")?;
 
+    // Flags first, each with its value in the same argument, then `--`,
+    // then the positionals: nothing from the Application is read as a flag.
     let mut command = super::tool::command(helm, dir.path());
     command
         .arg("template")
-        .arg(&options.release)
-        .arg(&root)
-        .args(["--namespace", &options.namespace, "--include-crds"])
+        .arg(format!("--namespace={}", options.namespace))
+        .arg("--include-crds")
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
         .env("HELM_DATA_HOME", dir.path().join("data"));
@@ -70,7 +121,9 @@ pub async fn render(
                 reason: "no such values file in the chart".to_owned(),
             });
         }
-        command.arg("--values").arg(root.join(relative));
+        let mut flag = std::ffi::OsString::from("--values=");
+        flag.push(root.join(relative));
+        command.arg(flag);
     }
     if let Some(values) = &options.values {
         let inline = dir.path().join("inline-values.yaml");
@@ -78,8 +131,11 @@ pub async fn render(
             tool: "helm",
             source,
         })?;
-        command.arg("--values").arg(inline);
+        let mut flag = std::ffi::OsString::from("--values=");
+        flag.push(inline);
+        command.arg(flag);
     }
+    command.arg("--").arg(&options.release).arg(&root);
     super::tool::run(command, "helm", timeout, limits).await
 }
 
@@ -152,6 +208,121 @@ mod tests {
             deployment.object.pointer("/spec/replicas"),
             Some(&serde_json::json!(5))
         );
+    }
+
+    /// A chart that puts `.Values.t` into a ConfigMap: what `--set-file`
+    /// smuggled through the release name would leak into the cluster.
+    fn leaky_chart() -> Vec<SourceFile> {
+        vec![
+            SourceFile {
+                path: "Chart.yaml".into(),
+                data: b"apiVersion: v2\nname: leaky\nversion: 0.1.0\n".to_vec(),
+            },
+            SourceFile {
+                path: "templates/cm.yaml".into(),
+                data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak}\ndata: {t: {{ .Values.t | default \"none\" | quote }}}\n".to_vec(),
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_release_name_carrying_helm_flags_never_reaches_helm() {
+        let helm = pushsync_testkit::helm_binary();
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "the-service-account-token").unwrap();
+        let attacks = [
+            format!("--set-file=t={}", secret.path().display()),
+            "--post-renderer=/bin/sh".to_owned(),
+            "-f/etc/passwd".to_owned(),
+            "Upper".to_owned(),
+            "a".repeat(54),
+            String::new(),
+        ];
+        for release in attacks {
+            let options = Options {
+                release: release.clone(),
+                ..options()
+            };
+            let error = render(
+                &helm,
+                &leaky_chart(),
+                &options,
+                TIMEOUT,
+                RenderLimits::default(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    RenderError::InvalidOption {
+                        option: "spec.source.helm.releaseName",
+                        ..
+                    }
+                ),
+                "{release:?}: {error}"
+            );
+            assert!(!error.to_string().contains("the-service-account-token"));
+        }
+        for namespace in ["--kube-context=x", "Web", "a.b"] {
+            let options = Options {
+                namespace: namespace.into(),
+                ..options()
+            };
+            let error = render(
+                &helm,
+                &leaky_chart(),
+                &options,
+                TIMEOUT,
+                RenderLimits::default(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    RenderError::InvalidOption {
+                        option: "spec.destination.namespace",
+                        ..
+                    }
+                ),
+                "{namespace:?}: {error}"
+            );
+        }
+        // A valid name renders, and the value stays the chart's default.
+        let rendered = render(
+            &helm,
+            &leaky_chart(),
+            &options(),
+            TIMEOUT,
+            RenderLimits::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rendered[0].object.pointer("/data/t"),
+            Some(&serde_json::json!("none"))
+        );
+    }
+
+    #[test]
+    fn release_names_follow_helm() {
+        for good in ["guestbook", "a", "web-1", "my.release", &"a".repeat(53)] {
+            assert!(valid_release_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a..b",
+            ".a",
+            "--set=x",
+            &"a".repeat(54),
+        ] {
+            assert!(!valid_release_name(bad), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -28,60 +28,103 @@ fn is_kustomization(path: &str) -> bool {
     KUSTOMIZATION_FILES.contains(&name)
 }
 
-fn is_remote(reference: &str) -> bool {
-    let reference = reference.trim();
-    reference.contains("://")
-        || reference.starts_with("git@")
-        || reference.starts_with("github.com/")
-        || reference.starts_with("gitlab.com/")
-        || reference.contains("?ref=")
-        || reference.ends_with(".git")
-}
+/// Fields whose entries name files or directories kustomize loads.
+const REFERENCE_FIELDS: [&str; 9] = [
+    "resources",
+    "bases",
+    "components",
+    "crds",
+    "configurations",
+    "patchesStrategicMerge",
+    "generators",
+    "transformers",
+    "validators",
+];
 
-/// Refuse kustomizations that reach outside the repository.
+/// Refuse kustomizations that could reach outside the repository. Fail
+/// closed: a kustomization that cannot be read as one YAML mapping is
+/// refused, every reference must be a relative path that resolves to a file
+/// or directory of the repository (so `GitHub.com/org/repo`,
+/// `github.com:org/repo` and `user@host:org/repo.git` are refused because
+/// nothing of that name is in the repository, whatever their spelling), no
+/// string anywhere may be a URL, inline generator, transformer or
+/// validator configurations (plugins) are refused, and so is `helmCharts`.
 fn check(files: &[SourceFile]) -> Result<(), RenderError> {
+    let exists = |path: &str| {
+        files.iter().any(|f| {
+            f.path == path
+                || path.is_empty()
+                || f.path
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
     for file in files.iter().filter(|f| is_kustomization(&f.path)) {
-        let text = String::from_utf8_lossy(&file.data);
-        let Ok(kustomization) = serde_saphyr::from_str::<Value>(&text) else {
-            // kustomize reports its own parse errors well enough.
-            continue;
+        let forbidden = |reason: String| RenderError::Forbidden {
+            file: file.path.clone(),
+            reason,
         };
-        for field in ["resources", "bases", "components", "crds"] {
-            for entry in kustomization
-                .get(field)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+        let text =
+            std::str::from_utf8(&file.data).map_err(|_| forbidden("not UTF-8 text".to_owned()))?;
+        let kustomization: Value = serde_saphyr::from_str(text)
+            .map_err(|e| forbidden(format!("cannot be read as one YAML document: {e}")))?;
+        if !kustomization.is_object() {
+            return Err(forbidden("is not a YAML mapping".to_owned()));
+        }
+        if let Some(url) = find_url(&kustomization) {
+            return Err(forbidden(format!(
+                "{url:?} is remote; only the repository's own files are rendered"
+            )));
+        }
+        if kustomization.get("helmCharts").is_some() || kustomization.get("helmGlobals").is_some() {
+            return Err(forbidden(
+                "helmCharts in a kustomization pull charts from the network; use a Helm source"
+                    .to_owned(),
+            ));
+        }
+        let dir = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        for field in REFERENCE_FIELDS {
+            let entries = match kustomization.get(field) {
+                None | Some(Value::Null) => continue,
+                Some(Value::Array(entries)) => entries,
+                Some(_) => return Err(forbidden(format!("{field} must be a list"))),
+            };
+            for entry in entries {
                 let Some(reference) = entry.as_str() else {
+                    if matches!(field, "generators" | "transformers" | "validators") {
+                        return Err(forbidden(format!(
+                            "inline {field} configurations (plugins) are not rendered; reference a file of the repository"
+                        )));
+                    }
+                    // Inline patches (patchesStrategicMerge) carry no reference.
                     continue;
                 };
-                if is_remote(reference) {
-                    return Err(RenderError::Forbidden {
-                        file: file.path.clone(),
-                        reason: format!(
-                            "{field} entry {reference:?} is remote; only the repository's own files are rendered"
-                        ),
-                    });
-                }
                 if reference.starts_with('/') {
-                    return Err(RenderError::Forbidden {
-                        file: file.path.clone(),
-                        reason: format!("{field} entry {reference:?} is an absolute path"),
-                    });
+                    return Err(forbidden(format!(
+                        "{field} entry {reference:?} is an absolute path"
+                    )));
+                }
+                let resolved = crate::paths::normalise(&format!("{dir}/{reference}"))
+                    .filter(|resolved| exists(resolved));
+                if resolved.is_none() {
+                    return Err(forbidden(format!(
+                        "{field} entry {reference:?} is not a file or directory of the repository; only the repository's own files are rendered"
+                    )));
                 }
             }
         }
-        if kustomization.get("helmCharts").is_some() {
-            return Err(RenderError::Forbidden {
-                file: file.path.clone(),
-                reason:
-                    "helmCharts in a kustomization pull charts from the network; use a Helm source"
-                        .to_owned(),
-            });
-        }
     }
     Ok(())
+}
+
+/// The first string in `value` that is a URL (has a scheme).
+fn find_url(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(text) => text.contains("://").then_some(text.as_str()),
+        Value::Array(items) => items.iter().find_map(find_url),
+        Value::Object(map) => map.values().find_map(find_url),
+        _ => None,
+    }
 }
 
 /// Render the kustomization at `path` of a repository whose files are `repo`.
@@ -135,7 +178,19 @@ pub async fn render(
         target = overlay;
     }
     let mut command = super::tool::command(kubectl, dir.path());
-    command.arg("kustomize").arg(&target);
+    // No network, whatever the checks above missed: proxies that answer
+    // nothing for HTTP(S), and git may use no protocol at all. No plugin
+    // flags are ever passed. The target is an absolute path of ours, and
+    // still goes after `--`.
+    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        command.env(proxy, "http://127.0.0.1:9");
+    }
+    command
+        .env("GIT_ALLOW_PROTOCOL", "")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .arg("kustomize")
+        .arg("--")
+        .arg(&target);
     super::tool::run(command, "kustomize", timeout, limits).await
 }
 
@@ -214,7 +269,23 @@ mod tests {
     async fn remote_and_absolute_resources_are_refused_before_kustomize_runs() {
         for (reference, expected) in [
             ("https://github.com/org/repo//base?ref=v1", "is remote"),
-            ("github.com/org/repo/base", "is remote"),
+            (
+                "github.com/org/repo/base",
+                "not a file or directory of the repository",
+            ),
+            (
+                "GitHub.com/org/repo",
+                "not a file or directory of the repository",
+            ),
+            (
+                "github.com:org/repo",
+                "not a file or directory of the repository",
+            ),
+            (
+                "user@host:org/repo.git",
+                "not a file or directory of the repository",
+            ),
+            ("../../outside", "not a file or directory of the repository"),
             ("/etc/kubernetes", "absolute path"),
         ] {
             let repo = vec![SourceFile {
@@ -233,7 +304,8 @@ mod tests {
             .unwrap_err();
             assert!(error.to_string().contains(expected), "{error}");
         }
-        // A file outside the kustomization root is refused by kustomize itself.
+        // A file outside the kustomization root is refused by kustomize itself
+        // (it exists in the repository, so our check lets kustomize decide).
         let repo = vec![
             SourceFile {
                 path: "app/kustomization.yaml".into(),
@@ -255,5 +327,64 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(error, RenderError::Tool { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn kustomizations_that_could_reach_out_are_refused_before_kustomize_runs() {
+        let local = SourceFile {
+            path: "app/cm.yaml".into(),
+            data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".to_vec(),
+        };
+        for (kustomization, expected) in [
+            // A second document hid a remote resource from the old check.
+            (
+                "resources: [cm.yaml]\n---\nresources: [github.com/org/repo]\n",
+                "one YAML document",
+            ),
+            ("resources: [cm.yaml\n", "one YAML document"),
+            ("- cm.yaml\n", "not a YAML mapping"),
+            ("resources: cm.yaml\n", "must be a list"),
+            ("generators: [{apiVersion: x, kind: Exec}]\n", "plugins"),
+            ("transformers: [{apiVersion: x, kind: Exec}]\n", "plugins"),
+            ("validators: [{apiVersion: x, kind: Exec}]\n", "plugins"),
+            (
+                "transformers: [github.com/org/plugins]\n",
+                "not a file or directory",
+            ),
+            (
+                "resources: [cm.yaml]\npatches: [{path: 'https://evil.example/p.yaml'}]\n",
+                "is remote",
+            ),
+            (
+                "resources: [cm.yaml]\nconfigMapGenerator: [{name: c, files: ['http://169.254.169.254/latest']}]\n",
+                "is remote",
+            ),
+            ("helmCharts: [{name: x, repo: oci://r}]\n", "is remote"),
+            ("helmCharts: [{name: x}]\n", "helmCharts"),
+        ] {
+            let repo = vec![
+                SourceFile {
+                    path: "app/kustomization.yaml".into(),
+                    data: kustomization.as_bytes().to_vec(),
+                },
+                local.clone(),
+            ];
+            // A kubectl that does not exist: the check must refuse first.
+            let error = render(
+                Path::new("/nonexistent/kubectl"),
+                &repo,
+                "app",
+                &Options::default(),
+                TIMEOUT,
+                RenderLimits::default(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(error, RenderError::Forbidden { .. })
+                    && error.to_string().contains(expected),
+                "{kustomization:?}: {error}"
+            );
+        }
     }
 }

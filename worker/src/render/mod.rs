@@ -6,6 +6,7 @@ mod cache;
 pub mod directory;
 pub mod helm;
 pub mod kustomize;
+pub mod programs;
 mod tool;
 
 use std::collections::BTreeMap;
@@ -284,6 +285,15 @@ pub enum RenderError {
         /// The limit.
         limit: usize,
     },
+    /// An Application setting a renderer would receive is not acceptable
+    /// (checked before any tool runs).
+    #[error("{option}: {reason}")]
+    InvalidOption {
+        /// The Application field.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl RenderError {
@@ -298,6 +308,7 @@ impl RenderError {
             Self::ToolUnavailable { .. } => "tool_unavailable",
             Self::Forbidden { .. } => "forbidden",
             Self::TooLarge { .. } => "too_large",
+            Self::InvalidOption { .. } => "invalid_option",
         }
     }
 }

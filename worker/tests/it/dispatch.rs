@@ -56,10 +56,8 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
 
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     for (name, path) in [("web", "apps/web"), ("other", "apps/other")] {
-        let mut spec = ApplicationSpec::automated(&url, "main", path, name);
-        if let Some(policy) = spec.sync_policy.as_mut() {
-            policy.sync_options.push("CreateNamespace=true".into());
-        }
+        let spec = ApplicationSpec::automated(&url, "main", path, name)
+            .with_sync_option("CreateNamespace=true");
         apps.create(&PostParams::default(), &Application::new(name, spec))
             .await
             .unwrap();

@@ -2,15 +2,9 @@
 
 use std::time::Duration;
 
-use kube::CustomResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use pushsync_api::{ApplicationSpec, Destination, Source};
-use pushsync_proto::{ChangedPaths, GitRef, Provider, PushEvent, Repository};
-use pushsync_sandbox::Sandbox;
-
-use kube::api::Api;
-use pushsync_api::Application;
-use pushsync_proto::{AppRef, RepoId};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use pushsync_api::{Application, ApplicationSpec, Destination, Source};
+use pushsync_proto::{AppRef, PushEvent};
 use pushsync_worker::index::Index;
 use pushsync_worker::routing::{Decision, affected};
 use tokio_util::sync::CancellationToken;
@@ -35,25 +29,8 @@ fn app(name: &str, path: &str) -> Application {
 }
 
 fn push(paths: &[&str]) -> PushEvent {
-    PushEvent {
-        provider: Provider::Github,
-        delivery_id: "d".into(),
-        repository: Repository {
-            id: RepoId::parse("https://github.com/org/manifests").unwrap(),
-            full_name: "org/manifests".into(),
-            clone_urls: Vec::new(),
-            web_url: None,
-        },
-        git_ref: GitRef::branch("main"),
-        before: Some("a".repeat(40)),
-        after: Some("b".repeat(40)),
-        created: false,
-        deleted: false,
-        forced: false,
-        changed_paths: ChangedPaths::complete(paths.iter().copied()),
-        pusher: None,
-        received_at: "2026-11-23T00:00:00Z".parse().unwrap(),
-    }
+    let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+    pushsync_testkit::push_event("https://github.com/org/manifests", &"b".repeat(40), &paths)
 }
 
 async fn eventually(index: &Index, check: impl Fn(&Index) -> bool) -> bool {
@@ -68,12 +45,7 @@ async fn eventually(index: &Index, check: impl Fn(&Index) -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_follows_applications_in_the_cluster() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await
-        .unwrap();
+    let sandbox = crate::support::sandbox_with_crds().await;
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     apps.create(&PostParams::default(), &app("web", "apps/web"))
         .await

@@ -1,25 +1,16 @@
 //! Status writes through the sandbox's status subresource.
 
-use kube::CustomResourceExt;
-use kube::api::PostParams;
-use pushsync_api::{ApplicationSpec, Destination, Source};
-use pushsync_sandbox::Sandbox;
-
-use kube::api::Api;
-use pushsync_api::HealthStatusCode;
-use pushsync_api::{Application, OperationPhase};
+use kube::api::{Api, PostParams};
+use pushsync_api::{
+    Application, ApplicationSpec, Destination, HealthStatusCode, OperationPhase, Source,
+};
 use pushsync_worker::health::Assessment;
 use pushsync_worker::status::write;
 use pushsync_worker::sync::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_land_in_the_status_subresource_and_history_is_bounded() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await
-        .unwrap();
+    let sandbox = crate::support::sandbox_with_crds().await;
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     let spec = ApplicationSpec {
         source: Source {

@@ -662,3 +662,68 @@ async fn a_failing_pre_sync_hook_stops_the_sync_and_runs_sync_fail() {
     .map(|(verb, name)| (verb.to_owned(), name.to_owned()));
     assert_eq!(writes, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_written_in_the_cluster_never_reach_the_status() {
+    use kube::api::{Api, Patch, PatchParams};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: from-git-value}\n",
+    );
+    repo.commit("a secret");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), true);
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    remember(&mut app, &outcome);
+
+    // Another controller (or a person) writes a real credential into it.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(sandbox.client(), "guestbook");
+    let edit = PatchParams {
+        field_manager: Some("credential-rotator".into()),
+        ..PatchParams::default()
+    };
+    secrets
+        .patch(
+            "db",
+            &edit,
+            &Patch::Merge(json!({"stringData": {"password": "rotated-live-credential"}})),
+        )
+        .await
+        .unwrap();
+
+    // selfHeal is off: the drift is reported with a diff — without values.
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        outcome.sync_status,
+        SyncStatusCode::OutOfSync,
+        "{}",
+        outcome.message
+    );
+    let status = serde_json::to_string(&status_patch(&app, &outcome)).unwrap();
+    let diff = outcome
+        .live
+        .iter()
+        .find_map(|r| r.diff.clone())
+        .expect("the drift is reported with a diff");
+    assert!(diff.contains("password: ++++"), "{diff}");
+    for leaked in [
+        "rotated-live-credential",
+        "from-git-value",
+        "cm90YXRlZC1saXZlLWNyZWRlbnRpYWw=",
+        "ZnJvbS1naXQtdmFsdWU=",
+    ] {
+        assert!(!status.contains(leaked), "{leaked} leaked into the status");
+    }
+}

@@ -66,9 +66,9 @@ impl Fixture {
     }
 
     async fn application(&self, retry: Option<Retry>) {
-        let mut spec = ApplicationSpec::automated(&self.url, "main", "apps/web", "web");
+        let mut spec = ApplicationSpec::automated(&self.url, "main", "apps/web", "web")
+            .with_sync_option("CreateNamespace=true");
         if let Some(policy) = spec.sync_policy.as_mut() {
-            policy.sync_options.push("CreateNamespace=true".into());
             policy.retry = retry;
         }
         self.apps()
