@@ -2,11 +2,11 @@
 # Run a command (make test, bench, soak) with a temporary directory of its own
 # and fail when anything it started is still running once it returns.
 #
-# Every process the command starts inherits TMPDIR=<its run directory>, so
-# leftovers are found precisely by that environment entry, never by a name.
-# A test binary that was SIGKILLed could not clean up after itself; such
-# orphans of earlier runs (parent: init, TMPDIR under the runs directory)
-# are swept before the command starts.
+# Every process the command starts inherits TMPDIR=<its run directory> (the
+# worker passes it on to the renderers it runs with a cleared environment),
+# so leftovers are found precisely by that environment entry, never by a
+# name. A test binary that was SIGKILLed could not clean up after itself;
+# what an ended earlier run left is swept before the command starts.
 set -uo pipefail
 runs="${PUSHSYNC_RUNS_DIR:-/tmp/pushsync-runs}"
 mkdir -p "$runs"
@@ -27,16 +27,25 @@ holding() {
   done
 }
 
+# A run directory records the pid of the script that owns it. Runs whose
+# owner is gone (an interrupted or SIGKILLed earlier run) are swept: every
+# process still holding their TMPDIR is killed, whatever its parent, and the
+# directory removed. Runs whose owner lives (a concurrent run) are left alone.
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 swept=0
-for pid in $(holding "$runs/run."); do
-  if [ "$(stat_field 2 "$pid")" = 1 ]; then
+for dir in "$runs"/run.*; do
+  [ -d "$dir" ] || continue
+  owner=$(cat "$dir/.owner" 2>/dev/null)
+  alive "$owner" && continue
+  for pid in $(holding "$dir"); do
     kill -KILL "$pid" 2>/dev/null && swept=$((swept + 1))
-  fi
+  done
+  rm -rf "$dir"
 done
-[ "$swept" -gt 0 ] && echo "leak-check: swept $swept orphaned processes of earlier runs" >&2
-find "$runs" -maxdepth 1 -name 'run.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
+[ "$swept" -gt 0 ] && echo "leak-check: swept $swept processes left by earlier, ended runs" >&2
 
 run=$(mktemp -d "$runs/run.XXXXXX")
+echo $$ > "$run/.owner"
 TMPDIR="$run" "$@"
 status=$?
 
@@ -52,7 +61,10 @@ if [ -n "$left" ]; then
   for pid in $left; do
     echo "  $pid (parent $(stat_field 2 "$pid")): $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" >&2
   done
-  kill -KILL $left 2>/dev/null
+  # Killed only if still ours (a pid may have been reused meanwhile).
+  for pid in $(holding "$run"); do
+    kill -KILL "$pid" 2>/dev/null
+  done
   [ "$status" -eq 0 ] && status=1
 fi
 rm -rf "$run"

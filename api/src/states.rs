@@ -2,9 +2,10 @@
 //! users read (`Synced`, `OutOfSync`, `Healthy`, `Succeeded`, …), serialized
 //! exactly so, and listed as `enum` in the CRD schema.
 //!
-//! Adding a variant is a compatible change only once every worker that may
-//! read the status knows it: an unknown word makes the whole Application
-//! unreadable to an older worker. Add, release, then write.
+//! A word this version does not know (an older tool's, a newer release's,
+//! a hand edit made before the CRD listed the words) reads as `Unknown`
+//! rather than making the whole Application unreadable; still, add a word
+//! to readers one release before writers use it.
 
 use std::fmt;
 
@@ -40,6 +41,7 @@ pub enum SyncStatusCode {
     OutOfSync,
     /// Not compared (never synced, the source failed, the ref was deleted).
     #[default]
+    #[serde(other)]
     Unknown,
 }
 words!(SyncStatusCode {
@@ -48,21 +50,12 @@ words!(SyncStatusCode {
     Unknown
 });
 
+// Deserialized by hand (below): its fallback for unknown words sits in the
+// middle of the order, where `#[serde(other)]` cannot go.
 /// Health of an object or an Application, ordered from best to worst so
 /// that the worst of several is their maximum.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema,
 )]
 pub enum HealthStatusCode {
     /// Running as intended.
@@ -85,6 +78,19 @@ words!(HealthStatusCode {
     Missing
 });
 
+impl<'de> Deserialize<'de> for HealthStatusCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Ok(match word.as_ref() {
+            "Healthy" => Self::Healthy,
+            "Progressing" => Self::Progressing,
+            "Degraded" => Self::Degraded,
+            "Missing" => Self::Missing,
+            _ => Self::Unknown,
+        })
+    }
+}
+
 /// How a sync operation ended, or that only a comparison ran
 /// (`status.operationState.phase`, and a hook's phase).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -100,13 +106,17 @@ pub enum OperationPhase {
     Superseded,
     /// No operation: Git and the cluster were only compared.
     Refreshed,
+    /// A word this version does not know.
+    #[serde(other)]
+    Unknown,
 }
 words!(OperationPhase {
     Running,
     Succeeded,
     Failed,
     Superseded,
-    Refreshed
+    Refreshed,
+    Unknown
 });
 
 /// One managed resource as last compared with Git (`status.resources[].status`).
@@ -123,13 +133,17 @@ pub enum ResourceSyncCode {
     RequiresPruning,
     /// It left Git and is protected by `pushsync.dev/prune: "false"`.
     PruneSkipped,
+    /// A word this version does not know.
+    #[serde(other)]
+    Unknown,
 }
 words!(ResourceSyncCode {
     Synced,
     OutOfSync,
     Missing,
     RequiresPruning,
-    PruneSkipped
+    PruneSkipped,
+    Unknown
 });
 
 /// What a sync operation did to one resource (`operationState.resources[].status`).
@@ -144,12 +158,16 @@ pub enum ResultCode {
     PruneSkipped,
     /// Left Git, prune is off.
     RequiresPruning,
+    /// A word this version does not know.
+    #[serde(other)]
+    Unknown,
 }
 words!(ResultCode {
     Synced,
     Pruned,
     PruneSkipped,
-    RequiresPruning
+    RequiresPruning,
+    Unknown
 });
 
 /// A condition's status, as Kubernetes writes it.
@@ -161,6 +179,7 @@ pub enum ConditionStatus {
     /// It does not.
     False,
     /// Not known.
+    #[serde(other)]
     Unknown,
 }
 words!(ConditionStatus {
@@ -168,3 +187,41 @@ words!(ConditionStatus {
     False,
     Unknown
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_words_read_as_unknown_and_known_ones_round_trip() {
+        let status: crate::ApplicationStatus = serde_json::from_value(serde_json::json!({
+            "sync": {"status": "Bogus"},
+            "health": {"status": "Suspended"},
+            "operationState": {"phase": "Terminating", "resources": [
+                {"version": "v1", "kind": "ConfigMap", "name": "a", "status": "SyncFailed", "hookPhase": "Pending"}
+            ]},
+            "resources": [{"version": "v1", "kind": "ConfigMap", "name": "a", "status": "Weird"}],
+            "conditions": [{"type": "X", "status": "Maybe"}],
+        }))
+        .unwrap();
+        assert_eq!(status.sync.unwrap().status, SyncStatusCode::Unknown);
+        assert_eq!(status.health.unwrap().status, HealthStatusCode::Unknown);
+        let operation = status.operation_state.unwrap();
+        assert_eq!(operation.phase, OperationPhase::Unknown);
+        assert_eq!(operation.resources[0].status, ResultCode::Unknown);
+        assert_eq!(
+            operation.resources[0].hook_phase,
+            Some(OperationPhase::Unknown)
+        );
+        assert_eq!(status.resources[0].status, ResourceSyncCode::Unknown);
+        assert_eq!(status.conditions[0].status, ConditionStatus::Unknown);
+        for phase in [OperationPhase::Succeeded, OperationPhase::Superseded] {
+            let text = serde_json::to_string(&phase).unwrap();
+            assert_eq!(text, format!("\"{phase}\""));
+            assert_eq!(
+                serde_json::from_str::<OperationPhase>(&text).unwrap(),
+                phase
+            );
+        }
+    }
+}

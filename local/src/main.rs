@@ -113,7 +113,15 @@ async fn main() -> anyhow::Result<()> {
     // Ctrl-C and SIGTERM end everything this process started (the git
     // daemon, the receiver, the sandbox) before it exits.
     let stop = CancellationToken::new();
-    tokio::spawn(pushsync_service::cancel_on_signal(stop.clone()));
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            pushsync_service::cancel_on_signal(stop).await;
+            // A second Ctrl-C does not wait for the clean shutdown.
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        }
+    });
     std::fs::create_dir_all(&args.state_dir)?;
     let state = args.state_dir.canonicalize()?;
 
@@ -165,7 +173,10 @@ async fn main() -> anyhow::Result<()> {
     let broker = Broker::memory(queue);
     let topology = Topology::default();
     let index = Index::watch(sandbox.client(), None, stop.clone());
-    index.ready().await;
+    tokio::select! {
+        () = stop.cancelled() => {}
+        _ = index.ready() => {}
+    }
     let git = GitCache::new(state.join("git-cache"), Duration::from_secs(60));
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(60),
@@ -251,5 +262,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = receiver.await;
     drop(daemon);
     sandbox.stop().await;
-    Ok(())
+    // Everything this process started is gone; do not wait for a git fetch
+    // still blocking a thread of the runtime.
+    std::process::exit(0)
 }

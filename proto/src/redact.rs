@@ -1,11 +1,11 @@
 //! The one URL redaction for logs, errors and status messages: whatever
 //! might be a credential in a URL is masked, the rest kept readable.
 
-/// `url` fit to show: the password of `scheme://user:password@host/…`
-/// masked (`user:***@`), a lone user name masked too (`***@`, since tokens
-/// are often passed as the user name), and the query dropped (it may carry
-/// secrets). A string without `scheme://` that names a user (`git@host:org/repo`)
-/// gets that user masked; one without is returned as it is.
+/// `url` fit to show: everything before the last `@` (the user
+/// information: user names are often tokens, passwords may hold `?` or `/`)
+/// becomes `***`, and the query is dropped (it may carry secrets). A string
+/// without `scheme://` that names a user (`git@host:org/repo`) gets it
+/// masked too; one without `@` is returned as it is.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return match url.rsplit_once('@') {
@@ -13,16 +13,13 @@ pub fn redact_url(url: &str) -> String {
             None => url.to_owned(),
         };
     };
-    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("***@{host}"),
-        },
-        None => authority.to_owned(),
+    let (masked, rest) = match rest.rsplit_once('@') {
+        Some((_, after)) => ("***@", after),
+        None => ("", rest),
     };
-    format!("{scheme}://{authority}/{path}")
+    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    format!("{scheme}://{masked}{host}/{path}")
 }
 
 #[cfg(test)]
@@ -34,11 +31,11 @@ mod tests {
         for (url, expected) in [
             (
                 "amqp://guest:guest@127.0.0.1:5672/%2f",
-                "amqp://guest:***@127.0.0.1:5672/%2f",
+                "amqp://***@127.0.0.1:5672/%2f",
             ),
             (
                 "amqps://u:p%40ss@mq.example.com/vh?heartbeat=10",
-                "amqps://u:***@mq.example.com/vh",
+                "amqps://***@mq.example.com/vh",
             ),
             ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672/"),
             ("amqp://user@host/", "amqp://***@host/"),
@@ -48,8 +45,14 @@ mod tests {
             ),
             (
                 "https://x-access-token:ghs_abc@github.com/org/repo?x=1",
-                "https://x-access-token:***@github.com/org/repo",
+                "https://***@github.com/org/repo",
             ),
+            (
+                "https://ghp_token:x-oauth-basic@github.com/org/repo",
+                "https://***@github.com/org/repo",
+            ),
+            ("https://u:p?x@h/r", "https://***@h/r"),
+            ("https://u:p/w@h/r", "https://***@h/r"),
             ("git@github.com:org/repo.git", "***@github.com:org/repo.git"),
             ("amqp:/guest:pw@host", "***@host"),
             ("not a url", "not a url"),

@@ -320,7 +320,30 @@ impl SecretStore {
     /// out), the others take their new ones, and a file that is gone turns
     /// its forge off. The errors are returned for logging.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        let (secrets, errors) = self.sources.reload(&self.current());
+        let previous = self.current();
+        let (secrets, errors) = self.sources.reload(&previous);
+        for (forge, before, after) in [
+            ("github", &previous.github, &secrets.github),
+            (
+                "gitlab token",
+                &previous.gitlab_token,
+                &secrets.gitlab_token,
+            ),
+            (
+                "gitlab signing",
+                &previous.gitlab_signing,
+                &secrets.gitlab_signing,
+            ),
+            ("gitea", &previous.gitea, &secrets.gitea),
+            ("bitbucket", &previous.bitbucket, &secrets.bitbucket),
+        ] {
+            if !before.is_empty() && after.is_empty() {
+                tracing::warn!(
+                    forge,
+                    "its secret files are gone: its webhooks are refused until they return"
+                );
+            }
+        }
         *self
             .current
             .write()

@@ -41,80 +41,132 @@ const REFERENCE_FIELDS: [&str; 9] = [
     "validators",
 ];
 
-/// Refuse kustomizations that could reach outside the repository. Fail
-/// closed: a kustomization that cannot be read as one YAML mapping is
-/// refused, every reference must be a relative path that resolves to a file
-/// or directory of the repository (so `GitHub.com/org/repo`,
-/// `github.com:org/repo` and `user@host:org/repo.git` are refused because
-/// nothing of that name is in the repository, whatever their spelling), no
-/// string anywhere may be a URL, inline generator, transformer or
-/// validator configurations (plugins) are refused, and so is `helmCharts`.
-fn check(files: &[SourceFile]) -> Result<(), RenderError> {
+/// Refuse a kustomization tree that could reach outside the repository.
+/// Starting at the kustomization in `path` and following every directory it
+/// references, each kustomization reached must be one YAML mapping whose
+/// keys are distinct whatever their case (kustomize reads keys
+/// case-insensitively: `Resources:` is `resources:`); every reference must
+/// be a relative path that resolves to a file or directory of the
+/// repository (so `GitHub.com/org/repo`, `github.com:org/repo` and
+/// `user@host:org/repo.git` are refused: nothing of that name is in the
+/// repository, whatever the spelling); an inline entry (YAML text in the
+/// list) is allowed but, like every other string, may not be a URL;
+/// inline generator, transformer or validator mappings (plugins) and
+/// `helmCharts` are refused. Kustomizations the tree does not reach are
+/// not read: a broken example elsewhere in the repository is not this
+/// Application's concern.
+fn check(files: &[SourceFile], path: &str) -> Result<(), RenderError> {
     let exists = |path: &str| {
-        files.iter().any(|f| {
-            f.path == path
-                || path.is_empty()
-                || f.path
-                    .strip_prefix(path)
-                    .is_some_and(|rest| rest.starts_with('/'))
+        path.is_empty()
+            || files.iter().any(|f| {
+                f.path == path
+                    || f.path
+                        .strip_prefix(path)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+    };
+    let kustomization_in = |dir: &str| {
+        files.iter().find(|f| {
+            is_kustomization(&f.path) && f.path.rsplit_once('/').map_or("", |(d, _)| d) == dir
         })
     };
-    for file in files.iter().filter(|f| is_kustomization(&f.path)) {
-        let forbidden = |reason: String| RenderError::Forbidden {
-            file: file.path.clone(),
-            reason,
-        };
-        let text =
-            std::str::from_utf8(&file.data).map_err(|_| forbidden("not UTF-8 text".to_owned()))?;
-        let kustomization: Value = serde_saphyr::from_str(text)
-            .map_err(|e| forbidden(format!("cannot be read as one YAML document: {e}")))?;
-        if !kustomization.is_object() {
-            return Err(forbidden("is not a YAML mapping".to_owned()));
+    let mut pending = vec![crate::paths::normalise(path).unwrap_or_default()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(dir) = pending.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
         }
-        if let Some(url) = find_url(&kustomization) {
+        // A directory without a kustomization is read as plain files by
+        // kustomize (or refused by it); nothing of ours to follow.
+        let Some(file) = kustomization_in(&dir) else {
+            continue;
+        };
+        for reference in check_one(file, &exists)? {
+            pending.push(reference);
+        }
+    }
+    Ok(())
+}
+
+/// Check one kustomization; the repository paths it references.
+fn check_one(
+    file: &SourceFile,
+    exists: &impl Fn(&str) -> bool,
+) -> Result<Vec<String>, RenderError> {
+    let forbidden = |reason: String| RenderError::Forbidden {
+        file: file.path.clone(),
+        reason,
+    };
+    let text =
+        std::str::from_utf8(&file.data).map_err(|_| forbidden("not UTF-8 text".to_owned()))?;
+    let kustomization: Value = serde_saphyr::from_str(text)
+        .map_err(|e| forbidden(format!("cannot be read as one YAML document: {e}")))?;
+    let Some(fields) = kustomization.as_object() else {
+        return Err(forbidden("is not a YAML mapping".to_owned()));
+    };
+    let mut keys = std::collections::BTreeMap::new();
+    for key in fields.keys() {
+        if let Some(other) = keys.insert(key.to_ascii_lowercase(), key) {
             return Err(forbidden(format!(
-                "{url:?} is remote; only the repository's own files are rendered"
+                "keys {other:?} and {key:?} are the same key to kustomize"
             )));
         }
-        if kustomization.get("helmCharts").is_some() || kustomization.get("helmGlobals").is_some() {
-            return Err(forbidden(
-                "helmCharts in a kustomization pull charts from the network; use a Helm source"
-                    .to_owned(),
-            ));
-        }
-        let dir = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        for field in REFERENCE_FIELDS {
-            let entries = match kustomization.get(field) {
-                None | Some(Value::Null) => continue,
-                Some(Value::Array(entries)) => entries,
-                Some(_) => return Err(forbidden(format!("{field} must be a list"))),
-            };
-            for entry in entries {
-                let Some(reference) = entry.as_str() else {
-                    if matches!(field, "generators" | "transformers" | "validators") {
-                        return Err(forbidden(format!(
-                            "inline {field} configurations (plugins) are not rendered; reference a file of the repository"
-                        )));
-                    }
-                    // Inline patches (patchesStrategicMerge) carry no reference.
-                    continue;
-                };
-                if reference.starts_with('/') {
+    }
+    if let Some(url) = find_url(&kustomization) {
+        return Err(forbidden(format!(
+            "{url:?} is remote; only the repository's own files are rendered"
+        )));
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    };
+    if field("helmCharts").is_some() || field("helmGlobals").is_some() {
+        return Err(forbidden(
+            "helmCharts in a kustomization pull charts from the network; use a Helm source"
+                .to_owned(),
+        ));
+    }
+    let dir = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut references = Vec::new();
+    for name in REFERENCE_FIELDS {
+        let entries = match field(name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(entries)) => entries,
+            Some(_) => return Err(forbidden(format!("{name} must be a list"))),
+        };
+        for entry in entries {
+            let Some(reference) = entry.as_str() else {
+                if matches!(name, "generators" | "transformers" | "validators") {
                     return Err(forbidden(format!(
-                        "{field} entry {reference:?} is an absolute path"
+                        "inline {name} configurations (plugins) are not rendered; reference a file of the repository"
                     )));
                 }
-                let resolved = crate::paths::normalise(&format!("{dir}/{reference}"))
-                    .filter(|resolved| exists(resolved));
-                if resolved.is_none() {
+                continue;
+            };
+            // Inline YAML (a patch, a builtin transformer's configuration):
+            // no reference to follow, and already scanned for URLs above.
+            if reference.contains('\n') {
+                continue;
+            }
+            if reference.starts_with('/') {
+                return Err(forbidden(format!(
+                    "{name} entry {reference:?} is an absolute path"
+                )));
+            }
+            match crate::paths::normalise(&format!("{dir}/{reference}")) {
+                Some(resolved) if exists(&resolved) => references.push(resolved),
+                _ => {
                     return Err(forbidden(format!(
-                        "{field} entry {reference:?} is not a file or directory of the repository; only the repository's own files are rendered"
+                        "{name} entry {reference:?} is not a file or directory of the repository; only the repository's own files are rendered"
                     )));
                 }
             }
         }
     }
-    Ok(())
+    Ok(references)
 }
 
 /// The first string in `value` that is a URL (has a scheme).
@@ -136,7 +188,7 @@ pub async fn render(
     timeout: Duration,
     limits: RenderLimits,
 ) -> Result<Vec<Manifest>, RenderError> {
-    check(repo)?;
+    check(repo, path)?;
     let dir = tempfile::tempdir().map_err(|source| RenderError::ToolUnavailable {
         tool: "kustomize",
         source,
@@ -361,6 +413,18 @@ mod tests {
             ),
             ("helmCharts: [{name: x, repo: oci://r}]\n", "is remote"),
             ("helmCharts: [{name: x}]\n", "helmCharts"),
+            // kustomize reads keys case-insensitively.
+            (
+                "Resources: [github.com/org/repo]\n",
+                "not a file or directory",
+            ),
+            ("HelmCharts: [{name: x}]\n", "helmCharts"),
+            (
+                "resources: [cm.yaml]\nRESOURCES: [cm.yaml]\n",
+                "the same key",
+            ),
+            // A referenced directory's own kustomization is checked too.
+            ("resources: [base]\n", "not a file or directory"),
         ] {
             let repo = vec![
                 SourceFile {
@@ -368,6 +432,10 @@ mod tests {
                     data: kustomization.as_bytes().to_vec(),
                 },
                 local.clone(),
+                SourceFile {
+                    path: "app/base/kustomization.yaml".into(),
+                    data: b"resources: [github.com/org/remote-base]\n".to_vec(),
+                },
             ];
             // A kubectl that does not exist: the check must refuse first.
             let error = render(
@@ -386,5 +454,38 @@ mod tests {
                 "{kustomization:?}: {error}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn inline_patches_render_and_unreached_kustomizations_are_not_read() {
+        let repo = vec![
+            SourceFile {
+                path: "app/kustomization.yaml".into(),
+                data: b"resources: [cm.yaml]\npatchesStrategicMerge:\n- |-\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: x}\n  data: {patched: 'yes'}\n".to_vec(),
+            },
+            SourceFile {
+                path: "app/cm.yaml".into(),
+                data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".to_vec(),
+            },
+            // Broken, and not reached from app/: not this Application's concern.
+            SourceFile {
+                path: "examples/kustomization.yaml".into(),
+                data: b"resources: [https://example.com/x]\n---\nbad: [\n".to_vec(),
+            },
+        ];
+        let rendered = render(
+            Path::new("kubectl"),
+            &repo,
+            "app",
+            &Options::default(),
+            TIMEOUT,
+            RenderLimits::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rendered[0].object.pointer("/data/patched"),
+            Some(&serde_json::json!("yes"))
+        );
     }
 }

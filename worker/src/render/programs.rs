@@ -32,6 +32,7 @@ pub async fn version(program: &Path, args: &[&str]) -> Option<String> {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", std::env::temp_dir())
+        .env("TMPDIR", std::env::temp_dir())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(10), command.output())

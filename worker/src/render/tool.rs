@@ -36,14 +36,17 @@ pub(crate) fn materialise(
     Ok(())
 }
 
-/// `binary` with a clean environment: a minimal `PATH` and `home` as `HOME`,
-/// so a renderer sees nothing of the worker's environment (tokens, proxies).
+/// `binary` with a clean environment: a minimal `PATH`, `home` as `HOME`
+/// and the worker's temporary directory as `TMPDIR`, so a renderer sees
+/// nothing of the worker's environment (tokens, proxies) and writes its
+/// temporary files where the worker's go.
 pub(crate) fn command(binary: &Path, home: &Path) -> Command {
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("HOME", home);
+        .env("HOME", home)
+        .env("TMPDIR", std::env::temp_dir());
     command
 }
 

@@ -40,6 +40,7 @@ impl Syncer {
                 ResultCode::Synced => "synced",
                 ResultCode::Pruned => "pruned",
                 ResultCode::PruneSkipped | ResultCode::RequiresPruning => "prune_skipped",
+                ResultCode::Unknown => "unknown",
             };
             metrics.resources.with_label_values(&[result]).inc();
         }
