@@ -299,6 +299,10 @@ pub struct ApplicationStatus {
     /// When Git and the cluster were last compared (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_at: Option<String>,
+    /// The `metadata.generation` of the spec the last sync worked from: when
+    /// it differs from the Application's, a sync of the new spec is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// One managed resource as last compared with Git.

@@ -43,7 +43,8 @@ pub struct Index(Known);
 
 #[derive(Clone)]
 enum Known {
-    Watched(Store<Application>),
+    /// The store, and a counter bumped at every change the watch delivers.
+    Watched(Store<Application>, tokio::sync::watch::Receiver<u64>),
     Fixed(Arc<Vec<Arc<Application>>>),
 }
 
@@ -68,13 +69,16 @@ impl Index {
             watcher::watcher(api, watcher::Config::default()).default_backoff(),
         )
         .applied_objects();
+        let (changes, changed) = tokio::sync::watch::channel(0_u64);
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     item = stream.next() => match item {
-                        Some(Ok(_)) => {}
+                        Some(Ok(_)) => {
+                            changes.send_modify(|n| *n = n.wrapping_add(1));
+                        }
                         // The watcher backs off and resumes by itself.
                         Some(Err(error)) => tracing::warn!(error = %error, "watching Applications failed; retrying"),
                         None => break,
@@ -82,7 +86,7 @@ impl Index {
                 }
             }
         });
-        Self(Known::Watched(store))
+        Self(Known::Watched(store, changed))
     }
 
     /// Exactly these Applications, never changing.
@@ -95,15 +99,33 @@ impl Index {
     /// Wait until the first listing arrived.
     pub async fn ready(&self) -> bool {
         match &self.0 {
-            Known::Watched(store) => store.wait_until_ready().await.is_ok(),
+            Known::Watched(store, _) => store.wait_until_ready().await.is_ok(),
             Known::Fixed(_) => true,
+        }
+    }
+
+    /// Until an Application is created or changed (never, for a fixed
+    /// list). Changes between two calls are not lost: each call returns at
+    /// once when something changed since the caller's last call.
+    pub async fn changed(&self, seen: &mut u64) {
+        let Known::Watched(_, changed) = &self.0 else {
+            return std::future::pending().await;
+        };
+        let mut changed = changed.clone();
+        if changed
+            .wait_for(|now| now != seen)
+            .await
+            .map(|now| *seen = *now)
+            .is_err()
+        {
+            std::future::pending::<()>().await;
         }
     }
 
     /// Every known Application.
     pub fn applications(&self) -> Vec<Arc<Application>> {
         match &self.0 {
-            Known::Watched(store) => store.state(),
+            Known::Watched(store, _) => store.state(),
             Known::Fixed(apps) => apps.as_ref().clone(),
         }
     }
@@ -111,7 +133,9 @@ impl Index {
     /// One Application.
     pub fn get(&self, app: &AppRef) -> Option<Arc<Application>> {
         match &self.0 {
-            Known::Watched(store) => store.get(&ObjectRef::new(&app.name).within(&app.namespace)),
+            Known::Watched(store, _) => {
+                store.get(&ObjectRef::new(&app.name).within(&app.namespace))
+            }
             Known::Fixed(apps) => apps
                 .iter()
                 .find(|a| {

@@ -38,6 +38,7 @@ pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
         "inventory": outcome.inventory,
         "resources": outcome.live,
         "reconciledAt": now,
+        "observedGeneration": app.metadata.generation,
     });
     if let Some(received) = outcome.push_received_at {
         status["lastPushReceivedAt"] = json!(received.to_string());

@@ -1,13 +1,15 @@
 //! The worker's loops, side by side: [`dispatch`] (push events → sync jobs),
 //! [`sync`] (sync jobs → synced Applications), [`poll`] (the fallback poll
-//! and manual triggers, on the elected leader) and [`drift`] (fast
-//! self-heal, on the same leader). Each depends on [`Shared`] and the parts
+//! and manual triggers, on the elected leader), [`drift`] (fast self-heal,
+//! on the same leader) and [`reconcile`] (new and changed Applications, on
+//! the same leader). Each depends on [`Shared`] and the parts
 //! below it, never on another loop; [`spawn`] starts them together, so the
 //! binary, `pushsync-local` and the benchmark run the same thing.
 
 pub mod dispatch;
 pub mod drift;
 pub mod poll;
+pub mod reconcile;
 pub mod sync;
 
 use std::time::Duration;
@@ -25,8 +27,9 @@ pub struct Settings {
     pub dispatch_prefetch: u16,
     /// The sync loop.
     pub sync: sync::SyncSettings,
-    /// The fallback poll, manual triggers and fast self-heal; `None` runs
-    /// none of them.
+    /// The fallback poll, manual triggers, fast self-heal and the reconcile
+    /// of new and changed Applications (all on the elected leader); `None`
+    /// runs none of them.
     pub poll: Option<poll::PollSettings>,
 }
 
@@ -50,6 +53,7 @@ pub fn spawn(
         handles.push(tokio::spawn(
             drift::DriftWatch::new(shared.clone()).run(stop.clone()),
         ));
+        handles.push(tokio::spawn(reconcile::run(shared.clone(), stop.clone())));
         handles.push(tokio::spawn(
             poll::Poller::new(shared.clone(), poll).run(stop.clone()),
         ));
@@ -82,7 +86,7 @@ mod tests {
     #[test]
     fn no_loop_imports_another() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/loops");
-        let loops = ["dispatch", "sync", "poll", "drift"];
+        let loops = ["dispatch", "sync", "poll", "drift", "reconcile"];
         let mut sources = Vec::new();
         let mut stack = vec![dir.clone()];
         while let Some(path) = stack.pop() {

@@ -1,7 +1,9 @@
 //! Stage 3: whether the comparison leads to a sync operation or only to a
 //! report (`Refreshed`). An operation runs when someone asked for it, or
 //! with automated sync when the last one did not succeed, or when something
-//! differs and either the revision is new or selfHeal is on.
+//! differs and either the desired state is new (another commit, or the same
+//! commit rendered differently because the spec changed: the desired
+//! digest differs) or selfHeal is on.
 
 use pushsync_api::{Application, OperationPhase, ResourceRef, ResourceStatus, SyncStatusCode};
 

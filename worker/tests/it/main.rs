@@ -13,6 +13,7 @@ mod dispatch;
 mod index;
 mod lease;
 mod poll;
+mod reconcile;
 mod status;
 mod support;
 mod sync;

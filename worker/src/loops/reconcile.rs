@@ -1,0 +1,71 @@
+//! The reconcile loop: an Application that was created, or whose spec
+//! changed (`metadata.generation` ahead of the `status.observedGeneration`
+//! its last sync recorded), gets a sync job at once — not at the next push
+//! or poll. It runs on the poll leader only, woken by every change the
+//! Application watch delivers, and enqueues through the same queue and
+//! Lease as pushes, so one sync per Application still holds.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pushsync_proto::{AppRef, SyncTrigger};
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Shared, app_ref, job};
+
+/// How often the loop looks even without a change (leadership may have
+/// moved here, or an enqueue failed and is worth another try).
+const RESCAN: Duration = Duration::from_secs(5);
+
+/// Enqueue a sync of every Application whose spec is newer than its last
+/// sync, while this worker leads, until `stop`.
+pub async fn run(shared: Shared, stop: CancellationToken) {
+    // The generation a job was last enqueued for, per Application: one job
+    // per spec change, not one per wake-up while the sync runs.
+    let mut enqueued: HashMap<AppRef, i64> = HashMap::new();
+    let mut seen = 0;
+    loop {
+        if shared.leadership.is_leading() {
+            enqueue_due(&shared, &mut enqueued).await;
+        } else {
+            enqueued.clear();
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = shared.index.changed(&mut seen) => {}
+            () = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+}
+
+async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, i64>) {
+    let apps = shared.index.applications();
+    let mut jobs = Vec::new();
+    let mut due = Vec::new();
+    let id = format!("spec-{}", jiff::Timestamp::now().as_millisecond());
+    for app in &apps {
+        let (Some(target), Some(generation)) = (app_ref(app), app.metadata.generation) else {
+            continue;
+        };
+        let observed = app.status.as_ref().and_then(|s| s.observed_generation);
+        if observed == Some(generation) || enqueued.get(&target) == Some(&generation) {
+            continue;
+        }
+        if let Some(outgoing) = job(target.clone(), SyncTrigger::Poll, &id, &shared.topology) {
+            jobs.push(outgoing);
+            due.push((target, generation));
+        }
+    }
+    if !jobs.is_empty() && shared.enqueue(&jobs).await {
+        for (target, generation) in due {
+            tracing::info!(application = %target, generation, "new or changed Application: sync enqueued");
+            enqueued.insert(target, generation);
+        }
+    }
+    // Forget Applications that are gone.
+    if enqueued.len() > apps.len() {
+        let known: std::collections::HashSet<AppRef> =
+            apps.iter().filter_map(|a| app_ref(a)).collect();
+        enqueued.retain(|app, _| known.contains(app));
+    }
+}

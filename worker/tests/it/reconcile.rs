@@ -1,0 +1,185 @@
+//! New and changed Applications sync at once, not at the next push or poll:
+//! the worker's loops in this process, the in-memory queue, the sandbox and
+//! a repository served by `git daemon`, with the fallback poll an hour away.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use pushsync_api::{Application, ApplicationSpec, SyncStatusCode};
+use pushsync_broker::{Broker, MemoryQueue};
+use pushsync_proto::Topology;
+use pushsync_testkit::git::{GitDaemon, GitRepo};
+use pushsync_worker::git::GitCache;
+use pushsync_worker::index::Index;
+use pushsync_worker::loops::Settings;
+use pushsync_worker::loops::poll::PollSettings;
+use pushsync_worker::loops::sync::SyncSettings;
+use tokio_util::sync::CancellationToken;
+
+use crate::support;
+
+const CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: \"{V}\"}\n";
+
+/// Wait until `done` holds for the Application `web`; how long it took.
+async fn until(
+    apps: &Api<Application>,
+    what: &str,
+    done: impl Fn(&Application) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some(app) = apps.get_opt("web").await.unwrap()
+            && done(&app)
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn synced_at(app: &Application, revision: &str) -> bool {
+    app.status
+        .as_ref()
+        .and_then(|s| s.sync.as_ref())
+        .is_some_and(|s| {
+            s.status == SyncStatusCode::Synced && s.revision.as_deref() == Some(revision)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_or_edited_application_syncs_at_once_with_the_poll_an_hour_away() {
+    let sandbox = support::sandbox_with_crds().await;
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "main"));
+    repo.write("apps/other/cm.yaml", &CM.replace("{V}", "other-path"));
+    let main = repo.commit("main");
+    repo.git(&["checkout", "-q", "-b", "release"]);
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "release"));
+    let release = repo.commit("release");
+    repo.git(&["checkout", "-q", "main"]);
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+
+    let stop = CancellationToken::new();
+    let index = Index::watch(sandbox.client(), None, stop.clone());
+    assert!(index.ready().await);
+    let cache = tempfile::tempdir().unwrap();
+    let git = GitCache::new(cache.path(), Duration::from_secs(20));
+    let shared = support::shared(
+        &sandbox,
+        Broker::memory(MemoryQueue::new(1000)),
+        Topology::default(),
+        index,
+        git.clone(),
+        "reconciler",
+    );
+    let metrics = shared.metrics.clone();
+    pushsync_worker::loops::spawn(
+        &shared,
+        support::sync_context(&sandbox, git),
+        Settings {
+            dispatch_prefetch: 8,
+            sync: SyncSettings {
+                lock_poll: Duration::from_millis(50),
+                ..SyncSettings::default()
+            },
+            poll: Some(PollSettings {
+                interval: Duration::from_secs(3600),
+                tick: Duration::from_millis(100),
+                ..PollSettings::default()
+            }),
+        },
+        &stop,
+    );
+    // The poller leads and has run its first cycle (over no Application):
+    // the next one is an hour away.
+    let started = Instant::now();
+    while !metrics
+        .render()
+        .contains("pushsync_worker_polls_total{result=\"ran\"} 1")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no poll leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    let spec = ApplicationSpec::automated(&url, "main", "apps/web", "web")
+        .with_sync_option("CreateNamespace=true");
+    apps.create(
+        &PostParams::default(),
+        &Application::namespaced("default", "web", spec),
+    )
+    .await
+    .unwrap();
+    let took = until(&apps, "the new Application synced", |app| {
+        synced_at(app, &main)
+    })
+    .await;
+    eprintln!("created → synced in {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "created → synced took {took:?}"
+    );
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sandbox.client(), "web");
+    let version = || {
+        let maps = maps.clone();
+        async move { maps.get("web").await.unwrap().data.unwrap()["version"].clone() }
+    };
+    assert_eq!(version().await, "main");
+    let generation = |app: &Application| {
+        (
+            app.metadata.generation,
+            app.status.as_ref().and_then(|s| s.observed_generation),
+        )
+    };
+    let (current, observed) = generation(&apps.get("web").await.unwrap());
+    assert_eq!(
+        observed, current,
+        "the sync records the generation it worked from"
+    );
+
+    // Another branch: its commit applies.
+    let edit = |patch: serde_json::Value| {
+        let apps = apps.clone();
+        async move {
+            apps.patch("web", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .unwrap()
+        }
+    };
+    edit(serde_json::json!({"spec": {"source": {"targetRevision": "release"}}})).await;
+    let took = until(&apps, "the edited revision synced", |app| {
+        synced_at(app, &release)
+    })
+    .await;
+    eprintln!("targetRevision edited → synced in {took:?}");
+    assert_eq!(version().await, "release");
+
+    // Another path at a commit already synced: the desired state changed,
+    // so it applies (without selfHeal), and the generation is observed.
+    edit(serde_json::json!({"spec": {"source": {"targetRevision": "main", "path": "apps/other"}}}))
+        .await;
+    until(&apps, "the edited path synced", |app| {
+        synced_at(app, &main) && {
+            let (current, observed) = generation(app);
+            current == observed
+        }
+    })
+    .await;
+    assert_eq!(version().await, "other-path");
+    assert!(
+        !metrics
+            .render()
+            .contains("pushsync_worker_polls_total{result=\"ran\"} 2"),
+        "the poll did not run again: the reconcile loop did this"
+    );
+    stop.cancel();
+}
