@@ -269,21 +269,10 @@ impl Args {
             refresh,
         }) = self.command
         {
-            let application = application
-                .split_once('/')
-                .filter(|(n, a)| !n.is_empty() && !a.is_empty() && !a.contains('/'))
-                .map(|(namespace, name)| AppRef {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                })
-                .ok_or(ConfigError::NotAnApplication(application))?;
             return Ok(Config {
                 amqp_uri,
                 topology,
-                mode: Mode::Request {
-                    application,
-                    refresh,
-                },
+                mode: request(application, refresh)?,
                 warnings,
             });
         }
@@ -308,29 +297,15 @@ impl Args {
             "PUSHSYNC_HEALTH_TIMEOUT_SECONDS is deprecated: use PUSHSYNC_HEALTH_TIMEOUT (e.g. 5m)",
             Duration::from_secs(300),
         );
-        // Renderers run with a minimal PATH: resolve them here, against the
-        // worker's own. One that was asked for must exist; a default that
-        // is missing only fails the sources that need it.
         let search = std::env::var_os("PATH");
-        let mut program = |configured: Option<PathBuf>, name: &'static str, default: &str| {
-            let wanted = configured.clone().unwrap_or_else(|| default.into());
-            match (which(&wanted, search.as_deref()), configured) {
-                (Some(found), _) => Ok(Some(found)),
-                (None, Some(_)) => Err(ConfigError::MissingProgram {
-                    name,
-                    program: wanted.display().to_string(),
-                }),
-                (None, None) => {
-                    warnings.push(match name {
-                        "PUSHSYNC_HELM" => "helm is not on PATH: Helm sources will fail (set PUSHSYNC_HELM)",
-                        _ => "kubectl is not on PATH: Kustomize sources will fail (set PUSHSYNC_KUBECTL)",
-                    });
-                    Ok(None)
-                }
-            }
-        };
-        let kubectl = program(self.kubectl, "PUSHSYNC_KUBECTL", "kubectl")?;
-        let helm = program(self.helm, "PUSHSYNC_HELM", "helm")?;
+        let kubectl = renderer(
+            self.kubectl,
+            "PUSHSYNC_KUBECTL",
+            "kubectl",
+            &search,
+            &mut warnings,
+        )?;
+        let helm = renderer(self.helm, "PUSHSYNC_HELM", "helm", &search, &mut warnings)?;
         let credentials = match &self.git_credentials {
             None => Credentials::default(),
             Some(path) => Credentials::load(path).map_err(ConfigError::Credentials)?,
@@ -382,6 +357,52 @@ impl Args {
             mode: Mode::Run(Box::new(run)),
             warnings,
         })
+    }
+}
+
+/// `request NAMESPACE/NAME [--refresh]`.
+fn request(application: String, refresh: bool) -> Result<Mode, ConfigError> {
+    let application = application
+        .split_once('/')
+        .filter(|(n, a)| !n.is_empty() && !a.is_empty() && !a.contains('/'))
+        .map(|(namespace, name)| AppRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+        .ok_or(ConfigError::NotAnApplication(application))?;
+    Ok(Mode::Request {
+        application,
+        refresh,
+    })
+}
+
+/// A renderer resolved against `search` (the worker's PATH): renderers run
+/// with a minimal PATH, so they are found here, once. One that was asked
+/// for (`configured`) must exist; a default that is missing is a warning,
+/// and only the sources that need it fail.
+fn renderer(
+    configured: Option<PathBuf>,
+    name: &'static str,
+    default: &str,
+    search: &Option<std::ffi::OsString>,
+    warnings: &mut Vec<&'static str>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let wanted = configured.clone().unwrap_or_else(|| default.into());
+    match (which(&wanted, search.as_deref()), configured) {
+        (Some(found), _) => Ok(Some(found)),
+        (None, Some(_)) => Err(ConfigError::MissingProgram {
+            name,
+            program: wanted.display().to_string(),
+        }),
+        (None, None) => {
+            warnings.push(match name {
+                "PUSHSYNC_HELM" => {
+                    "helm is not on PATH: Helm sources will fail (set PUSHSYNC_HELM)"
+                }
+                _ => "kubectl is not on PATH: Kustomize sources will fail (set PUSHSYNC_KUBECTL)",
+            });
+            Ok(None)
+        }
     }
 }
 
