@@ -213,8 +213,10 @@ impl Default for RenderLimits {
     }
 }
 
-/// Why a revision cannot be rendered. Every variant is the source's fault:
-/// it is reported on the Application, and nothing of the revision is applied.
+/// Why a revision cannot be rendered. Every variant is reported on the
+/// Application and nothing of the revision is applied; all but
+/// `ToolUnavailable` are the source's fault (that one may also be this
+/// worker's: a missing program, a full disk — it is not retried either).
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// A file is not valid YAML or JSON (or exceeds the alias budget).
