@@ -99,11 +99,106 @@ impl Credentials {
         Ok(Self(list))
     }
 
-    /// The credential for `url`: the longest matching prefix.
+    /// The credential for `url`: among those whose URL has the same scheme,
+    /// host and port and a path that is a prefix of `url`'s at a segment
+    /// boundary, the longest. Never a raw string prefix: a credential for
+    /// `https://github.com` is not one for `https://github.com.evil.tld/`.
     pub fn for_url(&self, url: &str) -> Option<&Credential> {
+        let target = Scope::parse(url)?;
         self.0
             .iter()
-            .filter(|c| url.starts_with(&c.url))
+            .filter(|c| Scope::parse(&c.url).is_some_and(|scope| scope.covers(&target)))
             .max_by_key(|c| c.url.len())
     }
+}
+
+impl Credential {
+    /// Whether this credential may be offered to `url` (the URL a remote
+    /// asks from, which differs from the configured one after a redirect).
+    pub fn covers(&self, url: &str) -> bool {
+        match (Scope::parse(&self.url), Scope::parse(url)) {
+            (Some(scope), Some(target)) => scope.covers(&target),
+            _ => false,
+        }
+    }
+}
+
+/// Where a URL points, as far as credentials care.
+#[derive(Debug, PartialEq, Eq)]
+struct Scope {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    /// Path segments.
+    path: Vec<String>,
+}
+
+impl Scope {
+    /// `scheme://[user@]host[:port]/path`, or scp-like `user@host:path`
+    /// (read as `ssh`).
+    fn parse(url: &str) -> Option<Self> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => {
+                let (authority, path) = url.split_once(':')?;
+                if authority.contains('/') {
+                    return None;
+                }
+                return Some(Self {
+                    scheme: "ssh".to_owned(),
+                    host: authority
+                        .rsplit_once('@')
+                        .map_or(authority, |(_, host)| host)
+                        .to_ascii_lowercase(),
+                    port: None,
+                    path: segments(path),
+                });
+            }
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = match host_port.strip_prefix('[') {
+            // [v6]:port
+            Some(bracketed) => {
+                let (host, after) = bracketed.split_once(']')?;
+                let port = match after.strip_prefix(':') {
+                    Some(port) => Some(port.parse().ok()?),
+                    None if after.is_empty() => None,
+                    None => return None,
+                };
+                (host, port)
+            }
+            None => match host_port.split_once(':') {
+                Some((host, port)) => (host, Some(port.parse().ok()?)),
+                None => (host_port, None),
+            },
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            path: segments(path),
+        })
+    }
+
+    /// Same scheme, host and port, and `self`'s path a segment prefix of
+    /// `target`'s.
+    fn covers(&self, target: &Self) -> bool {
+        self.scheme == target.scheme
+            && self.host == target.host
+            && self.port == target.port
+            && target.path.starts_with(&self.path)
+    }
+}
+
+/// The path's segments, query and fragment left out.
+fn segments(path: &str) -> Vec<String> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use git2::{Direction, FetchOptions, Oid, RemoteCallbacks};
+use git2::{Direction, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect};
 
 use super::{Credential, GitError, open_cache};
 
@@ -196,6 +196,8 @@ pub(super) fn resolve_blocking(
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks(deadline, credential));
     options.download_tags(git2::AutotagOption::None);
+    // Never follow a fetch to another host.
+    options.follow_redirects(RemoteRedirect::None);
     if ref_name.is_some() {
         options.depth(1);
     } else if repo.is_shallow() {
@@ -224,7 +226,7 @@ fn callbacks(deadline: Instant, credential: Option<&Credential>) -> RemoteCallba
     let mut callbacks = RemoteCallbacks::new();
     // libgit2 asks again after a refusal: answer once, then give up.
     let mut asked = false;
-    callbacks.credentials(move |_, user_from_url, allowed| {
+    callbacks.credentials(move |url, user_from_url, allowed| {
         use git2::{Cred, CredentialType};
         if std::mem::replace(&mut asked, true) {
             return Err(auth_error("the configured credentials were refused"));
@@ -234,6 +236,13 @@ fn callbacks(deadline: Instant, credential: Option<&Credential>) -> RemoteCallba
                 "the remote asks for credentials and none are configured for it",
             ));
         };
+        // The asking URL is not the configured one after a redirect: a
+        // credential is only ever offered where it was configured for.
+        if !credential.covers(url) {
+            return Err(auth_error(
+                "the remote redirected elsewhere; the configured credentials were withheld",
+            ));
+        }
         let user = credential
             .username
             .as_deref()

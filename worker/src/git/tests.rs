@@ -291,6 +291,32 @@ fn credentials_files_are_checked_and_the_longest_prefix_wins() {
         Some(Some("/secrets/id_ed25519".into()))
     );
     assert_eq!(found("https://example.com/r.git"), None);
+    // Matched on the parsed URL, never as a raw string prefix.
+    for (url, expected) in [
+        ("https://github.com.evil.tld/acme/app.git", None),
+        ("https://github.com:8443/acme/app.git", None),
+        ("http://github.com/acme/app.git", None),
+        ("https://GitHub.com/acme/app.git", Some("/secrets/acme")),
+        (
+            "https://token@github.com/acme/app.git",
+            Some("/secrets/acme"),
+        ),
+        ("https://github.com/acme-evil/app.git", Some("/secrets/all")),
+        ("git@gitlab.com:g/p.git", Some("/secrets/id_ed25519")),
+        ("ssh://git@gitlab.com.evil.tld/g/p.git", None),
+        ("not a url", None),
+    ] {
+        assert_eq!(found(url), expected.map(|f| Some(f.into())), "{url}");
+    }
+    let acme = credentials
+        .for_url("https://github.com/acme/app.git")
+        .unwrap();
+    assert!(acme.covers("https://github.com/acme/other.git"));
+    assert!(
+        !acme.covers("https://evil.example/acme/app.git"),
+        "a redirect elsewhere gets nothing"
+    );
+    assert!(!acme.covers("https://github.com/acmex/app.git"));
 
     std::fs::write(&file, "- url: https://github.com/\n").unwrap();
     let error = Credentials::load(&file).unwrap_err().to_string();
@@ -340,4 +366,59 @@ async fn many_applications_on_one_branch_cost_one_fetch_per_new_commit() {
         assert_eq!(git.resolve(&url, "main").await.unwrap(), second);
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_withheld_from_a_host_a_redirect_leads_to() {
+    use std::io::{Read, Write};
+
+    use pushsync_testkit::git_http::GitHttpServer;
+
+    // The real (private) server, and a host in front of it that redirects
+    // every request there, as a compromised or hostile remote could.
+    let repo = GitRepo::init();
+    repo.write("a.yaml", "kind: ConfigMap\n");
+    repo.commit("private");
+    let target = GitHttpServer::serve_repo(&repo, "deploy", "s3cr3t-token");
+    let target_url = target.url_of(&repo);
+    let (target_base, path) = {
+        let rest = target_url.split_once("://").unwrap().1;
+        let (authority, path) = rest.split_once('/').unwrap();
+        (format!("http://{authority}"), format!("/{path}"))
+    };
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_url = format!("http://{}{path}", front.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in front.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let read = stream.read(&mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..read]).into_owned();
+            let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target_base}{target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+
+    // The credential is configured for the front host only.
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "s3cr3t-token\n").unwrap();
+    let credentials = Credentials::new(vec![Credential {
+        url: front_url.rsplit_once('/').unwrap().0.to_owned(),
+        username: Some("deploy".into()),
+        password_file: Some(token),
+        ssh_private_key_file: None,
+    }]);
+    let cache = tempfile::tempdir().unwrap();
+    let git = GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials);
+    let error = git.resolve(&front_url, "main").await.unwrap_err();
+    assert!(
+        matches!(error, GitError::AuthenticationFailed { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("withheld"), "{error}");
+    assert!(!format!("{error:?}").contains("s3cr3t-token"));
 }

@@ -120,6 +120,28 @@ struct Inner {
     /// Jobs of this process waiting for an Application's lock, woken when a
     /// sync of it here finishes (other workers' syncs are seen by polling).
     waiters: std::sync::Mutex<std::collections::HashMap<AppRef, Arc<tokio::sync::Notify>>>,
+    /// The running syncs of this process, by Application: a job that finds
+    /// its Application's lock held here tells the sync of its revision at
+    /// once (a wait for health it makes pointless ends now, not at the next
+    /// renewal).
+    running: std::sync::Mutex<std::collections::HashMap<AppRef, Announce>>,
+}
+
+/// Where newer revisions are announced to a running sync.
+type Announce = tokio::sync::watch::Sender<Option<String>>;
+
+/// Removes a running sync from [`Inner::running`] when it ends.
+struct Running {
+    inner: Arc<Inner>,
+    app: AppRef,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(&self.app);
+        }
+    }
 }
 
 /// Whether `app` is already synced at `revision`: a push job for it is stale.
@@ -155,6 +177,7 @@ impl Syncer {
                 settings,
                 slots,
                 waiters: Default::default(),
+                running: Default::default(),
             }),
         }
     }
@@ -321,6 +344,9 @@ impl Syncer {
                 }
                 Claim::Busy { .. } => {
                     slot = None;
+                    if let Some(revision) = revision {
+                        self.announce(&job.application, revision);
+                    }
                     let local = self.waiter(&job.application);
                     tokio::select! {
                         () = stop.cancelled() => return Ok(Done::Stopped),
@@ -332,11 +358,39 @@ impl Syncer {
         }
     }
 
+    /// Tell a sync of `app` running in this process that `revision` waits.
+    fn announce(&self, app: &AppRef, revision: &str) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(announce) = running.get(app)
+        {
+            announce.send_if_modified(|newer| {
+                let changed = newer.as_deref() != Some(revision);
+                *newer = Some(revision.to_owned());
+                changed
+            });
+        }
+    }
+
     /// Holding the lock: sync until no request is left, renewing meanwhile.
     async fn hold(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
         let inner = &self.inner;
         let app_ref = &job.application;
-        let (newer, lost, _renewer) = renew(inner.shared.leases.clone(), app_ref.clone());
+        let every = inner
+            .shared
+            .leases
+            .duration()
+            .div_f64(3.0)
+            .min(inner.settings.lock_poll)
+            .max(Duration::from_millis(100));
+        let (announce, newer, lost, _renewer) =
+            renew(inner.shared.leases.clone(), app_ref.clone(), every);
+        if let Ok(mut running) = inner.running.lock() {
+            running.insert(app_ref.clone(), announce);
+        }
+        let _running = Running {
+            inner: inner.clone(),
+            app: app_ref.clone(),
+        };
         let mut manual = matches!(
             job.trigger,
             SyncTrigger::Manual {
@@ -435,13 +489,19 @@ impl Syncer {
     }
 }
 
-/// Keep `app`'s Lease while the returned handle lives: every third of the
-/// Lease's duration, renew it and announce newer requested revisions to
-/// the running sync; the token is cancelled once the Lease is lost.
-fn renew(leases: Leases, app: AppRef) -> (Newer, CancellationToken, AbortOnDropHandle<()>) {
+/// Keep `app`'s Lease while the returned handle lives: `every` (a third of
+/// the Lease's duration, or the lock poll interval when shorter, so other
+/// workers' newer revisions are heard as soon as their jobs would look),
+/// renew it and announce newer requested revisions to the running sync; the
+/// token is cancelled once the Lease is lost. The sender announces too.
+fn renew(
+    leases: Leases,
+    app: AppRef,
+    every: Duration,
+) -> (Announce, Newer, CancellationToken, AbortOnDropHandle<()>) {
     let (announce, newer) = Newer::channel();
     let lost = CancellationToken::new();
-    let every = (leases.duration() / 3).max(Duration::from_millis(100));
+    let sender = announce.clone();
     let task = tokio::spawn({
         let lost = lost.clone();
         async move {
@@ -462,7 +522,7 @@ fn renew(leases: Leases, app: AppRef) -> (Newer, CancellationToken, AbortOnDropH
             }
         }
     });
-    (newer, lost, AbortOnDropHandle::new(task))
+    (sender, newer, lost, AbortOnDropHandle::new(task))
 }
 
 /// Decrements a gauge when dropped.

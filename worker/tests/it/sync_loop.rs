@@ -83,6 +83,23 @@ impl Fixture {
 
     /// Start a syncer with its own broker connection and identity.
     async fn syncer(&mut self, identity: &str, health_timeout: Duration) {
+        self.syncer_with(
+            identity,
+            health_timeout,
+            Duration::from_secs(3),
+            Duration::from_millis(50),
+        )
+        .await;
+    }
+
+    /// A syncer whose Leases last `lease` and whose waiting jobs look every `lock_poll`.
+    async fn syncer_with(
+        &mut self,
+        identity: &str,
+        health_timeout: Duration,
+        lease: Duration,
+        lock_poll: Duration,
+    ) {
         let git = GitCache::new(self._cache.path().join(identity), Duration::from_secs(20));
         let ctx = pushsync_worker::sync::SyncContext {
             health_timeout,
@@ -91,12 +108,7 @@ impl Fixture {
         let index = Index::watch(self.sandbox.client(), None, self.stop.clone());
         assert!(index.ready().await);
         let shared = pushsync_worker::context::Shared {
-            leases: Leases::new(
-                self.sandbox.client(),
-                "default",
-                identity,
-                Duration::from_secs(3),
-            ),
+            leases: Leases::new(self.sandbox.client(), "default", identity, lease),
             ..support::shared(
                 &self.sandbox,
                 broker(&self.topology).await,
@@ -111,7 +123,7 @@ impl Fixture {
             shared,
             ctx,
             SyncSettings {
-                lock_poll: Duration::from_millis(50),
+                lock_poll,
                 retry: RetryPolicy {
                     limit: 5,
                     first: Duration::from_millis(100),
@@ -457,6 +469,66 @@ async fn a_newer_commit_supersedes_a_wait_for_health_that_would_never_end() {
     assert_eq!(
         fx.counter("pushsync_worker_syncs_total{outcome=\"superseded\"}"),
         1
+    );
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_during_a_rollout_supersedes_it_at_once_in_the_same_worker() {
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {sandbox.pushsync.dev/health: progressing}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: nginx:1}]}\n";
+    let mut fx = Fixture::new(&[("apps/web/deploy.yaml", stuck)]).await;
+    fx.application(None).await;
+    // Renewals every 5 s and lock checks every 5 s: neither would notice the
+    // newer push quickly; only the in-process announcement can.
+    fx.syncer_with(
+        "worker-a",
+        Duration::from_secs(600),
+        Duration::from_secs(15),
+        Duration::from_secs(5),
+    )
+    .await;
+    fx.request(&fx.repo.head()).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(fx.sandbox.client(), "web");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deployments.get_opt("web").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the first commit was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fx.repo.write(
+        "apps/web/deploy.yaml",
+        &stuck
+            .replace(
+                "  annotations: {sandbox.pushsync.dev/health: progressing}\n",
+                "",
+            )
+            .replace("nginx:1", "nginx:2"),
+    );
+    let fix = fx.repo.commit("fix");
+    let started = Instant::now();
+    fx.request(&fix).await;
+    while deployments
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.template.spec)
+        .is_none_or(|s| s.containers[0].image.as_deref() != Some("nginx:2"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the fix was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    eprintln!("push during a rollout → applied in {took:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "the fix waited {took:?}: for a renewal or a lock check, not announced at once"
     );
     fx.finish().await;
 }
