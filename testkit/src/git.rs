@@ -232,12 +232,22 @@ mod tests {
         let daemon = GitDaemon::serve_repo(&repo);
         let pid = daemon.pid();
         let port = format!("--port={}", daemon.port);
-        assert_eq!(crate::procs::with_argument(&port), [pid]);
+        assert!(crate::procs::with_argument(&port).contains(&pid));
         drop(daemon);
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
             "the daemon outlived its handle"
         );
-        assert_eq!(crate::procs::with_argument(&port), Vec::<u32>::new());
+        // A child serving the start-up probe's connection may still be
+        // finishing that connection for a moment; it does not linger.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !crate::procs::with_argument(&port).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} still run after the daemon was dropped",
+                crate::procs::with_argument(&port)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

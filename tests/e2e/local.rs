@@ -125,9 +125,18 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "pushsync-local exited with {status}");
-    assert_eq!(
-        pushsync_testkit::procs::with_env("PUSHSYNC_TEST_MARK", &mark),
-        Vec::<u32>::new(),
-        "pushsync-local left processes behind"
-    );
+    // A git-daemon child serving a connection the exit just closed may take
+    // a moment to notice; nothing may stay.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = pushsync_testkit::procs::with_env("PUSHSYNC_TEST_MARK", &mark);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pushsync-local left processes behind: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

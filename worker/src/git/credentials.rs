@@ -156,6 +156,12 @@ impl Scope {
             }
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // An `@` after the first `/` makes the URL ambiguous (libgit2 reads
+        // `https://github.com%2Facme%2F@evil.tld/x`, decoded, as user
+        // `github.com/acme/` at `evil.tld`): no scope, so no credential.
+        if path.contains('@') {
+            return None;
+        }
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let (host, port) = match host_port.strip_prefix('[') {
             // [v6]:port
@@ -176,10 +182,18 @@ impl Scope {
         if host.is_empty() {
             return None;
         }
+        // A default port is the same place as no port.
+        let default = match scheme.as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            "ssh" => Some(22),
+            "git" => Some(9418),
+            _ => None,
+        };
         Some(Self {
+            port: port.filter(|port| Some(*port) != default),
             scheme,
             host: host.to_ascii_lowercase(),
-            port,
             path: segments(path),
         })
     }

@@ -351,10 +351,17 @@ pub(super) fn open_cache(path: &Path) -> Result<Repository, GitError> {
         path: path.to_path_buf(),
         source,
     };
-    match Repository::open_bare(path) {
-        Ok(repo) => Ok(repo),
-        Err(_) => Repository::init_bare(path).map_err(cache_error),
-    }
+    let repo = match Repository::open_bare(path) {
+        Ok(repo) => repo,
+        Err(_) => Repository::init_bare(path).map_err(cache_error)?,
+    };
+    // No remote operation follows a redirect, the first request's included
+    // (libgit2 follows an initial one by default): refs, packs and
+    // credentials stay with the host the Application names.
+    repo.config()
+        .and_then(|mut config| config.set_str("http.followRedirects", "false"))
+        .map_err(cache_error)?;
+    Ok(repo)
 }
 
 #[cfg(test)]

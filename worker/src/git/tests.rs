@@ -305,6 +305,10 @@ fn credentials_files_are_checked_and_the_longest_prefix_wins() {
         ("git@gitlab.com:g/p.git", Some("/secrets/id_ed25519")),
         ("ssh://git@gitlab.com.evil.tld/g/p.git", None),
         ("not a url", None),
+        // Percent-encoded user information that libgit2 decodes into a
+        // path-looking user name at another host.
+        ("https://github.com/acme/@evil.tld/x.git", None),
+        ("https://github.com:443/acme/app.git", Some("/secrets/acme")),
     ] {
         assert_eq!(found(url), expected.map(|f| Some(f.into())), "{url}");
     }
@@ -317,6 +321,7 @@ fn credentials_files_are_checked_and_the_longest_prefix_wins() {
         "a redirect elsewhere gets nothing"
     );
     assert!(!acme.covers("https://github.com/acmex/app.git"));
+    assert!(!acme.covers("https://github.com/acme/@evil.tld/x"));
 
     std::fs::write(&file, "- url: https://github.com/\n").unwrap();
     let error = Credentials::load(&file).unwrap_err().to_string();
@@ -375,7 +380,10 @@ async fn credentials_are_withheld_from_a_host_a_redirect_leads_to() {
     use pushsync_testkit::git_http::GitHttpServer;
 
     // The real (private) server, and a host in front of it that redirects
-    // every request there, as a compromised or hostile remote could.
+    // every request there, as a compromised or hostile remote could. Both
+    // are on 127.0.0.1: libgit2 counts a redirect to another port of the
+    // same host as on-site and follows it even with `http.followRedirects`
+    // off, so the check of the asking URL is what withholds the token.
     let repo = GitRepo::init();
     repo.write("a.yaml", "kind: ConfigMap\n");
     repo.commit("private");

@@ -20,9 +20,10 @@ const RESCAN: Duration = Duration::from_secs(5);
 /// Enqueue a sync of every Application whose spec is newer than its last
 /// sync, while this worker leads, until `stop`.
 pub async fn run(shared: Shared, stop: CancellationToken) {
-    // The generation a job was last enqueued for, per Application: one job
-    // per spec change, not one per wake-up while the sync runs.
-    let mut enqueued: HashMap<AppRef, i64> = HashMap::new();
+    // The object (uid) and generation a job was last enqueued for, per
+    // Application: one job per spec change, not one per wake-up while the
+    // sync runs; a deleted and recreated Application is a new object.
+    let mut enqueued: HashMap<AppRef, (String, i64)> = HashMap::new();
     let mut seen = 0;
     loop {
         if shared.leadership.is_leading() {
@@ -38,7 +39,7 @@ pub async fn run(shared: Shared, stop: CancellationToken) {
     }
 }
 
-async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, i64>) {
+async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i64)>) {
     let apps = shared.index.applications();
     let mut jobs = Vec::new();
     let mut due = Vec::new();
@@ -48,24 +49,22 @@ async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, i64>) {
             continue;
         };
         let observed = app.status.as_ref().and_then(|s| s.observed_generation);
-        if observed == Some(generation) || enqueued.get(&target) == Some(&generation) {
+        let this = (app.metadata.uid.clone().unwrap_or_default(), generation);
+        if observed == Some(generation) || enqueued.get(&target) == Some(&this) {
             continue;
         }
         if let Some(outgoing) = job(target.clone(), SyncTrigger::Poll, &id, &shared.topology) {
             jobs.push(outgoing);
-            due.push((target, generation));
+            due.push((target, this));
         }
     }
     if !jobs.is_empty() && shared.enqueue(&jobs).await {
-        for (target, generation) in due {
-            tracing::info!(application = %target, generation, "new or changed Application: sync enqueued");
-            enqueued.insert(target, generation);
+        for (target, this) in due {
+            tracing::info!(application = %target, generation = this.1, "new or changed Application: sync enqueued");
+            enqueued.insert(target, this);
         }
     }
     // Forget Applications that are gone.
-    if enqueued.len() > apps.len() {
-        let known: std::collections::HashSet<AppRef> =
-            apps.iter().filter_map(|a| app_ref(a)).collect();
-        enqueued.retain(|app, _| known.contains(app));
-    }
+    let known: std::collections::HashSet<AppRef> = apps.iter().filter_map(|a| app_ref(a)).collect();
+    enqueued.retain(|app, _| known.contains(app));
 }

@@ -130,15 +130,21 @@ struct Inner {
 /// Where newer revisions are announced to a running sync.
 type Announce = tokio::sync::watch::Sender<Option<String>>;
 
-/// Removes a running sync from [`Inner::running`] when it ends.
+/// Removes a running sync from [`Inner::running`] when it ends (only its
+/// own entry: a later sync of the same Application may have replaced it).
 struct Running {
     inner: Arc<Inner>,
     app: AppRef,
+    announce: Announce,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.inner.running.lock() {
+        if let Ok(mut running) = self.inner.running.lock()
+            && running
+                .get(&self.app)
+                .is_some_and(|current| current.same_channel(&self.announce))
+        {
             running.remove(&self.app);
         }
     }
@@ -385,11 +391,12 @@ impl Syncer {
         let (announce, newer, lost, _renewer) =
             renew(inner.shared.leases.clone(), app_ref.clone(), every);
         if let Ok(mut running) = inner.running.lock() {
-            running.insert(app_ref.clone(), announce);
+            running.insert(app_ref.clone(), announce.clone());
         }
         let _running = Running {
             inner: inner.clone(),
             app: app_ref.clone(),
+            announce,
         };
         let mut manual = matches!(
             job.trigger,

@@ -58,10 +58,16 @@ pub(super) fn decide(
         .operation_state
         .as_ref()
         .is_some_and(|o| o.phase != OperationPhase::Succeeded);
-    let new_revision =
-        status.sync.as_ref().and_then(|s| s.revision.as_deref()) != Some(desired.revision.as_str());
+    let synced = status.sync.as_ref();
+    // New desired state: another commit, or the same commit rendered or
+    // applied differently because the spec changed (a status written before
+    // digests existed does not count as a change).
+    let new_desired = synced.and_then(|s| s.revision.as_deref()) != Some(desired.revision.as_str())
+        || synced
+            .and_then(|s| s.desired_digest.as_deref())
+            .is_some_and(|digest| digest != desired.digest);
     let apply = request.manual
-        || (target.automated && (failed_before || (differs && (target.self_heal || new_revision))));
+        || (target.automated && (failed_before || (differs && (target.self_heal || new_desired))));
     if apply {
         return Verdict::Go(Operation {
             resources,

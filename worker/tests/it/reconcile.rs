@@ -163,14 +163,17 @@ async fn a_created_or_edited_application_syncs_at_once_with_the_poll_an_hour_awa
     eprintln!("targetRevision edited → synced in {took:?}");
     assert_eq!(version().await, "release");
 
-    // Another path at a commit already synced: the desired state changed,
-    // so it applies (without selfHeal), and the generation is observed.
-    edit(serde_json::json!({"spec": {"source": {"targetRevision": "main", "path": "apps/other"}}}))
-        .await;
+    // Back to main, then another path at that same commit: the desired
+    // state changed though the revision did not, so it applies (without
+    // selfHeal), and the generation is observed.
+    edit(serde_json::json!({"spec": {"source": {"targetRevision": "main"}}})).await;
+    until(&apps, "main synced again", |app| synced_at(app, &main)).await;
+    let before = apps.get("web").await.unwrap().metadata.generation;
+    edit(serde_json::json!({"spec": {"source": {"path": "apps/other"}}})).await;
     until(&apps, "the edited path synced", |app| {
         synced_at(app, &main) && {
             let (current, observed) = generation(app);
-            current == observed
+            current == observed && current != before
         }
     })
     .await;
