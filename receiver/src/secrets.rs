@@ -169,6 +169,11 @@ impl SecretSources {
     }
 
     fn has_files(&self) -> bool {
+        self.each().iter().any(|s| !s.files.is_empty())
+    }
+
+    /// Every forge's source.
+    fn each(&self) -> [&SecretSource; 5] {
         [
             &self.github,
             &self.gitlab_token,
@@ -176,8 +181,6 @@ impl SecretSources {
             &self.gitea,
             &self.bitbucket,
         ]
-        .iter()
-        .any(|s| !s.files.is_empty())
     }
 }
 
@@ -263,15 +266,18 @@ pub struct Secrets {
 impl Secrets {
     /// Whether no provider has any secret.
     pub fn is_empty(&self) -> bool {
+        self.each().iter().all(|(_, keys)| keys.is_empty())
+    }
+
+    /// Every forge's keys, with the forge's name for logs.
+    fn each(&self) -> [(&'static str, &Keys); 5] {
         [
-            &self.github,
-            &self.gitlab_token,
-            &self.gitlab_signing,
-            &self.gitea,
-            &self.bitbucket,
+            ("github", &self.github),
+            ("gitlab token", &self.gitlab_token),
+            ("gitlab signing", &self.gitlab_signing),
+            ("gitea", &self.gitea),
+            ("bitbucket", &self.bitbucket),
         ]
-        .iter()
-        .all(|k| k.is_empty())
     }
 }
 
@@ -286,13 +292,7 @@ impl SecretStore {
     /// Load every source once.
     pub fn load(sources: SecretSources) -> Result<Self, ConfigError> {
         let secrets = sources.load()?;
-        for source in [
-            &sources.github,
-            &sources.gitlab_token,
-            &sources.gitlab_signing,
-            &sources.gitea,
-            &sources.bitbucket,
-        ] {
+        for source in sources.each() {
             for path in source.files.iter().filter(|path| !path.exists()) {
                 tracing::warn!(
                     variable = file_variable(source.name),
@@ -322,21 +322,7 @@ impl SecretStore {
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
         let previous = self.current();
         let (secrets, errors) = self.sources.reload(&previous);
-        for (forge, before, after) in [
-            ("github", &previous.github, &secrets.github),
-            (
-                "gitlab token",
-                &previous.gitlab_token,
-                &secrets.gitlab_token,
-            ),
-            (
-                "gitlab signing",
-                &previous.gitlab_signing,
-                &secrets.gitlab_signing,
-            ),
-            ("gitea", &previous.gitea, &secrets.gitea),
-            ("bitbucket", &previous.bitbucket, &secrets.bitbucket),
-        ] {
+        for ((forge, before), (_, after)) in previous.each().into_iter().zip(secrets.each()) {
             if !before.is_empty() && after.is_empty() {
                 tracing::warn!(
                     forge,

@@ -139,6 +139,19 @@ fn set(lease: &mut Lease, key: &str, value: String) {
         .insert(key.to_owned(), value);
 }
 
+/// A request that arrived after the current sync began, with the revision
+/// it named (if any).
+fn newer(lease: &Lease) -> Option<Option<String>> {
+    (counter(lease, REQUESTED) > counter(lease, SERVING)).then(|| {
+        lease
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REQUESTED_REVISION))
+            .cloned()
+    })
+}
+
 fn holder(lease: &Lease) -> Option<&str> {
     lease
         .spec
@@ -323,17 +336,32 @@ impl Leases {
                 return (Renewal::Lost, false);
             }
             self.hold(lease, now, false);
-            let newer = (counter(lease, REQUESTED) > counter(lease, SERVING)).then(|| {
-                lease
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REQUESTED_REVISION))
-                    .cloned()
-            });
-            (Renewal::Held { newer }, true)
+            (
+                Renewal::Held {
+                    newer: newer(lease),
+                },
+                true,
+            )
         })
         .await
+    }
+
+    /// What [`Leases::renew`] would say, without writing: a read between
+    /// renewals, so the holder hears of newer requests often without
+    /// renewing more often.
+    pub async fn peek(&self, app: &AppRef) -> Result<Renewal, LeaseError> {
+        let name = lock_name(app);
+        let lease = self
+            .api
+            .get_opt(&name)
+            .await
+            .map_err(|e| self.error(&name, "reading", e))?;
+        Ok(match lease {
+            Some(lease) if holder(&lease) == Some(self.identity.as_str()) => Renewal::Held {
+                newer: newer(&lease),
+            },
+            _ => Renewal::Lost,
+        })
     }
 
     /// The current sync of `app` finished (its status is written): mark its

@@ -64,7 +64,7 @@ async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i6
             enqueued.insert(target, this);
         }
     }
-    // Forget Applications that are gone.
-    let known: std::collections::HashSet<AppRef> = apps.iter().filter_map(|a| app_ref(a)).collect();
-    enqueued.retain(|app, _| known.contains(app));
+    // Forget Applications that are gone (a lookup per remembered one, not a
+    // set of every Application at every wake-up).
+    enqueued.retain(|app, _| shared.index.get(app).is_some());
 }

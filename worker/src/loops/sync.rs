@@ -381,15 +381,11 @@ impl Syncer {
     async fn hold(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
         let inner = &self.inner;
         let app_ref = &job.application;
-        let every = inner
-            .shared
-            .leases
-            .duration()
-            .div_f64(3.0)
-            .min(inner.settings.lock_poll)
-            .max(Duration::from_millis(100));
-        let (announce, newer, lost, _renewer) =
-            renew(inner.shared.leases.clone(), app_ref.clone(), every);
+        let (announce, newer, lost, _renewer) = renew(
+            inner.shared.leases.clone(),
+            app_ref.clone(),
+            inner.settings.lock_poll,
+        );
         if let Ok(mut running) = inner.running.lock() {
             running.insert(app_ref.clone(), announce.clone());
         }
@@ -496,25 +492,35 @@ impl Syncer {
     }
 }
 
-/// Keep `app`'s Lease while the returned handle lives: `every` (a third of
-/// the Lease's duration, or the lock poll interval when shorter, so other
-/// workers' newer revisions are heard as soon as their jobs would look),
-/// renew it and announce newer requested revisions to the running sync; the
-/// token is cancelled once the Lease is lost. The sender announces too.
+/// Keep `app`'s Lease while the returned handle lives: renew it every third
+/// of its duration, read it every `look` in between (the lock poll
+/// interval: other workers' newer revisions are heard as soon as their jobs
+/// would look, without more writes), and announce newer requested
+/// revisions to the running sync; the token is cancelled once the Lease is
+/// lost. The returned sender announces too (jobs of this process).
 fn renew(
     leases: Leases,
     app: AppRef,
-    every: Duration,
+    look: Duration,
 ) -> (Announce, Newer, CancellationToken, AbortOnDropHandle<()>) {
     let (announce, newer) = Newer::channel();
     let lost = CancellationToken::new();
     let sender = announce.clone();
+    let renew_every = (leases.duration() / 3).max(Duration::from_millis(100));
+    let tick = look.clamp(Duration::from_millis(100), renew_every);
     let task = tokio::spawn({
         let lost = lost.clone();
         async move {
+            let mut renewed = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
-                match leases.renew(&app).await {
+                tokio::time::sleep(tick).await;
+                let answer = if renewed.elapsed() + tick > renew_every {
+                    renewed = tokio::time::Instant::now();
+                    leases.renew(&app).await
+                } else {
+                    leases.peek(&app).await
+                };
+                match answer {
                     Ok(Renewal::Held { newer }) => {
                         announce.send_replace(newer.flatten());
                     }
@@ -523,7 +529,7 @@ fn renew(
                         return;
                     }
                     Err(error) => {
-                        tracing::warn!(application = %app, error_kind = error.kind(), error = %error_chain(&error), "renewing the sync lock failed");
+                        tracing::warn!(application = %app, error_kind = error.kind(), error = %error_chain(&error), "renewing or reading the sync lock failed");
                     }
                 }
             }

@@ -32,16 +32,7 @@ pub const MAX_RELEASE_NAME: usize = 53;
 /// a name like `--set-file=t=/var/run/secrets/…` or `--post-renderer=…`
 /// would otherwise be read as a flag.
 pub fn valid_release_name(name: &str) -> bool {
-    name.len() <= MAX_RELEASE_NAME
-        && !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    name.len() <= MAX_RELEASE_NAME && name.split('.').all(valid_dns_label)
 }
 
 /// Whether `name` is a namespace name (DNS-1123 label, ≤ 63 characters).

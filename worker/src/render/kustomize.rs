@@ -250,21 +250,32 @@ pub async fn render(
 mod tests {
     use super::*;
 
+    /// Render with `kubectl` (a program name or path) and default limits.
+    async fn kustomize(
+        kubectl: &str,
+        repo: &[SourceFile],
+        path: &str,
+        options: &Options,
+    ) -> Result<Vec<Manifest>, RenderError> {
+        render(
+            Path::new(kubectl),
+            repo,
+            path,
+            options,
+            TIMEOUT,
+            RenderLimits::default(),
+        )
+        .await
+    }
+
     const TIMEOUT: Duration = Duration::from_secs(60);
 
     #[tokio::test]
     async fn overlays_reach_their_bases_in_the_repository() {
         let repo = super::super::fixture_files("podinfo/deploy", "deploy/");
-        let manifests = render(
-            Path::new("kubectl"),
-            &repo,
-            "deploy/overlays/dev",
-            &Options::default(),
-            TIMEOUT,
-            RenderLimits::default(),
-        )
-        .await
-        .unwrap();
+        let manifests = kustomize("kubectl", &repo, "deploy/overlays/dev", &Options::default())
+            .await
+            .unwrap();
         assert!(
             manifests
                 .iter()
@@ -281,16 +292,9 @@ mod tests {
     #[tokio::test]
     async fn the_argo_cd_kustomize_example_renders_with_and_without_a_prefix() {
         let repo = super::super::fixture_files("argocd-example-apps/kustomize-guestbook", "app/");
-        let plain = render(
-            Path::new("kubectl"),
-            &repo,
-            "app",
-            &Options::default(),
-            TIMEOUT,
-            RenderLimits::default(),
-        )
-        .await
-        .unwrap();
+        let plain = kustomize("kubectl", &repo, "app", &Options::default())
+            .await
+            .unwrap();
         let names: Vec<&str> = plain.iter().map(Manifest::name).collect();
         assert!(
             names.iter().all(|n| n.starts_with("kustomize-")),
@@ -299,16 +303,7 @@ mod tests {
         let prefixed = Options {
             name_prefix: Some("team-".into()),
         };
-        let renamed = render(
-            Path::new("kubectl"),
-            &repo,
-            "app",
-            &prefixed,
-            TIMEOUT,
-            RenderLimits::default(),
-        )
-        .await
-        .unwrap();
+        let renamed = kustomize("kubectl", &repo, "app", &prefixed).await.unwrap();
         assert!(
             renamed
                 .iter()
@@ -344,16 +339,9 @@ mod tests {
                 path: "app/kustomization.yaml".into(),
                 data: format!("resources:\n- {reference}\n").into_bytes(),
             }];
-            let error = render(
-                Path::new("kubectl"),
-                &repo,
-                "app",
-                &Options::default(),
-                TIMEOUT,
-                RenderLimits::default(),
-            )
-            .await
-            .unwrap_err();
+            let error = kustomize("kubectl", &repo, "app", &Options::default())
+                .await
+                .unwrap_err();
             assert!(error.to_string().contains(expected), "{error}");
         }
         // A file outside the kustomization root is refused by kustomize itself
@@ -368,16 +356,9 @@ mod tests {
                 data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".to_vec(),
             },
         ];
-        let error = render(
-            Path::new("kubectl"),
-            &repo,
-            "app",
-            &Options::default(),
-            TIMEOUT,
-            RenderLimits::default(),
-        )
-        .await
-        .unwrap_err();
+        let error = kustomize("kubectl", &repo, "app", &Options::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, RenderError::Tool { .. }), "{error}");
     }
 
@@ -438,16 +419,9 @@ mod tests {
                 },
             ];
             // A kubectl that does not exist: the check must refuse first.
-            let error = render(
-                Path::new("/nonexistent/kubectl"),
-                &repo,
-                "app",
-                &Options::default(),
-                TIMEOUT,
-                RenderLimits::default(),
-            )
-            .await
-            .unwrap_err();
+            let error = kustomize("/nonexistent/kubectl", &repo, "app", &Options::default())
+                .await
+                .unwrap_err();
             assert!(
                 matches!(error, RenderError::Forbidden { .. })
                     && error.to_string().contains(expected),
@@ -473,16 +447,9 @@ mod tests {
                 data: b"resources: [https://example.com/x]\n---\nbad: [\n".to_vec(),
             },
         ];
-        let rendered = render(
-            Path::new("kubectl"),
-            &repo,
-            "app",
-            &Options::default(),
-            TIMEOUT,
-            RenderLimits::default(),
-        )
-        .await
-        .unwrap();
+        let rendered = kustomize("kubectl", &repo, "app", &Options::default())
+            .await
+            .unwrap();
         assert_eq!(
             rendered[0].object.pointer("/data/patched"),
             Some(&serde_json::json!("yes"))

@@ -26,13 +26,10 @@ fn is_executable(path: &Path) -> bool {
 /// The version a program reports (`helm version --short`, `kubectl version
 /// --client`), first line, trimmed; `None` when it does not answer in time.
 pub async fn version(program: &Path, args: &[&str]) -> Option<String> {
-    let mut command = tokio::process::Command::new(program);
+    // The environment renders run with.
+    let mut command = super::tool::command(program, &std::env::temp_dir());
     command
         .args(args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", std::env::temp_dir())
-        .env("TMPDIR", std::env::temp_dir())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(10), command.output())
