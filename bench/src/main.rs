@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Benchmark the receiver against the broker's own confirmed-publish rate.
+/// pushsync's benchmarks, each beside a baseline measured in the same run.
 #[derive(Debug, Parser)]
 struct Args {
     /// The release `pushsync-receiver` binary to measure.
