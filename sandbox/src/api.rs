@@ -1,19 +1,28 @@
 //! The HTTP surface: discovery, OpenAPI stubs kubectl needs, the REST verbs,
 //! watch streams and Table output, plus the sandbox's own test controls.
+//! Every request passes authentication, impersonation and authorization
+//! first (`filters`).
+
+mod filters;
+mod route;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::auth::{Tokens, UserInfo};
+use crate::rbac::{self, Mode, escalation};
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{PatchKind, Propagation, Store, WatchEvent, WriteOptions};
+use crate::store::{PatchKind, Propagation, Store, WriteOptions};
+
+use route::{Route, verb};
 
 /// The Kubernetes version the sandbox claims to be.
 pub const KUBE_MINOR: &str = "33";
@@ -29,6 +38,10 @@ pub struct Shared {
     pub faults: Mutex<Vec<Fault>>,
     /// When the sandbox started (for request timing).
     pub started: Instant,
+    /// The bearer tokens requests authenticate with.
+    pub tokens: Tokens,
+    /// How requests are authorized.
+    pub authorization: Mode,
 }
 
 /// One request as the audit log records it.
@@ -48,6 +61,12 @@ pub struct AuditEntry {
     pub start_ms: f64,
     /// Milliseconds since the sandbox started, when answered.
     pub end_ms: f64,
+    /// The user the request ran as (the impersonated one when impersonating;
+    /// `system:anonymous` when nobody authenticated).
+    pub user: String,
+    /// The authenticated user who impersonated `user`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<String>,
 }
 
 impl AuditEntry {
@@ -56,12 +75,20 @@ impl AuditEntry {
         self.query.split('&').any(|p| p == "dryRun=All")
     }
 
-    /// Whether the request changed (or tried to change) stored state.
+    /// Whether the request changed (or tried to change) stored state. Reviews
+    /// (`…/selfsubjectaccessreviews` and the like) are created but never
+    /// stored, so they are not writes.
     pub fn is_write(&self) -> bool {
+        let review = self
+            .path
+            .rsplit('/')
+            .next()
+            .is_some_and(|r| r.ends_with("reviews"));
         matches!(
             self.verb.as_str(),
             "create" | "update" | "patch" | "delete" | "deletecollection"
         ) && !self.is_dry_run()
+            && !review
     }
 }
 
@@ -95,11 +122,15 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
     let route = Route::parse(req.path(), &shared.store);
     let verb = verb(req.method(), &route, &query);
     let field_manager = query.get("fieldManager").cloned();
-    let response = match injected(&shared, req.path(), &verb).await {
+    let (requester, denied) = filters::admit(&shared, &req, &query);
+    let response = match denied {
         Some(error) => error.into(),
-        None => match serve(&req, &body, &shared, &route, &query).await {
-            Ok(response) => response,
-            Err(error) => error.into(),
+        None => match injected(&shared, req.path(), &verb).await {
+            Some(error) => error.into(),
+            None => match serve(&req, &body, &shared, &route, &query, &requester.user).await {
+                Ok(response) => response,
+                Err(error) => error.into(),
+            },
         },
     };
     if !req.path().starts_with("/sandbox/") {
@@ -111,6 +142,8 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
             status: response.status().as_u16(),
             start_ms: start.as_secs_f64() * 1000.0,
             end_ms: shared.started.elapsed().as_secs_f64() * 1000.0,
+            user: requester.user.name,
+            impersonator: requester.impersonator,
         };
         if let Ok(mut audit) = shared.audit.lock() {
             audit.push(entry);
@@ -149,156 +182,6 @@ fn parse_query(query: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
         .into_iter()
         .collect()
-}
-
-/// What a path addresses.
-#[derive(Debug, Clone)]
-enum Route {
-    Version,
-    Health,
-    CoreVersions,
-    Groups,
-    Group(String),
-    Resources(String, String),
-    OpenApiIndex,
-    OpenApiDoc(String, String),
-    Audit,
-    Faults,
-    Collection {
-        rt: ResourceType,
-        namespace: Option<String>,
-    },
-    Object {
-        rt: ResourceType,
-        namespace: Option<String>,
-        name: String,
-        status: bool,
-    },
-    /// The `scale` subresource of a Deployment, StatefulSet or ReplicaSet.
-    Scale {
-        rt: ResourceType,
-        namespace: String,
-        name: String,
-    },
-    Unknown,
-}
-
-impl Route {
-    fn parse(path: &str, store: &Store) -> Self {
-        let segments: Vec<&str> = path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        match segments.as_slice() {
-            ["version"] => Self::Version,
-            ["healthz" | "readyz" | "livez", ..] => Self::Health,
-            ["api"] => Self::CoreVersions,
-            ["apis"] => Self::Groups,
-            ["apis", group] => Self::Group((*group).to_owned()),
-            ["api", version] => Self::Resources(String::new(), (*version).to_owned()),
-            ["apis", group, version] => Self::Resources((*group).to_owned(), (*version).to_owned()),
-            ["openapi", "v3"] => Self::OpenApiIndex,
-            ["openapi", "v3", "api", version] => {
-                Self::OpenApiDoc(String::new(), (*version).to_owned())
-            }
-            ["openapi", "v3", "apis", group, version] => {
-                Self::OpenApiDoc((*group).to_owned(), (*version).to_owned())
-            }
-            ["sandbox", "audit"] => Self::Audit,
-            ["sandbox", "faults"] => Self::Faults,
-            ["api", version, rest @ ..] => Self::resource(store, "", version, rest),
-            ["apis", group, version, rest @ ..] => Self::resource(store, group, version, rest),
-            _ => Self::Unknown,
-        }
-    }
-
-    fn resource(store: &Store, group: &str, version: &str, rest: &[&str]) -> Self {
-        let resolve = |plural: &str| store.resolve(group, version, plural);
-        let namespaced_collection = |plural: &str| resolve(plural).filter(|rt| rt.namespaced);
-        match rest {
-            ["namespaces", ns, plural] if namespaced_collection(plural).is_some() => {
-                Self::Collection {
-                    rt: namespaced_collection(plural)
-                        .unwrap_or_else(|| unreachable!("checked by the guard")),
-                    namespace: Some((*ns).to_owned()),
-                }
-            }
-            ["namespaces", ns, plural, name] => match namespaced_collection(plural) {
-                Some(rt) => Self::Object {
-                    rt,
-                    namespace: Some((*ns).to_owned()),
-                    name: (*name).to_owned(),
-                    status: false,
-                },
-                None => Self::Unknown,
-            },
-            ["namespaces", ns, plural, name, "scale"] => match namespaced_collection(plural) {
-                Some(rt) if rt.scalable() => Self::Scale {
-                    rt,
-                    namespace: (*ns).to_owned(),
-                    name: (*name).to_owned(),
-                },
-                _ => Self::Unknown,
-            },
-            ["namespaces", ns, plural, name, "status"] => match namespaced_collection(plural) {
-                Some(rt) if rt.status => Self::Object {
-                    rt,
-                    namespace: Some((*ns).to_owned()),
-                    name: (*name).to_owned(),
-                    status: true,
-                },
-                _ => Self::Unknown,
-            },
-            [plural] => match resolve(plural) {
-                Some(rt) => Self::Collection {
-                    rt,
-                    namespace: None,
-                },
-                None => Self::Unknown,
-            },
-            [plural, name] => match resolve(plural).filter(|rt| !rt.namespaced) {
-                Some(rt) => Self::Object {
-                    rt,
-                    namespace: None,
-                    name: (*name).to_owned(),
-                    status: false,
-                },
-                None => Self::Unknown,
-            },
-            [plural, name, "status"] => {
-                match resolve(plural).filter(|rt| !rt.namespaced && rt.status) {
-                    Some(rt) => Self::Object {
-                        rt,
-                        namespace: None,
-                        name: (*name).to_owned(),
-                        status: true,
-                    },
-                    None => Self::Unknown,
-                }
-            }
-            _ => Self::Unknown,
-        }
-    }
-}
-
-fn verb(method: &Method, route: &Route, query: &BTreeMap<String, String>) -> String {
-    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
-    match (route, method.as_str()) {
-        (Route::Collection { .. }, "GET") if watch => "watch",
-        (Route::Collection { .. }, "GET") => "list",
-        (Route::Collection { .. }, "POST") => "create",
-        (Route::Collection { .. }, "DELETE") => "deletecollection",
-        (Route::Object { .. }, "GET") => "get",
-        (Route::Object { .. }, "PUT") => "update",
-        (Route::Object { .. }, "PATCH") => "patch",
-        (Route::Object { .. }, "DELETE") => "delete",
-        (Route::Scale { .. }, "GET") => "get",
-        (Route::Scale { .. }, "PUT") => "update",
-        (Route::Scale { .. }, "PATCH") => "patch",
-        (_, method) => return method.to_ascii_lowercase(),
-    }
-    .to_owned()
 }
 
 fn wants_table(req: &HttpRequest) -> bool {
@@ -361,6 +244,7 @@ async fn serve(
     shared: &web::Data<Shared>,
     route: &Route,
     query: &BTreeMap<String, String>,
+    user: &UserInfo,
 ) -> Result<HttpResponse, ApiError> {
     let store = &shared.store;
     let method = req.method().as_str();
@@ -415,7 +299,7 @@ async fn serve(
             let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
             let table = wants_table(req);
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch(shared.clone(), rt.clone(), namespace.clone(), labels, fields, query, table);
+                return watch::watch(shared.clone(), rt.clone(), namespace.clone(), labels, fields, query, table);
             }
             let (items, rv) = store.list(rt, namespace.as_deref(), &labels, &fields);
             if table {
@@ -428,11 +312,19 @@ async fn serve(
                 "items": items,
             })))
         }
+        (Route::Collection { rt, .. }, "POST") if rt.create_only => {
+            let review = parse_body(req, body)?;
+            Ok(HttpResponse::Created().json(rbac::review::answer(shared.authorization, store, user, rt, review)?))
+        }
+        (Route::Collection { rt, .. } | Route::Object { rt, .. }, _) if rt.create_only => {
+            Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})")))
+        }
         (Route::Collection { rt, namespace }, "POST") => {
             let object = parse_body(req, body)?;
             let options = WriteOptions { manager: field_manager(req, query), dry_run, ..Default::default() };
-            let created = store.create(rt, namespace.as_deref(), object, &options)?;
-            Ok(HttpResponse::Created().json(created))
+            let target = Target { shared, user, rt, namespace: namespace.as_deref(), name: "" };
+            let create = |dry_run| store.create(rt, namespace.as_deref(), object.clone(), &WriteOptions { dry_run, ..options.clone() });
+            Ok(HttpResponse::Created().json(checked(&target, dry_run, create, |created| created)?))
         }
         (Route::Object { rt, namespace, name, .. }, "GET") => {
             let object = store.get(rt, namespace.as_deref(), name)?;
@@ -445,7 +337,9 @@ async fn serve(
         (Route::Object { rt, namespace, name, status }, "PUT") => {
             let object = parse_body(req, body)?;
             let options = WriteOptions { manager: field_manager(req, query), dry_run, status: *status, force: false };
-            Ok(HttpResponse::Ok().json(store.update(rt, namespace.as_deref(), name, object, &options)?))
+            let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
+            let update = |dry_run| store.update(rt, namespace.as_deref(), name, object.clone(), &WriteOptions { dry_run, ..options.clone() });
+            Ok(HttpResponse::Ok().json(checked(&target, dry_run, update, |updated| updated)?))
         }
         (Route::Object { rt, namespace, name, status }, "PATCH") => {
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -466,7 +360,9 @@ async fn serve(
                 status: *status,
                 force: query.get("force").is_some_and(|f| f == "true"),
             };
-            match store.patch(rt, namespace.as_deref(), name, kind, patch, &options)? {
+            let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
+            let write = |dry_run| store.patch(rt, namespace.as_deref(), name, kind, patch.clone(), &WriteOptions { dry_run, ..options.clone() });
+            match checked(&target, dry_run, write, |(patched, _)| patched)? {
                 (object, true) => Ok(HttpResponse::Created().json(object)),
                 (object, false) => Ok(HttpResponse::Ok().json(object)),
             }
@@ -546,6 +442,51 @@ async fn serve(
     }
 }
 
+/// Whom a write is for and what it writes to, for RBAC's escalation check.
+struct Target<'a> {
+    shared: &'a Shared,
+    user: &'a UserInfo,
+    rt: &'a ResourceType,
+    namespace: Option<&'a str>,
+    /// The name in the URL (empty on a POST create).
+    name: &'a str,
+}
+
+/// Run `write` (told whether to dry-run). When the escalation check applies
+/// (RBAC objects, written by someone outside `system:masters`), the write
+/// runs as a dry run first so the check sees exactly what would be stored,
+/// including the result of a patch or server-side apply.
+fn checked<T>(
+    target: &Target<'_>,
+    dry_run: bool,
+    write: impl Fn(bool) -> Result<T, ApiError>,
+    stored: fn(&T) -> &Value,
+) -> Result<T, ApiError> {
+    let Target {
+        shared,
+        user,
+        rt,
+        namespace,
+        name,
+    } = *target;
+    if !escalation::required(shared.authorization, user, rt) {
+        return write(dry_run);
+    }
+    let old = (!name.is_empty())
+        .then(|| shared.store.get(rt, namespace, name).ok())
+        .flatten();
+    let preview = write(true)?;
+    let check = escalation::RbacWrite {
+        rt,
+        namespace: namespace.unwrap_or_default(),
+        name,
+        object: stored(&preview),
+        old: old.as_ref(),
+    };
+    escalation::confirm(shared.authorization, &shared.store, user, &check)?;
+    if dry_run { Ok(preview) } else { write(false) }
+}
+
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_of(object: &Value) -> Value {
     let labels = object
@@ -575,133 +516,4 @@ fn scale_of(object: &Value) -> Value {
             "selector": labels,
         },
     })
-}
-
-/// A watch stream: newline-delimited JSON events until the timeout.
-fn watch(
-    shared: web::Data<Shared>,
-    rt: ResourceType,
-    namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    query: &BTreeMap<String, String>,
-    table: bool,
-) -> Result<HttpResponse, ApiError> {
-    let since = query
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0");
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map_or(Duration::from_secs(1800), Duration::from_secs);
-    let store = &shared.store;
-    let (initial, receiver) = match since {
-        Some(since) => {
-            let since: u64 = since
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {since:?}")))?;
-            let (replay, receiver) = store.watch_from(since)?;
-            (replay, receiver)
-        }
-        None => {
-            // Current objects first, as ADDED, then changes after them.
-            let rv = store.resource_version();
-            let (replay, receiver) = store.watch_from(rv)?;
-            let (items, _) = store.list(&rt, namespace.as_deref(), &labels, &fields);
-            let mut initial: Vec<Arc<WatchEvent>> = items
-                .into_iter()
-                .map(|object| {
-                    Arc::new(WatchEvent {
-                        rv,
-                        kind: "ADDED",
-                        key: rt.storage_key(),
-                        object,
-                    })
-                })
-                .collect();
-            initial.extend(replay);
-            (initial, receiver)
-        }
-    };
-    let filter = Arc::new(move |event: &WatchEvent| -> Option<Bytes> {
-        if event.key != rt.storage_key() {
-            return None;
-        }
-        let object = &event.object;
-        let ns = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if namespace.as_deref().is_some_and(|n| n != ns)
-            || !labels.matches(object)
-            || !fields.matches(object)
-        {
-            return None;
-        }
-        let mut object = object.clone();
-        object["apiVersion"] = json!(rt.api_version());
-        let object = if table {
-            let rv = event.rv;
-            crate::discovery::table(&rt, std::slice::from_ref(&object), rv)
-        } else {
-            object
-        };
-        let mut line = serde_json::to_vec(&json!({"type": event.kind, "object": object})).ok()?;
-        line.push(b'\n');
-        Some(Bytes::from(line))
-    });
-    let deadline = tokio::time::Instant::now() + timeout;
-    struct WatchState {
-        initial: std::vec::IntoIter<Arc<WatchEvent>>,
-        receiver: tokio::sync::broadcast::Receiver<Arc<WatchEvent>>,
-        last_rv: u64,
-        done: bool,
-    }
-    let state = WatchState {
-        initial: initial.into_iter(),
-        receiver,
-        last_rv: 0,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, move |mut state| {
-        let filter = filter.clone();
-        async move {
-            if state.done {
-                return None;
-            }
-            loop {
-                if let Some(event) = state.initial.next() {
-                    state.last_rv = state.last_rv.max(event.rv);
-                    if let Some(line) = filter(&event) {
-                        return Some((Ok::<_, actix_web::Error>(line), state));
-                    }
-                    continue;
-                }
-                let next = tokio::time::timeout_at(deadline, state.receiver.recv()).await;
-                match next {
-                    Ok(Ok(event)) => {
-                        if event.rv <= state.last_rv {
-                            continue;
-                        }
-                        state.last_rv = event.rv;
-                        if let Some(line) = filter(&event) {
-                            return Some((Ok(line), state));
-                        }
-                    }
-                    // Lagged: the client must re-list, as after a real 410.
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                        let gone = json!({"type": "ERROR", "object": ApiError::gone("watch fell behind; re-list").status()});
-                        let mut line = serde_json::to_vec(&gone).unwrap_or_default();
-                        line.push(b'\n');
-                        state.done = true;
-                        return Some((Ok(Bytes::from(line)), state));
-                    }
-                    Ok(Err(_)) | Err(_) => return None,
-                }
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .streaming(stream))
 }

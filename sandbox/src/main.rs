@@ -20,6 +20,10 @@ struct Args {
     /// Milliseconds the simulated controllers take to make workloads available.
     #[arg(long, default_value_t = 1000)]
     controller_delay_ms: u64,
+    /// Authorize requests with RBAC (the kubeconfig's user is in
+    /// `system:masters`); without it every request is allowed.
+    #[arg(long)]
+    rbac: bool,
 }
 
 #[tokio::main]
@@ -29,6 +33,7 @@ async fn main() -> ExitCode {
         port: args.port,
         controller_delay: Duration::from_millis(args.controller_delay_ms),
         kubeconfig_out: Some(args.kubeconfig_out.clone()),
+        rbac: args.rbac,
     };
     let sandbox = match Sandbox::start_with(config).await {
         Ok(sandbox) => sandbox,
@@ -37,7 +42,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Kubernetes API sandbox on {}", sandbox.url());
+    let mode = if args.rbac { "RBAC" } else { "AlwaysAllow" };
+    println!(
+        "Kubernetes API sandbox on {} (authorization: {mode})",
+        sandbox.url()
+    );
+    if args.rbac {
+        println!("  TLS for kubectl on {}", sandbox.kubectl_url());
+    }
     println!(
         "  kubectl --kubeconfig {} get namespaces",
         args.kubeconfig_out.display()

@@ -1,6 +1,8 @@
 //! Just enough of Kubernetes' protobuf encoding to read what kubectl's typed
-//! clients send for built-in kinds (`kubectl create namespace|configmap|secret`):
-//! the `k8s\0` envelope, `runtime.Unknown`, `ObjectMeta` and a few simple kinds.
+//! clients send for built-in kinds (`kubectl create namespace|configmap|secret`,
+//! `kubectl create role|clusterrole|rolebinding|clusterrolebinding`,
+//! `kubectl auth can-i|whoami`): the `k8s\0` envelope, `runtime.Unknown`,
+//! `ObjectMeta` and a few simple kinds.
 
 use serde_json::{Map, Value, json};
 
@@ -138,6 +140,122 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// A message whose string fields are numbered from 1 in the order of `names`
+/// (other fields are skipped).
+fn strings(bytes: &[u8], names: &[&str]) -> Result<Value, ApiError> {
+    let mut out = Map::new();
+    for (number, field) in fields(bytes)? {
+        let name = usize::try_from(number)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| names.get(i));
+        if let (Field::Bytes(b), Some(name)) = (field, name) {
+            out.insert((*name).to_owned(), json!(string(b)?));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `rbac/v1.Subject`'s string fields, in field order.
+const SUBJECT: [&str; 4] = ["kind", "apiGroup", "name", "namespace"];
+
+/// Append `item` to the array `object[key]`, creating it.
+fn push(object: &mut Value, key: &str, item: Value) {
+    if !object[key].is_array() {
+        object[key] = json!([]);
+    }
+    if let Some(items) = object[key].as_array_mut() {
+        items.push(item);
+    }
+}
+
+/// A message of repeated string fields, numbered from 1 in the order of `names`.
+fn string_lists(bytes: &[u8], names: &[&str]) -> Result<Value, ApiError> {
+    let mut out = json!({});
+    for (number, field) in fields(bytes)? {
+        let name = usize::try_from(number)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| names.get(i));
+        if let (Field::Bytes(b), Some(name)) = (field, name) {
+            push(&mut out, name, json!(string(b)?));
+        }
+    }
+    Ok(out)
+}
+
+/// `rbac/v1.PolicyRule`.
+fn policy_rule(bytes: &[u8]) -> Result<Value, ApiError> {
+    string_lists(
+        bytes,
+        &[
+            "verbs",
+            "apiGroups",
+            "resources",
+            "resourceNames",
+            "nonResourceURLs",
+        ],
+    )
+}
+
+/// `rbac/v1.AggregationRule`: label selectors (`matchLabels`, `matchExpressions`).
+fn aggregation_rule(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut rule = json!({});
+    for (number, field) in fields(bytes)? {
+        let (1, Field::Bytes(selector_bytes)) = (number, field) else {
+            continue;
+        };
+        let mut selector = json!({});
+        for (n, f) in fields(selector_bytes)? {
+            match (n, f) {
+                (1, Field::Bytes(b)) => {
+                    let (key, value) = map_entry(b)?;
+                    selector["matchLabels"][key] = json!(string(&value)?);
+                }
+                (2, Field::Bytes(b)) => {
+                    let mut expression = string_lists(b, &["key", "operator", "values"])?;
+                    for single in ["key", "operator"] {
+                        expression[single] = expression[single][0].take();
+                    }
+                    push(&mut selector, "matchExpressions", expression);
+                }
+                _ => {}
+            }
+        }
+        push(&mut rule, "clusterRoleSelectors", selector);
+    }
+    Ok(rule)
+}
+
+/// `SelfSubjectAccessReviewSpec`: resource or non-resource attributes.
+fn access_review_spec(bytes: &[u8]) -> Result<Value, ApiError> {
+    const RESOURCE: [&str; 7] = [
+        "namespace",
+        "verb",
+        "group",
+        "version",
+        "resource",
+        "subresource",
+        "name",
+    ];
+    let mut spec = Map::new();
+    for (number, field) in fields(bytes)? {
+        match (number, field) {
+            (1, Field::Bytes(b)) => {
+                spec.insert("resourceAttributes".to_owned(), strings(b, &RESOURCE)?);
+            }
+            (2, Field::Bytes(b)) => {
+                spec.insert(
+                    "nonResourceAttributes".to_owned(),
+                    strings(b, &["path", "verb"])?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
+}
+
 /// Decode a `k8s\0`-prefixed protobuf body into the JSON object it encodes.
 /// Only the kinds kubectl creates with its generators are understood; others
 /// get 415 so the caller knows to send JSON.
@@ -200,7 +318,30 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                 let (k, v) = map_entry(bytes)?;
                 object["stringData"][k] = json!(string(&v)?);
             }
-            ("Namespace" | "ConfigMap" | "Secret" | "ServiceAccount", _) => {}
+            ("Role" | "ClusterRole", 2) => push(&mut object, "rules", policy_rule(bytes)?),
+            ("ClusterRole", 3) => object["aggregationRule"] = aggregation_rule(bytes)?,
+            ("RoleBinding" | "ClusterRoleBinding", 2) => {
+                push(&mut object, "subjects", strings(bytes, &SUBJECT)?);
+            }
+            ("RoleBinding" | "ClusterRoleBinding", 3) => {
+                object["roleRef"] = strings(bytes, &["apiGroup", "kind", "name"])?;
+            }
+            ("SelfSubjectAccessReview", 2) => object["spec"] = access_review_spec(bytes)?,
+            ("SelfSubjectRulesReview", 2) => object["spec"] = strings(bytes, &["namespace"])?,
+            (
+                "Namespace"
+                | "ConfigMap"
+                | "Secret"
+                | "ServiceAccount"
+                | "Role"
+                | "ClusterRole"
+                | "RoleBinding"
+                | "ClusterRoleBinding"
+                | "SelfSubjectAccessReview"
+                | "SelfSubjectRulesReview"
+                | "SelfSubjectReview",
+                _,
+            ) => {}
             _ => {
                 return Err(ApiError::unsupported_media_type(&format!(
                     "application/vnd.kubernetes.protobuf ({kind} is only served as JSON)"
@@ -241,5 +382,90 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo", "labels": {"team": "a"}}})
         );
         assert_eq!(base64(b"hello"), "aGVsbG8=");
+    }
+
+    #[test]
+    fn a_self_subject_access_review_decodes() {
+        let attributes = [
+            field(1, b"team-a"),
+            field(2, b"create"),
+            field(3, b"apps"),
+            field(5, b"deployments"),
+        ]
+        .concat();
+        let raw = [field(1, b""), field(2, &field(1, &attributes))].concat();
+        let type_meta = [
+            field(1, b"authorization.k8s.io/v1"),
+            field(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let mut body = b"k8s\0".to_vec();
+        body.extend([field(1, &type_meta), field(2, &raw)].concat());
+        let object = decode(&body).unwrap();
+        assert_eq!(
+            object["spec"],
+            json!({"resourceAttributes": {"namespace": "team-a", "verb": "create", "group": "apps", "resource": "deployments"}})
+        );
+    }
+
+    #[test]
+    fn roles_and_bindings_decode() {
+        let decode_kind = |kind: &[u8], raw: Vec<u8>| {
+            let type_meta = [field(1, b"rbac.authorization.k8s.io/v1"), field(2, kind)].concat();
+            let mut body = b"k8s\0".to_vec();
+            body.extend([field(1, &type_meta), field(2, &raw)].concat());
+            decode(&body).unwrap()
+        };
+        let rule = [
+            field(1, b"get"),
+            field(1, b"list"),
+            field(2, b""),
+            field(3, b"pods"),
+        ]
+        .concat();
+        let labels = field(1, &[field(1, b"team"), field(2, b"a")].concat());
+        let role = decode_kind(
+            b"ClusterRole",
+            [
+                field(1, &field(1, b"r")),
+                field(2, &rule),
+                field(3, &field(1, &labels)),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            role["rules"],
+            json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}])
+        );
+        assert_eq!(
+            role["aggregationRule"],
+            json!({"clusterRoleSelectors": [{"matchLabels": {"team": "a"}}]})
+        );
+        let subject = [
+            field(1, b"User"),
+            field(2, b"rbac.authorization.k8s.io"),
+            field(3, b"alice"),
+        ]
+        .concat();
+        let role_ref = [
+            field(1, b"rbac.authorization.k8s.io"),
+            field(2, b"Role"),
+            field(3, b"r"),
+        ]
+        .concat();
+        let binding = decode_kind(
+            b"RoleBinding",
+            [
+                field(1, &field(1, b"b")),
+                field(2, &subject),
+                field(3, &role_ref),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}])
+        );
+        assert_eq!(binding["roleRef"]["kind"], "Role");
     }
 }

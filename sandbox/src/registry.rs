@@ -23,6 +23,9 @@ pub struct ResourceType {
     pub status: bool,
     /// Whether this type came from a CRD.
     pub custom: bool,
+    /// Whether the type is only ever created and answered, never stored
+    /// (the self-review kinds of `authorization.k8s.io` and `authentication.k8s.io`).
+    pub create_only: bool,
 }
 
 impl ResourceType {
@@ -60,6 +63,16 @@ impl ResourceType {
 
     /// The `APIResource` entries of this type for discovery.
     pub fn discovery(&self) -> Vec<Value> {
+        if self.create_only {
+            return vec![json!({
+                "name": self.plural,
+                "singularName": self.singular,
+                "namespaced": false,
+                "kind": self.kind,
+                "verbs": ["create"],
+                "storageVersionHash": "",
+            })];
+        }
         let verbs = vec![
             "create",
             "delete",
@@ -122,6 +135,15 @@ fn builtin(
         short_names: short.iter().map(|s| (*s).to_owned()).collect(),
         status,
         custom: false,
+        create_only: false,
+    }
+}
+
+/// A self-review kind: cluster-scoped, create only, answered and never stored.
+fn review(group: &str, kind: &str, plural: &str) -> ResourceType {
+    ResourceType {
+        create_only: true,
+        ..builtin(group, "v1", kind, plural, false, &[], false)
     }
 }
 
@@ -300,6 +322,21 @@ pub fn builtins() -> Vec<ResourceType> {
             &["crd", "crds"],
             true,
         ),
+        review(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+        ),
+        review(
+            "authorization.k8s.io",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+        ),
+        review(
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+        ),
     ]
 }
 
@@ -366,6 +403,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
             short_names: short_names.clone(),
             status: version.pointer("/subresources/status").is_some(),
             custom: true,
+            create_only: false,
         });
     }
     Ok(out)

@@ -82,6 +82,45 @@ impl LabelSelector {
         Ok(Self(requirements))
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`);
+    /// an empty one selects everything, as in the real server.
+    pub fn from_json(selector: &Value) -> Result<Self, ApiError> {
+        let bad = || ApiError::bad_request(format!("invalid label selector {selector}"));
+        let mut requirements = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (key, value) in labels {
+                let value = value.as_str().ok_or_else(bad)?;
+                requirements.push(Requirement::Equals(key.clone(), value.to_owned()));
+            }
+        }
+        let expressions = selector.get("matchExpressions").and_then(Value::as_array);
+        for expression in expressions.into_iter().flatten() {
+            let key = expression
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?
+                .to_owned();
+            let values: Vec<String> = expression
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            requirements.push(match expression.get("operator").and_then(Value::as_str) {
+                Some("In") => Requirement::In(key, values),
+                Some("NotIn") => Requirement::NotIn(key, values),
+                Some("Exists") => Requirement::Exists(key),
+                Some("DoesNotExist") => Requirement::NotExists(key),
+                _ => return Err(bad()),
+            });
+        }
+        Ok(Self(requirements))
+    }
+
     /// Whether `object`'s labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
         let labels = object.pointer("/metadata/labels");

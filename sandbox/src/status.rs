@@ -111,6 +111,43 @@ impl ApiError {
         )
     }
 
+    /// 401: no credentials, or credentials no authenticator accepts.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 as `apierrors.NewForbidden` words it: `<resource>.<group> "<name>"
+    /// is forbidden: <why>` (`forbidden: <why>` for a path that names no
+    /// resource), with the non-empty parts of the resource in `details`.
+    pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let qualified = match (group.is_empty(), resource.is_empty()) {
+            (_, true) => String::new(),
+            (true, false) => resource.to_owned(),
+            (false, false) => format!("{resource}.{group}"),
+        };
+        let message = if qualified.is_empty() {
+            format!("forbidden: {why}")
+        } else if name.is_empty() {
+            format!("{qualified} is forbidden: {why}")
+        } else {
+            format!("{qualified} \"{name}\" is forbidden: {why}")
+        };
+        let mut details = serde_json::Map::new();
+        for (key, value) in [("name", name), ("group", group), ("kind", resource)] {
+            if !value.is_empty() {
+                details.insert(key.to_owned(), json!(value));
+            }
+        }
+        let mut error = Self::new(403, "Forbidden", message);
+        error.details = Some(serde_json::Value::Object(details));
+        error
+    }
+
+    /// 500 InternalError: the server could not handle a request it understood.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
     /// An injected fault (tests).
     pub fn injected(code: u16) -> Self {
         let reason = match code {

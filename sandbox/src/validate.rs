@@ -82,6 +82,11 @@ pub fn identity(
             "metadata.name: Required value: name or generateName is required",
         ));
     }
+    if rt.group == "rbac.authorization.k8s.io" {
+        // RBAC names are path segments (`system:discovery` is valid).
+        return path_segment(&qualified, name)
+            .and_then(|()| namespace_matches(rt, object, namespace));
+    }
     let needs_label = matches!(rt.kind.as_str(), "Namespace" | "Service");
     let valid = if needs_label {
         is_dns_label(name)
@@ -100,6 +105,35 @@ pub fn identity(
             format!("metadata.name: Invalid value: {name:?}: {rule}"),
         ));
     }
+    namespace_matches(rt, object, namespace)
+}
+
+/// `ValidatePathSegmentName`: no `.` or `..`, no `/` or `%`.
+fn path_segment(qualified: &str, name: &str) -> Result<(), ApiError> {
+    let problem = if name == "." || name == ".." {
+        Some(format!("may not be '{name}'"))
+    } else {
+        ['/', '%']
+            .into_iter()
+            .find(|c| name.contains(*c))
+            .map(|c| format!("may not contain '{c}'"))
+    };
+    match problem {
+        Some(problem) => Err(ApiError::invalid(
+            qualified,
+            name,
+            format!("metadata.name: Invalid value: {name:?}: {problem}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The namespace in the body, if any, must be the request's.
+fn namespace_matches(
+    rt: &ResourceType,
+    object: &Value,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
     let body_namespace = object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str);

@@ -11,12 +11,12 @@ fn manifests() -> PathBuf {
     repo_root().join("testdata/manifests")
 }
 
-struct Kubectl<'a> {
-    kubeconfig: &'a Path,
+pub(crate) struct Kubectl<'a> {
+    pub(crate) kubeconfig: &'a Path,
 }
 
 impl Kubectl<'_> {
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(self.kubeconfig)
@@ -26,7 +26,7 @@ impl Kubectl<'_> {
     }
 
     #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         assert!(
             output.status.success(),

@@ -8,3 +8,5 @@
 
 mod kube_client;
 mod kubectl;
+mod kubectl_rbac;
+mod rbac;
