@@ -1,16 +1,53 @@
 use super::*;
 
 #[test]
-fn the_checked_in_crd_is_the_generated_one() {
-    let path = pushsync_testkit::repo_root().join("deploy/crds/application.yaml");
-    let generated = crd_yaml().unwrap();
-    if std::env::var_os("PUSHSYNC_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+fn the_checked_in_crds_are_the_generated_ones() {
+    for (file, crd) in crds() {
+        let path = pushsync_testkit::repo_root().join("deploy/crds").join(file);
+        let generated = crd_yaml(&crd).unwrap();
+        if std::env::var_os("PUSHSYNC_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "deploy/crds/{file} is stale: run `cargo run -p pushsync-api --bin crdgen -- deploy/crds`"
+        );
     }
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        checked_in == generated,
-        "deploy/crds/application.yaml is stale: run `cargo run -p pushsync-api --bin crdgen > deploy/crds/application.yaml`"
+}
+
+#[test]
+fn an_application_without_a_project_is_in_the_default_one() {
+    let app: Application = serde_saphyr::from_str(
+        "apiVersion: pushsync.dev/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {source: {repoURL: x}, destination: {}}\n",
+    )
+    .unwrap();
+    assert_eq!(app.spec.project, DEFAULT_PROJECT);
+}
+
+#[test]
+fn a_project_spec_reads_as_argo_cd_users_write_it() {
+    let project: Project = serde_saphyr::from_str(
+        r#"
+apiVersion: pushsync.dev/v1alpha1
+kind: Project
+metadata: { name: team-a, namespace: pushsync }
+spec:
+  sourceRepos: ["https://github.com/acme/*"]
+  destinations:
+    - { namespace: "team-a-*", serviceAccount: deployer }
+  clusterResourceWhitelist: [{ group: "", kind: Namespace }]
+  namespaceResourceBlacklist: [{ group: "", kind: ResourceQuota }]
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        project.spec.destinations[0].service_account.as_deref(),
+        Some("deployer")
+    );
+    assert_eq!(
+        project.spec.cluster_resource_whitelist[0],
+        GroupKind::new("", "Namespace")
     );
 }
 

@@ -17,6 +17,7 @@ async fn the_crd_serves_applications_with_a_status_subresource() {
     let app = Application::new(
         "guestbook",
         ApplicationSpec {
+            project: pushsync_api::DEFAULT_PROJECT.to_owned(),
             source: Source {
                 repo_url: "https://github.com/example/manifests.git".into(),
                 target_revision: "main".into(),

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::{Application, ApplicationSpec, ApplicationStatus, OperationState, SyncStatus};
 use pushsync_broker::{AmqpConfig, Broker, MemoryQueue, Outgoing};
@@ -106,8 +105,7 @@ impl WorkerProcess {
             .env("PUSHSYNC_AMQP_URL", amqp)
             .env("PUSHSYNC_QUEUE_PREFIX", topology.prefix())
             .env("KUBECONFIG", kubeconfig)
-            .env("PUSHSYNC_WATCH_NAMESPACE", namespace)
-            .env("PUSHSYNC_LEASE_NAMESPACE", namespace)
+            .env("PUSHSYNC_NAMESPACE", namespace)
             .env("PUSHSYNC_LEASE_DURATION", "3s")
             .env("PUSHSYNC_LOCK_POLL", "100ms")
             .env("PUSHSYNC_RETRY_BACKOFF", "200ms")
@@ -178,6 +176,8 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Namespace `name`, with an unrestricted `default` project in it (the
+/// worker processes' install namespace).
 pub async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sandbox.client());
     namespaces
@@ -186,6 +186,13 @@ pub async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
             &serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?,
         )
         .await?;
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        name,
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -229,8 +236,9 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
     })
     .await?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await?;
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
     let inspect = TestBroker::connect().await;
     let caches = tempfile::tempdir()?;
     let kubeconfig: PathBuf = sandbox.kubeconfig().to_path_buf();

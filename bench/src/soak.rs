@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::Application;
 use pushsync_broker::{AmqpConfig, Broker};
@@ -48,8 +47,16 @@ pub async fn run(worker_bin: &Path, duration: Duration) -> anyhow::Result<()> {
     })
     .await?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await?;
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        "default",
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    )
+    .await?;
     namespace(&sandbox, "soak").await?;
     let inspect = TestBroker::connect().await;
     let topology = unique_topology();

@@ -6,7 +6,6 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use pushsync_api::{Application, ApplicationSpec};
 use pushsync_broker::{AmqpConfig, Broker};
@@ -80,8 +79,16 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     })
     .await?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await?;
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        "default",
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    )
+    .await?;
     let repo = GitRepo::init();
     repo.write("apps/small/cms.yaml", &configmaps(10, 0));
     repo.write("apps/large/cms.yaml", &configmaps(100, 0));
@@ -96,14 +103,22 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     .await?;
 
     let stop = CancellationToken::new();
-    let index = Index::watch(sandbox.client(), None, stop.clone());
+    let index = Index::watch(
+        sandbox.client(),
+        &pushsync_worker::index::Namespaces::All,
+        stop.clone(),
+    );
     index.ready().await;
     let cache = tempfile::tempdir()?;
     let git = GitCache::new(cache.path(), Duration::from_secs(30));
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(30),
         health_poll: Duration::from_millis(10),
-        ..SyncContext::new(git.clone(), Cluster::new(sandbox.client()))
+        ..SyncContext::new(
+            git.clone(),
+            Cluster::new(sandbox.client()),
+            pushsync_worker::tenancy::Projects::read(sandbox.client(), "default"),
+        )
     };
     let shared = Shared {
         broker: broker.clone(),

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::{Application, ApplicationSpec};
+use pushsync_api::{Application, ApplicationSpec, DEFAULT_PROJECT, ProjectSpec};
 use pushsync_broker::{Broker, MemoryQueue};
 use pushsync_proto::Topology;
 use pushsync_receiver::secrets::{SecretSource, SecretSources};
@@ -26,12 +25,13 @@ use pushsync_testkit::git::GitDaemon;
 use pushsync_worker::apply::Cluster;
 use pushsync_worker::context::{Leadership, Shared};
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::lease::Leases;
 use pushsync_worker::loops::Settings;
 use pushsync_worker::loops::poll::PollSettings;
 use pushsync_worker::loops::sync::SyncSettings;
 use pushsync_worker::sync::SyncContext;
+use pushsync_worker::tenancy::Projects;
 use tokio_util::sync::CancellationToken;
 
 /// Run pushsync locally with no cluster and no broker.
@@ -131,13 +131,23 @@ async fn main() -> anyhow::Result<()> {
         port: args.api_port,
         controller_delay: Duration::from_millis(500),
         kubeconfig_out: Some(kubeconfig.clone()),
+        ..SandboxConfig::default()
     })
     .await
     .context("starting the Kubernetes API sandbox")?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await?;
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    // One tenant here: the default project allows anything, as the worker.
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        "default",
+        DEFAULT_PROJECT,
+        ProjectSpec::unrestricted(),
+    )
+    .await?;
 
     // The sample repository and its Applications.
     let repo = sample_repository(&state)?;
@@ -172,7 +182,8 @@ async fn main() -> anyhow::Result<()> {
 
     let broker = Broker::memory(queue);
     let topology = Topology::default();
-    let index = Index::watch(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), &Namespaces::one("default"), stop.clone());
+    let projects = Projects::watch(sandbox.client(), "default", stop.clone());
     tokio::select! {
         () = stop.cancelled() => {}
         _ = index.ready() => {}
@@ -181,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(60),
         health_poll: Duration::from_millis(250),
-        ..SyncContext::new(git.clone(), Cluster::new(sandbox.client()))
+        ..SyncContext::new(git.clone(), Cluster::new(sandbox.client()), projects)
     };
     let shared = Shared {
         broker: broker.clone(),

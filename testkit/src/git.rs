@@ -14,7 +14,16 @@ pub struct GitRepo {
 impl GitRepo {
     /// `git init -b main` with a test identity.
     pub fn init() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Self::init_named("")
+    }
+
+    /// The same, in a directory whose name starts with `prefix` (for tests
+    /// of URL patterns).
+    pub fn init_named(prefix: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
         let repo = Self { dir };
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "user.name", "pushsync tests"]);

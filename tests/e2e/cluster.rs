@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use pushsync_sandbox::{AuditEntry, Sandbox, SandboxConfig};
 
@@ -47,14 +46,7 @@ impl TestCluster {
                 (Some(sandbox), client, kubeconfig)
             }
         };
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-        crds.patch(
-            "applications.pushsync.dev",
-            &PatchParams::apply("pushsync-e2e").force(),
-            &Patch::Apply(pushsync_api::Application::crd()),
-        )
-        .await
-        .unwrap();
+        install_crds(&client).await;
         let namespace = format!("e2e-{:08x}", rand_u64() & 0xffff_ffff);
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         namespaces
@@ -65,6 +57,7 @@ impl TestCluster {
             )
             .await
             .unwrap();
+        ensure_default_project(&client, &namespace).await;
         Self {
             sandbox,
             client,
@@ -106,6 +99,40 @@ impl Drop for TestCluster {
                 .status();
         }
     }
+}
+
+/// pushsync's CRDs, applied (a real cluster may have them already).
+pub async fn install_crds(client: &kube::Client) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in pushsync_api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("pushsync-e2e").force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// An unrestricted `default` project in `namespace` (the workers' install
+/// namespace in these tests), as a single-tenant install has.
+pub async fn ensure_default_project(client: &kube::Client, namespace: &str) {
+    let projects: Api<pushsync_api::Project> = Api::namespaced(client.clone(), namespace);
+    let project = pushsync_api::Project::namespaced(
+        namespace,
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    );
+    projects
+        .patch(
+            pushsync_api::DEFAULT_PROJECT,
+            &PatchParams::apply("pushsync-e2e").force(),
+            &Patch::Apply(project),
+        )
+        .await
+        .unwrap();
 }
 
 fn rand_u64() -> u64 {

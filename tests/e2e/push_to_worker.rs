@@ -21,13 +21,8 @@ fn env(prefix: &str) -> Vec<(&'static str, String)> {
 
 /// A cluster for the worker: the sandbox with the Application CRD installed.
 async fn cluster() -> pushsync_sandbox::Sandbox {
-    use kube::CustomResourceExt;
     let sandbox = pushsync_sandbox::Sandbox::start().await.unwrap();
-    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        kube::Api::all(sandbox.client());
-    crds.create(&Default::default(), &pushsync_api::Application::crd())
-        .await
-        .unwrap();
+    crate::cluster::install_crds(&sandbox.client()).await;
     // Where the workers keep their Leases, as deploy/ creates it.
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(sandbox.client());
@@ -38,6 +33,7 @@ async fn cluster() -> pushsync_sandbox::Sandbox {
         )
         .await
         .unwrap();
+    crate::cluster::ensure_default_project(&sandbox.client(), "pushsync").await;
     sandbox
 }
 
@@ -52,6 +48,8 @@ fn worker(prefix: &str, sandbox: &pushsync_sandbox::Sandbox, cache: &std::path::
     ));
     env.push(("PUSHSYNC_HEALTH_TIMEOUT", "20s".to_owned()));
     env.push(("PUSHSYNC_METRICS_LISTEN", "127.0.0.1:0".to_owned()));
+    // The Applications live in `default`; the install namespace is `pushsync`.
+    env.push(("PUSHSYNC_APPLICATION_NAMESPACES", "*".to_owned()));
     Service::start("pushsync-worker", &[], &env)
 }
 
@@ -170,6 +168,7 @@ async fn a_signed_push_through_the_receiver_is_applied_by_the_worker() {
     let url = daemon.url_of(&repo);
     let apps: kube::Api<Application> = kube::Api::namespaced(sandbox.client(), "default");
     let spec = ApplicationSpec {
+        project: pushsync_api::DEFAULT_PROJECT.to_owned(),
         source: Source {
             repo_url: url.clone(),
             target_revision: "main".into(),

@@ -69,14 +69,7 @@ impl Fleet {
                 "KUBECONFIG",
                 self.cluster.kubeconfig().display().to_string(),
             ),
-            (
-                "PUSHSYNC_WATCH_NAMESPACE",
-                self.cluster.namespace().to_owned(),
-            ),
-            (
-                "PUSHSYNC_LEASE_NAMESPACE",
-                self.cluster.namespace().to_owned(),
-            ),
+            ("PUSHSYNC_NAMESPACE", self.cluster.namespace().to_owned()),
             ("PUSHSYNC_LEASE_DURATION", "3s".to_owned()),
             ("PUSHSYNC_LOCK_POLL", "100ms".to_owned()),
             ("PUSHSYNC_RETRY_BACKOFF", "200ms".to_owned()),

@@ -7,6 +7,7 @@
 //! are transient and retried.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -48,6 +49,14 @@ pub enum ApplyError {
         /// `metav1.Status` message.
         message: String,
     },
+    /// Writes cannot be made as the user a Project names.
+    #[error("cannot act as {user}: {reason}")]
+    Identity {
+        /// The Kubernetes user (`system:serviceaccount:NS:NAME`).
+        user: String,
+        /// Why.
+        reason: String,
+    },
     /// The API server or the network failed; retry later.
     #[error("the API server call for {what} failed")]
     Transient {
@@ -65,6 +74,7 @@ impl ApplyError {
         match self {
             Self::UnknownKind { .. } => "unknown_kind",
             Self::Rejected { .. } => "rejected",
+            Self::Identity { .. } => "identity",
             Self::Transient { .. } => "transient",
         }
     }
@@ -88,11 +98,17 @@ pub struct ApplyOptions {
     pub dry_run: bool,
 }
 
-/// A cluster, with the kinds it serves resolved once each.
+/// A cluster, with the kinds it serves resolved once each; every call is
+/// made as one identity (the client's own, or one it impersonates).
 #[derive(Clone)]
 pub struct Cluster {
     client: kube::Client,
-    kinds: std::sync::Arc<tokio::sync::RwLock<HashMap<GroupVersionKind, (ApiResource, bool)>>>,
+    /// The configuration impersonating clients are made from (none: this
+    /// cluster cannot act as anyone else).
+    config: Option<Arc<kube::Config>>,
+    kinds: Arc<tokio::sync::RwLock<HashMap<GroupVersionKind, (ApiResource, bool)>>>,
+    /// Clients acting as other users, made once each.
+    users: Arc<std::sync::Mutex<HashMap<String, kube::Client>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -110,12 +126,66 @@ fn gvk_of(manifest: &Manifest) -> GroupVersionKind {
 }
 
 impl Cluster {
-    /// A cluster reached through `client`.
+    /// A cluster reached through `client`, which cannot impersonate.
     pub fn new(client: kube::Client) -> Self {
         Self {
             client,
+            config: None,
             kinds: Default::default(),
+            users: Default::default(),
         }
+    }
+
+    /// A cluster reached with `config`, able to act as the users Projects
+    /// name ([`Cluster::impersonating`]).
+    pub fn from_config(config: kube::Config) -> Result<Self, kube::Error> {
+        let client = kube::Client::try_from(config.clone())?;
+        Ok(Self {
+            config: Some(Arc::new(config)),
+            ..Self::new(client)
+        })
+    }
+
+    /// The same cluster, every call made as `user` (Kubernetes
+    /// impersonation: the API server checks that this client may
+    /// impersonate `user`, then authorizes each call as `user`). Resolved
+    /// kinds are shared.
+    pub fn impersonating(&self, user: &str) -> Result<Self, ApplyError> {
+        let identity = |reason: String| ApplyError::Identity {
+            user: user.to_owned(),
+            reason,
+        };
+        let Some(config) = &self.config else {
+            return Err(identity(
+                "this worker's cluster client was built without a configuration to impersonate from".to_owned(),
+            ));
+        };
+        let mut users = self
+            .users
+            .lock()
+            .map_err(|_| identity("the client cache is poisoned".to_owned()))?;
+        let client = match users.get(user) {
+            Some(client) => client.clone(),
+            None => {
+                let mut config = config.as_ref().clone();
+                config.auth_info.impersonate = Some(user.to_owned());
+                config.auth_info.impersonate_groups = None;
+                let client = kube::Client::try_from(config).map_err(|e| identity(e.to_string()))?;
+                users.insert(user.to_owned(), client.clone());
+                client
+            }
+        };
+        Ok(Self {
+            client,
+            config: None,
+            kinds: self.kinds.clone(),
+            users: Default::default(),
+        })
+    }
+
+    /// The client calls are made with.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
     }
 
     /// Forget resolved kinds (after CRDs changed).
@@ -275,11 +345,34 @@ impl Cluster {
         manifest: &Manifest,
         default_namespace: &str,
     ) -> Result<(), ApplyError> {
-        let (api, _) = self.api(manifest, default_namespace).await?;
-        match api
-            .delete(manifest.name(), &DeleteParams::background())
+        self.delete_with(manifest, default_namespace, DeleteParams::background())
             .await
-        {
+    }
+
+    /// Delete the object `manifest` describes only while its uid is `uid`
+    /// (the object that was read, not one recreated since; absent is fine).
+    pub async fn delete_exact(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+        uid: &str,
+    ) -> Result<(), ApplyError> {
+        let mut params = DeleteParams::background();
+        params.preconditions = Some(kube::api::Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        });
+        self.delete_with(manifest, default_namespace, params).await
+    }
+
+    async fn delete_with(
+        &self,
+        manifest: &Manifest,
+        default_namespace: &str,
+        params: DeleteParams,
+    ) -> Result<(), ApplyError> {
+        let (api, _) = self.api(manifest, default_namespace).await?;
+        match api.delete(manifest.name(), &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(error) => Err(Self::classify(manifest, "deleting", error)),

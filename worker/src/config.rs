@@ -11,6 +11,7 @@ use pushsync_service::{LogFormat, parse_duration};
 use secrecy::SecretString;
 
 use crate::git::{Credentials, CredentialsError};
+use crate::index::Namespaces;
 use crate::loops::Settings;
 use crate::loops::poll::PollSettings;
 use crate::loops::sync::SyncSettings;
@@ -45,9 +46,18 @@ pub struct Args {
     /// Git remote operations (ls-remote, fetch) at once in this worker.
     #[arg(long, env = "PUSHSYNC_MAX_GIT_FETCHES", default_value_t = 4)]
     pub max_git_fetches: u16,
-    /// Namespace of the Leases that keep one sync per Application and one poller.
-    #[arg(long, env = "PUSHSYNC_LEASE_NAMESPACE", default_value = "pushsync")]
-    pub lease_namespace: String,
+    /// The install namespace: Projects are read here, and Leases kept here
+    /// unless PUSHSYNC_LEASE_NAMESPACE says otherwise.
+    #[arg(long, env = "PUSHSYNC_NAMESPACE", default_value = "pushsync")]
+    pub namespace: String,
+    /// Whose Applications are honoured: `*`, or a comma-separated list of
+    /// namespaces [default: the install namespace].
+    #[arg(long, env = "PUSHSYNC_APPLICATION_NAMESPACES")]
+    pub application_namespaces: Option<String>,
+    /// Namespace of the Leases that keep one sync per Application and one
+    /// poller [default: the install namespace].
+    #[arg(long, env = "PUSHSYNC_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// How long a Lease holds without renewal (a dead worker's syncs resume
     /// elsewhere after this).
     #[arg(long, env = "PUSHSYNC_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -71,8 +81,8 @@ pub struct Args {
     /// Longest retry delay when an Application names none.
     #[arg(long, env = "PUSHSYNC_RETRY_MAX_BACKOFF", default_value = "3m", value_parser = parse_duration)]
     pub retry_max_backoff: Duration,
-    /// Only watch Applications in this namespace (default: all namespaces).
-    #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE")]
+    /// Deprecated: PUSHSYNC_APPLICATION_NAMESPACES with one namespace.
+    #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE", hide = true)]
     pub watch_namespace: Option<String>,
     /// Directory of the git cache.
     #[arg(
@@ -174,14 +184,16 @@ pub enum Mode {
 pub struct RunConfig {
     /// How the loops run.
     pub loops: Settings,
+    /// The install namespace (Projects).
+    pub namespace: String,
+    /// Whose Applications are honoured.
+    pub application_namespaces: Namespaces,
     /// Namespace of the Leases.
     pub lease_namespace: String,
     /// How long a Lease holds without renewal.
     pub lease_duration: Duration,
     /// This worker's name in Leases.
     pub identity: String,
-    /// Only Applications in this namespace (default: all).
-    pub watch_namespace: Option<String>,
     /// Directory of the git cache.
     pub git_cache: PathBuf,
     /// Git credentials.
@@ -222,6 +234,11 @@ pub enum ConfigError {
     /// `request`'s argument is not `NAMESPACE/NAME`.
     #[error("{0:?} is not NAMESPACE/NAME")]
     NotAnApplication(String),
+    /// The namespace list is not `*` nor namespace names.
+    #[error(
+        "PUSHSYNC_APPLICATION_NAMESPACES: {0:?} is neither `*` nor a comma-separated list of namespaces"
+    )]
+    Namespaces(String),
     /// A configured renderer is not an executable file (nor found on PATH).
     #[error("{name}: {program} is not an executable file, nor found on PATH")]
     MissingProgram {
@@ -242,6 +259,7 @@ impl ConfigError {
             Self::Credentials(_) => "credentials",
             Self::NotAnApplication(_) => "not_an_application",
             Self::MissingProgram { .. } => "missing_program",
+            Self::Namespaces(_) => "namespaces",
         }
     }
 }
@@ -332,16 +350,29 @@ impl Args {
                 .clamp(Duration::from_millis(200), Duration::from_secs(5)),
             ..PollSettings::default()
         };
+        let application_namespaces = match (self.application_namespaces, self.watch_namespace) {
+            (Some(list), _) => Namespaces::parse(&list).ok_or(ConfigError::Namespaces(list))?,
+            (None, Some(one)) => {
+                warnings.push(
+                    "PUSHSYNC_WATCH_NAMESPACE is deprecated: use PUSHSYNC_APPLICATION_NAMESPACES",
+                );
+                Namespaces::parse(&one).ok_or(ConfigError::Namespaces(one))?
+            }
+            (None, None) => Namespaces::one(&self.namespace),
+        };
         let run = RunConfig {
             loops: Settings {
                 dispatch_prefetch: self.prefetch,
                 sync,
                 poll: Some(poll),
             },
-            lease_namespace: self.lease_namespace,
+            lease_namespace: self
+                .lease_namespace
+                .unwrap_or_else(|| self.namespace.clone()),
+            namespace: self.namespace,
+            application_namespaces,
             lease_duration: self.lease_duration,
             identity: self.identity.unwrap_or_else(default_identity),
-            watch_namespace: self.watch_namespace,
             git_cache: self.git_cache,
             credentials,
             git_timeout,

@@ -36,10 +36,64 @@ pub fn source_of(app: &Application) -> Option<AppSource> {
     })
 }
 
+/// Which namespaces' Applications a worker honours (Argo CD's "apps in
+/// any namespace", opt-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// Every namespace (`*`).
+    All,
+    /// Only these.
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Namespaces {
+    /// `*`, or a comma-separated list of namespaces.
+    pub fn parse(list: &str) -> Option<Self> {
+        if list.trim() == "*" {
+            return Some(Self::All);
+        }
+        let names: std::collections::BTreeSet<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let valid = !names.is_empty()
+            && names.iter().all(|n| {
+                n.len() <= 63
+                    && n.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        valid.then_some(Self::Only(names))
+    }
+
+    /// Just `namespace`.
+    pub fn one(namespace: &str) -> Self {
+        Self::Only(std::iter::once(namespace.to_owned()).collect())
+    }
+
+    /// Whether Applications in `namespace` are honoured.
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.contains(namespace),
+        }
+    }
+}
+
+impl std::fmt::Display for Namespaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::Only(names) => f.write_str(&names.iter().cloned().collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
 /// The Applications a worker knows: watched in the cluster, or a fixed
 /// list (benchmarks and tests that need no watch). Cheap to clone.
 #[derive(Clone)]
-pub struct Index(Known);
+pub struct Index(Known, Arc<Namespaces>);
 
 #[derive(Clone)]
 enum Known {
@@ -57,11 +111,15 @@ impl std::fmt::Debug for Index {
 }
 
 impl Index {
-    /// Watch Applications (in `namespace`, or everywhere) until `stop`.
-    pub fn watch(client: kube::Client, namespace: Option<&str>, stop: CancellationToken) -> Self {
-        let api: Api<Application> = match namespace {
-            Some(namespace) => Api::namespaced(client, namespace),
-            None => Api::all(client),
+    /// Watch the Applications of `namespaces` until `stop` (one namespace
+    /// is watched alone; several, through a cluster-wide watch filtered
+    /// here).
+    pub fn watch(client: kube::Client, namespaces: &Namespaces, stop: CancellationToken) -> Self {
+        let api: Api<Application> = match namespaces {
+            Namespaces::Only(names) if names.len() == 1 => {
+                Api::namespaced(client, names.iter().next().map_or("", String::as_str))
+            }
+            _ => Api::all(client),
         };
         let (store, writer) = reflector::store();
         let stream = reflector::reflector(
@@ -86,14 +144,15 @@ impl Index {
                 }
             }
         });
-        Self(Known::Watched(store, changed))
+        Self(Known::Watched(store, changed), Arc::new(namespaces.clone()))
     }
 
     /// Exactly these Applications, never changing.
     pub fn fixed(applications: Vec<Application>) -> Self {
-        Self(Known::Fixed(Arc::new(
-            applications.into_iter().map(Arc::new).collect(),
-        )))
+        Self(
+            Known::Fixed(Arc::new(applications.into_iter().map(Arc::new).collect())),
+            Arc::new(Namespaces::All),
+        )
     }
 
     /// Wait until the first listing arrived.
@@ -122,16 +181,24 @@ impl Index {
         }
     }
 
-    /// Every known Application.
+    /// Every known Application (of the honoured namespaces).
     pub fn applications(&self) -> Vec<Arc<Application>> {
-        match &self.0 {
+        let mut all = match &self.0 {
             Known::Watched(store, _) => store.state(),
             Known::Fixed(apps) => apps.as_ref().clone(),
-        }
+        };
+        all.retain(|a| {
+            self.1
+                .allows(a.metadata.namespace.as_deref().unwrap_or_default())
+        });
+        all
     }
 
-    /// One Application.
+    /// One Application (`None` outside the honoured namespaces).
     pub fn get(&self, app: &AppRef) -> Option<Arc<Application>> {
+        if !self.1.allows(&app.namespace) {
+            return None;
+        }
         match &self.0 {
             Known::Watched(store, _) => {
                 store.get(&ObjectRef::new(&app.name).within(&app.namespace))

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod routing;
 pub mod status;
 pub mod sync;
+pub mod tenancy;
 
 /// FNV-1a over `bytes`, continuing from `hash` (start with [`FNV_OFFSET`]):
 /// stable across processes and versions, unlike std's hasher. A change

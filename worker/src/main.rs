@@ -19,6 +19,7 @@ use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::render::Tools;
 use pushsync_worker::sync::SyncContext;
+use pushsync_worker::tenancy::Projects;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -104,8 +105,8 @@ async fn request(uri: SecretString, topology: Topology, app: AppRef, refresh: bo
 
 /// Run the worker until SIGTERM.
 async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> ExitCode {
-    let client = match kube::Client::try_default().await {
-        Ok(client) => client,
+    let kube_config = match kube::Config::infer().await {
+        Ok(kube_config) => kube_config,
         Err(error) => {
             eprintln!(
                 "pushsync-worker: invalid configuration: no Kubernetes cluster (KUBECONFIG or in-cluster): {}",
@@ -114,6 +115,17 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let cluster = match Cluster::from_config(kube_config) {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!(
+                "pushsync-worker: invalid configuration: cannot build a Kubernetes client: {}",
+                error_chain(&error)
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let client = cluster.client();
     let stop = CancellationToken::new();
     tokio::spawn(pushsync_service::cancel_on_signal(stop.clone()));
     let metrics = match Metrics::new() {
@@ -149,17 +161,16 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
     if let Err(code) = check_lease_namespace(&client, &config.lease_namespace).await {
         return code;
     }
-    let index = Index::watch(
-        client.clone(),
-        config.watch_namespace.as_deref(),
-        stop.clone(),
-    );
+    let index = Index::watch(client.clone(), &config.application_namespaces, stop.clone());
+    let projects = Projects::watch(client.clone(), &config.namespace, stop.clone());
     tokio::select! {
         () = stop.cancelled() => return ExitCode::SUCCESS,
         ready = index.ready() => if !ready { return ExitCode::FAILURE },
     }
     tracing::info!(
         applications = index.applications().len(),
+        namespaces = %config.application_namespaces,
+        projects_namespace = %config.namespace,
         "Application index ready"
     );
     let git = GitCache::new(&config.git_cache, config.git_timeout)
@@ -175,7 +186,7 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
     let ctx = SyncContext {
         tools,
         health_timeout: config.health_timeout,
-        ..SyncContext::new(git.clone(), Cluster::new(client.clone()))
+        ..SyncContext::new(git.clone(), cluster, projects)
     };
     let broker = broker(uri, &topology, "pushsync-worker");
     let shared = Shared {

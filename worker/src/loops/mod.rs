@@ -53,7 +53,11 @@ pub fn spawn(
         handles.push(tokio::spawn(
             drift::DriftWatch::new(shared.clone()).run(stop.clone()),
         ));
-        handles.push(tokio::spawn(reconcile::run(shared.clone(), stop.clone())));
+        handles.push(tokio::spawn(reconcile::run(
+            shared.clone(),
+            ctx.projects.clone(),
+            stop.clone(),
+        )));
         handles.push(tokio::spawn(
             poll::Poller::new(shared.clone(), poll).run(stop.clone()),
         ));

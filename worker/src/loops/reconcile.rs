@@ -4,6 +4,11 @@
 //! or poll. It runs on the poll leader only, woken by every change the
 //! Application watch delivers, and enqueues through the same queue and
 //! Lease as pushes, so one sync per Application still holds.
+//!
+//! A Project that is created or changed re-evaluates its Applications the
+//! same way: each gets a sync, which holds it to the new rules (a
+//! tightened project turns excess resources into a `ProjectViolation`,
+//! never into deletions).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,6 +17,7 @@ use pushsync_proto::{AppRef, SyncTrigger};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Shared, app_ref, job};
+use crate::tenancy::Projects;
 
 /// How often the loop looks even without a change (leadership may have
 /// moved here, or an enqueue failed and is worth another try).
@@ -19,23 +25,71 @@ const RESCAN: Duration = Duration::from_secs(5);
 
 /// Enqueue a sync of every Application whose spec is newer than its last
 /// sync, while this worker leads, until `stop`.
-pub async fn run(shared: Shared, stop: CancellationToken) {
+pub async fn run(shared: Shared, projects: Projects, stop: CancellationToken) {
     // The object (uid) and generation a job was last enqueued for, per
     // Application: one job per spec change, not one per wake-up while the
     // sync runs; a deleted and recreated Application is a new object.
     let mut enqueued: HashMap<AppRef, (String, i64)> = HashMap::new();
-    let mut seen = 0;
+    // The same per Project; `None` until the first look (Projects that
+    // exist at start are not changes).
+    let mut rules: Option<HashMap<String, (String, i64)>> = None;
+    let (mut seen, mut seen_projects) = (0, 0);
     loop {
+        let changed = changed_projects(&projects, &mut rules);
         if shared.leadership.is_leading() {
             enqueue_due(&shared, &mut enqueued).await;
+            if !changed.is_empty() {
+                enqueue_of_projects(&shared, &changed).await;
+            }
         } else {
             enqueued.clear();
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = shared.index.changed(&mut seen) => {}
+            () = projects.changed(&mut seen_projects) => {}
             () = tokio::time::sleep(RESCAN) => {}
         }
+    }
+}
+
+/// Projects created or changed since the last look.
+fn changed_projects(
+    projects: &Projects,
+    known: &mut Option<HashMap<String, (String, i64)>>,
+) -> Vec<String> {
+    let now: HashMap<String, (String, i64)> = projects
+        .all()
+        .iter()
+        .filter_map(|p| {
+            let this = (p.metadata.uid.clone()?, p.metadata.generation.unwrap_or(0));
+            Some((p.metadata.name.clone()?, this))
+        })
+        .collect();
+    let changed = match known {
+        None => Vec::new(),
+        Some(before) => now
+            .iter()
+            .filter(|(name, this)| before.get(*name) != Some(*this))
+            .map(|(name, _)| name.clone())
+            .collect(),
+    };
+    *known = Some(now);
+    changed
+}
+
+/// A sync of every Application of `projects`.
+async fn enqueue_of_projects(shared: &Shared, projects: &[String]) {
+    let id = format!("project-{}", jiff::Timestamp::now().as_millisecond());
+    let jobs: Vec<_> = shared
+        .index
+        .applications()
+        .iter()
+        .filter(|app| projects.contains(&app.spec.project))
+        .filter_map(|app| job(app_ref(app)?, SyncTrigger::Poll, &id, &shared.topology))
+        .collect();
+    if !jobs.is_empty() && shared.enqueue(&jobs).await {
+        tracing::info!(projects = ?projects, applications = jobs.len(), "Projects changed: their Applications' syncs enqueued");
     }
 }
 

@@ -24,6 +24,7 @@ use crate::health::{self, Assessment};
 use crate::ignore;
 use crate::plan::{Phase, Step};
 use crate::render::Manifest;
+use crate::tenancy::{self, Owner};
 
 /// What the comparison found.
 #[derive(Debug)]
@@ -49,6 +50,9 @@ pub struct Compared {
     pub status: ResourceStatus,
     /// Its health now.
     pub health: Assessment,
+    /// The Application whose tracking mark the live object carries, when
+    /// it is another's.
+    pub shared_with: Option<String>,
 }
 
 impl Compared {
@@ -65,6 +69,11 @@ pub struct Leftover {
     pub resource: ResourceRef,
     /// Protected from pruning by `pushsync.dev/prune: "false"`.
     pub protected: bool,
+    /// The live object's uid (it is deleted only while it is that object).
+    pub uid: String,
+    /// Why the project does not let it be pruned (its rules tightened
+    /// since it was applied).
+    pub held: Option<String>,
 }
 
 /// Longest diff kept per resource in the status.
@@ -89,7 +98,7 @@ pub(super) async fn compare(
     }
     let resources = resources(ctx, desired, target).await?;
     let wanted: BTreeSet<RefKey> = resources.iter().map(|c| key(&c.status.resource)).collect();
-    let leftovers = leftovers(ctx, &target.previous, &wanted, &target.destination).await?;
+    let leftovers = leftovers(ctx, target, &wanted).await?;
     Ok(Comparison::Compared {
         resources,
         leftovers,
@@ -109,7 +118,7 @@ async fn resources(
         .waves(Phase::Sync)
         .iter()
         .flat_map(|w| w.steps.iter().filter(|s| !s.hook))
-        .map(|step| one(ctx, step, &target.destination, &target.ignore_differences))
+        .map(|step| one(ctx, step, target))
         .collect();
     futures_util::stream::iter(comparisons)
         .buffered(COMPARE_CONCURRENCY)
@@ -119,12 +128,8 @@ async fn resources(
 
 /// Compare one desired resource with the cluster: what a server-side dry-run
 /// apply would make of the live object, against the live object.
-async fn one(
-    ctx: &SyncContext,
-    step: &Step,
-    namespace: &str,
-    ignore_differences: &[IgnoreDifference],
-) -> Result<Compared, Transient> {
+async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared, Transient> {
+    let (namespace, ignore_differences) = (target.destination.as_str(), &target.ignore_differences);
     let manifest = &step.manifest;
     let namespaced = is_namespaced(ctx, manifest).await?;
     let resource = reference(manifest, namespace, namespaced);
@@ -140,7 +145,12 @@ async fn one(
                 resource_version: None,
             },
             health: health::assess(None),
+            shared_with: None,
         });
+    };
+    let shared_with = match tenancy::owner_of(&target.app, &current) {
+        Owner::Other(app) => Some(app),
+        Owner::This | Owner::Unmarked => None,
     };
     let rules: Vec<&IgnoreDifference> = ignore_differences
         .iter()
@@ -183,6 +193,7 @@ async fn one(
             diff: difference.map(truncate),
         },
         health: verdict,
+        shared_with,
     })
 }
 
@@ -199,27 +210,61 @@ fn truncate(mut text: String) -> String {
     text
 }
 
-/// Objects of the previous inventory that left Git but still exist, each
-/// with whether it is protected from pruning by annotation.
+/// Objects of the previous inventory that left Git but still exist and are
+/// this Application's (by tracking mark: an inventory entry naming anything
+/// else is dropped, whoever wrote it), each with whether it is protected
+/// from pruning by annotation or held by the project's rules.
 async fn leftovers(
     ctx: &SyncContext,
-    previous: &[ResourceRef],
+    target: &Target,
     desired: &BTreeSet<RefKey>,
-    namespace: &str,
 ) -> Result<Vec<Leftover>, Transient> {
     let mut found = Vec::new();
-    for gone in previous.iter().filter(|r| !desired.contains(&key(r))) {
-        let Some(live) = live(ctx, &manifest_of(gone), namespace).await? else {
+    for gone in target
+        .previous
+        .iter()
+        .filter(|r| !desired.contains(&key(r)))
+    {
+        let Some(live) = live(ctx, &manifest_of(gone), &target.destination).await? else {
             continue;
         };
+        let owner = tenancy::owner_of(&target.app, &live);
+        if owner != Owner::This {
+            tracing::info!(
+                application = %target.app,
+                object = %format!("{}/{} {}/{}", gone.group, gone.kind, gone.namespace, gone.name),
+                owner = ?owner,
+                "an inventory entry names an object that is not this Application's: it is not pruned and leaves the inventory"
+            );
+            continue;
+        }
         let protected = live
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(PRUNE_ANNOTATION))
             .and_then(Value::as_str)
             == Some("false");
+        let held = target.project.as_ref().and_then(|project| {
+            let object = tenancy::Object {
+                group: &gone.group,
+                kind: &gone.kind,
+                namespace: (!gone.namespace.is_empty()).then_some(gone.namespace.as_str()),
+                name: &gone.name,
+            };
+            let name = project.metadata.name.as_deref().unwrap_or_default();
+            tenancy::check(name, &project.spec, &[object])
+                .into_iter()
+                .next()
+                .map(|v| v.message)
+        });
         found.push(Leftover {
             resource: gone.clone(),
             protected,
+            uid: live
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            held,
         });
     }
     Ok(found)

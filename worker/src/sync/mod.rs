@@ -1,7 +1,11 @@
 //! One sync of one Application, stage by stage:
 //!
+//! 0. [`admission`]: the Application's Project allows its repository and
+//!    destination, and names who writes (the rest acts as that identity);
 //! 1. [`source`]: resolve the revision, read and render it (cached per
 //!    commit), plan hooks and waves, check every kind is known;
+//!    then [`admission::hold`]: every object within the project's rules, or
+//!    nothing is applied; each marked as this Application's;
 //! 2. [`compare`]: each resource against the cluster (a dry-run apply over
 //!    the live object), or the steady-state shortcut when nothing can have
 //!    changed; the previous inventory's leftovers;
@@ -16,8 +20,12 @@
 //!
 //! Invariants:
 //! - Nothing of a revision is applied unless all of it rendered and validated.
-//! - Only objects of the previous inventory are pruned.
+//! - Only objects of the previous inventory are pruned, and only when they
+//!   carry this Application's tracking mark; no object another Application
+//!   marked is overwritten (unless both allow sharing).
+//! - Every write is made as the identity the Application's Project names.
 
+pub mod admission;
 pub mod compare;
 pub mod decide;
 pub mod operation;
@@ -27,12 +35,15 @@ mod wave;
 
 use std::time::{Duration, Instant};
 
-use pushsync_api::{Application, ResourceRef};
+use std::sync::Arc;
+
+use pushsync_api::{Application, Project, ResourceRef};
 use serde_json::{Value, json};
 
 use crate::apply::{ApplyError, Cluster};
 use crate::git::{GitCache, GitError, Limits};
 use crate::render::{Manifest, RenderCache, Tools};
+use crate::tenancy::Projects;
 
 pub use outcome::{Outcome, Timings};
 
@@ -46,6 +57,8 @@ pub struct SyncContext {
     pub git: GitCache,
     /// The cluster.
     pub cluster: Cluster,
+    /// Where Applications' Projects are found.
+    pub projects: Projects,
     /// Limits on what is read.
     pub limits: Limits,
     /// Kustomize and Helm, and bounds on what is rendered.
@@ -62,10 +75,11 @@ impl SyncContext {
     /// Defaults for everything but the git cache and the cluster: default
     /// limits, `kubectl` and `helm` from `PATH`, two minutes per render, five
     /// minutes for a wave to become healthy, polled twice a second.
-    pub fn new(git: GitCache, cluster: Cluster) -> Self {
+    pub fn new(git: GitCache, cluster: Cluster, projects: Projects) -> Self {
         Self {
             git,
             cluster,
+            projects,
             limits: Limits::default(),
             tools: Tools::default(),
             health_timeout: Duration::from_secs(300),
@@ -179,7 +193,12 @@ async fn stages(
     request: &Request,
     timings: &mut Timings,
 ) -> Result<Outcome, Transient> {
-    let target = Target::of(app);
+    let mut target = Target::of(app);
+    let admitted = match admission::admit(ctx, app, &mut target).await? {
+        Verdict::Go(admitted) => admitted,
+        Verdict::Stop(outcome) => return Ok(*outcome),
+    };
+    let ctx = &admitted;
 
     let clock = Instant::now();
     let revision = match source::resolve(ctx, app, &target).await? {
@@ -189,15 +208,26 @@ async fn stages(
     timings.fetch = clock.elapsed();
 
     let clock = Instant::now();
-    let desired = match source::render(ctx, app, &target, revision).await? {
+    let mut desired = match source::render(ctx, app, &target, revision).await? {
         Verdict::Go(desired) => desired,
         Verdict::Stop(outcome) => return Ok(*outcome),
     };
+    if let Verdict::Stop(outcome) = admission::hold(ctx, &target, &mut desired).await? {
+        return Ok(*outcome);
+    }
     timings.render = clock.elapsed();
 
     let clock = Instant::now();
     let comparison = compare::compare(ctx, app, request, &target, &desired).await?;
     timings.diff = clock.elapsed();
+    if let Some(outcome) = admission::shared(
+        &target,
+        app.spec.sync_policy.as_ref(),
+        &desired,
+        &comparison,
+    ) {
+        return Ok(outcome);
+    }
 
     let comparison = match decide::decide(app, request, &target, &desired, comparison) {
         Verdict::Go(comparison) => comparison,
@@ -213,6 +243,10 @@ async fn stages(
 /// applies, derived once.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The Application, as `namespace/name` (what its tracking marks name).
+    pub app: String,
+    /// Its Project, once admitted.
+    pub project: Option<Arc<Project>>,
     /// The namespace namespaced objects that name none go to.
     pub destination: String,
     /// What the previous sync applied (only these may be pruned).
@@ -237,6 +271,8 @@ impl Target {
         let spec = &app.spec;
         let policy = spec.sync_policy.clone().unwrap_or_default();
         Self {
+            app: crate::tenancy::app_key(app),
+            project: None,
             destination: destination_of(app),
             previous: app
                 .status

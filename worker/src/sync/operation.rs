@@ -167,26 +167,26 @@ async fn prune(
     let mut out_of_sync = false;
     let mut kept = Vec::new();
     for gone in leftovers {
-        let status = if target.prune && !gone.protected {
+        let (status, message) = if target.prune && !gone.protected && gone.held.is_none() {
             ctx.cluster
-                .delete(&manifest_of(&gone.resource), &target.destination)
+                .delete_exact(&manifest_of(&gone.resource), &target.destination, &gone.uid)
                 .await
                 .or_else(|e| super::transient_or(e).map(|_| ()))?;
-            ResultCode::Pruned
+            (ResultCode::Pruned, None)
         } else {
             out_of_sync |= !gone.protected;
             inventory.push(gone.resource.clone());
             kept.push(leftover_status(gone.resource.clone(), gone.protected));
             if gone.protected {
-                ResultCode::PruneSkipped
+                (ResultCode::PruneSkipped, None)
             } else {
-                ResultCode::RequiresPruning
+                (ResultCode::RequiresPruning, gone.held)
             }
         };
         results.push(ResourceResult {
             resource: gone.resource,
             status,
-            message: None,
+            message,
             hook_phase: None,
         });
     }
@@ -259,22 +259,10 @@ async fn waves(
             match settled {
                 Settled::Healthy(settled) => {
                     progress.verdicts.extend(settled);
-                    wave::finish_hooks(
-                        ctx,
-                        &applied,
-                        &target.destination,
-                        DeletePolicy::HookSucceeded,
-                    )
-                    .await?;
+                    wave::finish_hooks(ctx, &applied, target, DeletePolicy::HookSucceeded).await?;
                 }
                 Settled::Failed(message) => {
-                    wave::finish_hooks(
-                        ctx,
-                        &applied,
-                        &target.destination,
-                        DeletePolicy::HookFailed,
-                    )
-                    .await?;
+                    wave::finish_hooks(ctx, &applied, target, DeletePolicy::HookFailed).await?;
                     return Ok(Some(Interrupted::Failed(message)));
                 }
                 Settled::Superseded(pending) => return Ok(Some(Interrupted::Superseded(pending))),

@@ -70,7 +70,9 @@ pub(super) async fn apply_step(
             .contains(&DeletePolicy::BeforeHookCreation)
         && !manifest.name().is_empty()
     {
-        delete(ctx, manifest, namespace).await?;
+        if let Err(refused) = delete_owned(ctx, target, manifest).await? {
+            return Ok(Applied::Refused(refused));
+        }
         wait_gone(ctx, manifest, namespace).await?;
     }
     let (_, namespaced) = match ctx.cluster.resolve(manifest).await {
@@ -102,7 +104,9 @@ pub(super) async fn apply_step(
     if !(replace && error.is_immutable_field()) {
         return Ok(Applied::Refused(error.to_string()));
     }
-    delete(ctx, manifest, namespace).await?;
+    if let Err(refused) = delete_owned(ctx, target, manifest).await? {
+        return Ok(Applied::Refused(format!("{error}; {refused}")));
+    }
     wait_gone(ctx, manifest, namespace).await?;
     match ctx
         .cluster
@@ -117,13 +121,15 @@ pub(super) async fn apply_step(
     }
 }
 
-/// Delete the object (a refusal that is not transient is ignored: it is
-/// gone or cannot be, and the apply that follows says which).
-async fn delete(ctx: &SyncContext, manifest: &Manifest, namespace: &str) -> Result<(), Transient> {
-    match ctx.cluster.delete(manifest, namespace).await {
-        Ok(()) => Ok(()),
-        Err(error) => transient_or(error).map(|_| ()),
-    }
+/// Delete the object when it is this Application's; why not otherwise (a
+/// refusal by the API server is reported too: the apply that follows would
+/// fail on the object that is still there).
+async fn delete_owned(
+    ctx: &SyncContext,
+    target: &Target,
+    manifest: &Manifest,
+) -> Result<Result<(), String>, Transient> {
+    super::admission::delete_owned(ctx, target, manifest).await
 }
 
 async fn wait_gone(
@@ -205,14 +211,16 @@ pub(super) async fn wait_healthy(
 pub(super) async fn finish_hooks(
     ctx: &SyncContext,
     steps: &[Step],
-    namespace: &str,
+    target: &Target,
     policy: DeletePolicy,
 ) -> Result<(), Transient> {
     for step in steps
         .iter()
         .filter(|s| s.hook && s.delete_policies.contains(&policy))
     {
-        delete(ctx, &step.manifest, namespace).await?;
+        if let Err(refused) = delete_owned(ctx, target, &step.manifest).await? {
+            tracing::warn!(application = %target.app, reason = %refused, "a finished hook was left in place");
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use pushsync_proto::{Message, Topology};
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::loops::sync::{SyncSettings, Syncer};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,7 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
     }
 
     let stop = CancellationToken::new();
-    let index = Index::watch(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
     assert!(index.ready().await);
     let cache = tempfile::tempdir().unwrap();
     let git = GitCache::new(cache.path(), Duration::from_secs(20));

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use pushsync_api::{Application, ApplicationSpec, Destination, Source};
 use pushsync_proto::{AppRef, PushEvent};
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::routing::{Decision, affected};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,7 @@ fn app(name: &str, path: &str) -> Application {
     let mut app = Application::new(
         name,
         ApplicationSpec {
+            project: pushsync_api::DEFAULT_PROJECT.to_owned(),
             source: Source {
                 repo_url: "git@github.com:org/manifests.git".into(),
                 target_revision: "main".into(),
@@ -55,7 +56,7 @@ async fn the_index_follows_applications_in_the_cluster() {
         .unwrap();
 
     let stop = CancellationToken::new();
-    let index = Index::watch(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
     assert!(index.ready().await);
     assert!(eventually(&index, |i| i.applications().len() == 2).await);
     let names = |decisions: Vec<Decision>| {

@@ -18,3 +18,4 @@ mod status;
 mod support;
 mod sync;
 mod sync_loop;
+mod tenancy;

@@ -14,7 +14,7 @@ use pushsync_sandbox::Sandbox;
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::context::Shared;
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::lease::Leases;
 use pushsync_worker::loops::poll::{Cycle, PollSettings, Poller, SYNC_ANNOTATION};
 use pushsync_worker::metrics::Metrics;
@@ -32,6 +32,7 @@ fn application(
     let mut app = Application::new(
         name,
         ApplicationSpec {
+            project: pushsync_api::DEFAULT_PROJECT.to_owned(),
             source: Source {
                 repo_url: url.to_owned(),
                 target_revision: "main".into(),
@@ -270,7 +271,7 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
     app.metadata.annotations = Some([(SYNC_ANNOTATION.to_owned(), "now".to_owned())].into());
     api.create(&PostParams::default(), &app).await.unwrap();
     let index_stop = CancellationToken::new();
-    let index = Index::watch(setup.sandbox.client(), None, index_stop.clone());
+    let index = Index::watch(setup.sandbox.client(), &Namespaces::All, index_stop.clone());
     assert!(index.ready().await);
     let (leader, first) = setup.poller("a", index.clone());
     let (standby, second) = setup.poller("b", index);

@@ -10,7 +10,7 @@ use pushsync_broker::{Broker, MemoryQueue};
 use pushsync_proto::Topology;
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::loops::Settings;
 use pushsync_worker::loops::poll::PollSettings;
 use pushsync_worker::loops::sync::SyncSettings;
@@ -66,7 +66,7 @@ async fn a_created_or_edited_application_syncs_at_once_with_the_poll_an_hour_awa
     let url = daemon.url_of(&repo);
 
     let stop = CancellationToken::new();
-    let index = Index::watch(sandbox.client(), None, stop.clone());
+    let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
     assert!(index.ready().await);
     let cache = tempfile::tempdir().unwrap();
     let git = GitCache::new(cache.path(), Duration::from_secs(20));

@@ -13,6 +13,7 @@ async fn outcomes_land_in_the_status_subresource_and_history_is_bounded() {
     let sandbox = crate::support::sandbox_with_crds().await;
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     let spec = ApplicationSpec {
+        project: pushsync_api::DEFAULT_PROJECT.to_owned(),
         source: Source {
             repo_url: "https://example.com/r.git".into(),
             ..Source::default()

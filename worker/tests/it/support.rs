@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use pushsync_api::Application;
 use pushsync_broker::Broker;
 use pushsync_proto::Topology;
 use pushsync_sandbox::Sandbox;
@@ -17,6 +15,7 @@ use pushsync_worker::lease::Leases;
 use pushsync_worker::metrics::Metrics;
 use pushsync_worker::render::Tools;
 use pushsync_worker::sync::SyncContext;
+use pushsync_worker::tenancy::Projects;
 
 /// A sandbox that serves Applications.
 pub async fn sandbox_with_crds() -> Sandbox {
@@ -25,16 +24,29 @@ pub async fn sandbox_with_crds() -> Sandbox {
     sandbox
 }
 
-/// Register the Application CRD.
+/// Where the tests' Projects live (the workers' install namespace).
+pub const PROJECTS: &str = "default";
+
+/// Register pushsync's CRDs, with an unrestricted `default` project in
+/// [`PROJECTS`] (tests of tenancy make their own).
 pub async fn install_crds(sandbox: &Sandbox) {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(sandbox.client());
-    crds.create(&PostParams::default(), &Application::crd())
-        .await
-        .unwrap();
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        PROJECTS,
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    )
+    .await
+    .unwrap();
 }
 
-/// A sync context against `sandbox`: the pinned helm, short health waits.
+/// A sync context against `sandbox`: the pinned helm, short health waits,
+/// an unrestricted `default` project (in memory: these tests need no CRD).
 pub fn sync_context(sandbox: &Sandbox, git: GitCache) -> SyncContext {
     SyncContext {
         tools: Tools {
@@ -44,7 +56,18 @@ pub fn sync_context(sandbox: &Sandbox, git: GitCache) -> SyncContext {
         },
         health_timeout: Duration::from_secs(10),
         health_poll: Duration::from_millis(50),
-        ..SyncContext::new(git, Cluster::new(sandbox.client()))
+        ..SyncContext::new(
+            git,
+            Cluster::new(sandbox.client()),
+            Projects::fixed(
+                PROJECTS,
+                vec![pushsync_api::Project::namespaced(
+                    PROJECTS,
+                    pushsync_api::DEFAULT_PROJECT,
+                    pushsync_api::ProjectSpec::unrestricted(),
+                )],
+            ),
+        )
     }
 }
 

@@ -25,6 +25,7 @@ fn application(url: &str, prune: bool) -> Application {
     let mut app = Application::new(
         "guestbook",
         ApplicationSpec {
+            project: pushsync_api::DEFAULT_PROJECT.to_owned(),
             source: Source {
                 repo_url: url.to_owned(),
                 target_revision: "main".into(),
@@ -652,14 +653,10 @@ async fn a_failing_pre_sync_hook_stops_the_sync_and_runs_sync_fail() {
         })
         .collect();
     // Hooks are deleted before they are created again (BeforeHookCreation,
-    // the default): PreSync, then SyncFail, nothing else.
-    let expected = [
-        ("delete", "migrate"),
-        ("patch", "migrate"),
-        ("delete", "sync-failed"),
-        ("patch", "sync-failed"),
-    ]
-    .map(|(verb, name)| (verb.to_owned(), name.to_owned()));
+    // the default) when they exist and carry this Application's mark; here
+    // none exists yet: PreSync, then SyncFail, nothing else.
+    let expected = [("patch", "migrate"), ("patch", "sync-failed")]
+        .map(|(verb, name)| (verb.to_owned(), name.to_owned()));
     assert_eq!(writes, expected);
 }
 

@@ -13,7 +13,7 @@ use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::git::{GitDaemon, GitRepo};
 use pushsync_worker::context::job;
 use pushsync_worker::git::GitCache;
-use pushsync_worker::index::Index;
+use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::lease::Leases;
 use pushsync_worker::loops::sync::{SyncSettings, Syncer};
 use pushsync_worker::metrics::Metrics;
@@ -105,7 +105,7 @@ impl Fixture {
             health_timeout,
             ..support::sync_context(&self.sandbox, git.clone())
         };
-        let index = Index::watch(self.sandbox.client(), None, self.stop.clone());
+        let index = Index::watch(self.sandbox.client(), &Namespaces::All, self.stop.clone());
         assert!(index.ready().await);
         let shared = pushsync_worker::context::Shared {
             leases: Leases::new(self.sandbox.client(), "default", identity, lease),

@@ -1,0 +1,276 @@
+//! The Application's Project has its say (see `crate::tenancy`):
+//!
+//! - [`admit`], before anything is fetched: the project exists and allows
+//!   the repository and the destination; the rest of the sync acts as the
+//!   destination's ServiceAccount;
+//! - [`hold`], after render: every object the revision would write (each
+//!   phase's resources and hooks) is within the project's rules, or nothing
+//!   is applied; then each is marked as this Application's;
+//! - [`shared`], after compare: no object is another Application's;
+//! - [`delete_owned`]: deletes touch only objects marked as this
+//!   Application's.
+
+use std::collections::BTreeMap;
+
+use pushsync_api::{Application, Project, SyncPolicy};
+use serde_json::Value;
+
+use super::compare::Comparison;
+use super::source::Desired;
+use super::{Outcome, SyncContext, Target, Transient, Verdict, live, transient_or};
+use crate::apply::ApplyError;
+use crate::render::Manifest;
+use crate::status::condition;
+use crate::tenancy::{self, Object, Owner, Violation};
+
+/// Most violations one condition lists.
+const LISTED: usize = 10;
+
+/// Stop with a `ProjectViolation` condition.
+fn refuse<T>(target: &Target, revision: Option<String>, violations: &[Violation]) -> Verdict<T> {
+    let mut message = violations
+        .iter()
+        .take(LISTED)
+        .map(|v| v.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if violations.len() > LISTED {
+        message.push_str(&format!("; and {} more", violations.len() - LISTED));
+    }
+    message.push_str("; nothing was applied");
+    let reason = violations.first().map_or("ProjectViolation", |v| v.reason);
+    Verdict::Stop(Box::new(Outcome::failed(
+        revision,
+        condition(tenancy::VIOLATION, reason, &message),
+        message,
+        &target.previous,
+    )))
+}
+
+/// The project's admission of `app`: the context the rest of the sync runs
+/// in (acting as the project's ServiceAccount for the destination), and
+/// `target.project` set.
+pub(super) async fn admit(
+    ctx: &SyncContext,
+    app: &Application,
+    target: &mut Target,
+) -> Result<Verdict<SyncContext>, Transient> {
+    let name = &app.spec.project;
+    let project = match ctx.projects.get(name).await {
+        Ok(Some(project)) => project,
+        Ok(None) => {
+            let violation = Violation {
+                reason: "ProjectNotFound",
+                message: format!(
+                    "project {name:?} does not exist in namespace {:?}",
+                    ctx.projects.namespace()
+                ),
+            };
+            return Ok(refuse(target, None, &[violation]));
+        }
+        Err(source) => {
+            return Err(Transient::Api(Box::new(ApplyError::Transient {
+                what: format!("reading project {name:?}"),
+                source,
+            })));
+        }
+    };
+    let admission = match tenancy::admit(name, &project.spec, app, &target.destination) {
+        Ok(admission) => admission,
+        Err(violation) => return Ok(refuse(target, None, &[violation])),
+    };
+    target.project = Some(project);
+    let cluster = match &admission.service_account {
+        None => ctx.cluster.clone(),
+        Some(user) => match ctx.cluster.impersonating(user) {
+            Ok(cluster) => cluster,
+            Err(error) => {
+                let violation = Violation {
+                    reason: "ImpersonationFailed",
+                    message: format!("project {name:?}: {error}"),
+                };
+                return Ok(refuse(target, None, &[violation]));
+            }
+        },
+    };
+    Ok(Verdict::Go(SyncContext {
+        cluster,
+        ..ctx.clone()
+    }))
+}
+
+/// Hold every object of `desired` to the project's rules, all or nothing;
+/// then mark each as this Application's.
+pub(super) async fn hold(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &mut Desired,
+) -> Result<Verdict<()>, Transient> {
+    let Some(project) = target.project.clone() else {
+        return Ok(Verdict::Go(()));
+    };
+    let defined = defined_scopes(desired);
+    let mut scopes = Vec::new();
+    for manifest in steps(desired) {
+        let namespaced =
+            match defined.get(&(manifest.group().to_owned(), manifest.kind().to_owned())) {
+                Some(&namespaced) => namespaced,
+                None => match ctx.cluster.resolve(manifest).await {
+                    Ok((_, namespaced)) => namespaced,
+                    // Every kind was resolved by the render stage.
+                    Err(error) => transient_or(error).map(|_| true)?,
+                },
+            };
+        scopes.push(namespaced.then(|| {
+            manifest
+                .namespace()
+                .unwrap_or(&target.destination)
+                .to_owned()
+        }));
+    }
+    let objects: Vec<Object<'_>> = steps(desired)
+        .zip(&scopes)
+        .map(|(manifest, namespace)| Object {
+            group: manifest.group(),
+            kind: manifest.kind(),
+            namespace: namespace.as_deref(),
+            name: if manifest.name().is_empty() {
+                manifest.generate_name()
+            } else {
+                manifest.name()
+            },
+        })
+        .collect();
+    let violations = tenancy::check(project_name(&project), &project.spec, &objects);
+    if !violations.is_empty() {
+        return Ok(refuse(target, Some(desired.revision.clone()), &violations));
+    }
+    let manifests = desired
+        .plan
+        .phases
+        .values_mut()
+        .flatten()
+        .flat_map(|wave| &mut wave.steps)
+        .map(|step| &mut step.manifest);
+    for (manifest, namespace) in manifests.zip(&scopes) {
+        let group = manifest.group().to_owned();
+        tenancy::mark(
+            &target.app,
+            &mut manifest.object,
+            &group,
+            namespace.as_deref(),
+        );
+    }
+    Ok(Verdict::Go(()))
+}
+
+/// Every manifest of every phase, hooks included, in plan order.
+fn steps(desired: &Desired) -> impl Iterator<Item = &Manifest> {
+    desired
+        .plan
+        .phases
+        .values()
+        .flatten()
+        .flat_map(|wave| &wave.steps)
+        .map(|step| &step.manifest)
+}
+
+/// Kinds the revision's own CRDs define, with whether they are namespaced.
+fn defined_scopes(desired: &Desired) -> BTreeMap<(String, String), bool> {
+    steps(desired)
+        .filter(|m| m.kind() == "CustomResourceDefinition")
+        .filter_map(|m| {
+            let spec = m.object.get("spec")?;
+            let group = spec.get("group")?.as_str()?.to_owned();
+            let kind = spec.pointer("/names/kind")?.as_str()?.to_owned();
+            let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
+            Some(((group, kind), namespaced))
+        })
+        .collect()
+}
+
+fn project_name(project: &Project) -> &str {
+    project.metadata.name.as_deref().unwrap_or_default()
+}
+
+/// Stop when an object the comparison found is another Application's
+/// (unless `AllowShared=true`).
+pub(super) fn shared(
+    target: &Target,
+    policy: Option<&SyncPolicy>,
+    desired: &Desired,
+    comparison: &Comparison,
+) -> Option<Outcome> {
+    if policy.is_some_and(|p| p.option(tenancy::ALLOW_SHARED)) {
+        return None;
+    }
+    let Comparison::Compared { resources, .. } = comparison else {
+        return None;
+    };
+    let claimed: Vec<String> = resources
+        .iter()
+        .filter_map(|c| {
+            let owner = c.shared_with.as_ref()?;
+            let r = &c.status.resource;
+            Some(format!(
+                "{}/{} {}/{} is managed by Application {owner}",
+                if r.group.is_empty() { "core" } else { &r.group },
+                r.kind,
+                r.namespace,
+                r.name
+            ))
+        })
+        .collect();
+    if claimed.is_empty() {
+        return None;
+    }
+    let message = format!(
+        "{}; nothing was applied (set the sync option {}=true on both to share)",
+        claimed.join("; "),
+        tenancy::ALLOW_SHARED
+    );
+    Some(Outcome::failed(
+        Some(desired.revision.clone()),
+        condition("SharedResource", "SharedResource", &message),
+        message,
+        &target.previous,
+    ))
+}
+
+/// Delete `manifest`'s live object if it is marked as this Application's
+/// (`Ok(Err(why))` when it exists and is not; absent is fine).
+pub(super) async fn delete_owned(
+    ctx: &SyncContext,
+    target: &Target,
+    manifest: &Manifest,
+) -> Result<Result<(), String>, Transient> {
+    let namespace = target.destination.as_str();
+    let Some(current) = live(ctx, manifest, namespace).await? else {
+        return Ok(Ok(()));
+    };
+    match tenancy::owner_of(&target.app, &current) {
+        Owner::This => {}
+        owner => return Ok(Err(not_ours(manifest, &owner))),
+    }
+    let uid = current
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match ctx.cluster.delete_exact(manifest, namespace, uid).await {
+        Ok(()) => Ok(Ok(())),
+        Err(error) => Ok(Err(transient_or(error)?.to_string())),
+    }
+}
+
+/// Why an object that is not this Application's is left alone.
+pub(super) fn not_ours(manifest: &Manifest, owner: &Owner) -> String {
+    let whose = match owner {
+        Owner::Other(app) => format!("it is managed by Application {app}"),
+        _ => "it does not carry this Application's tracking mark".to_owned(),
+    };
+    format!(
+        "{} {:?} exists and {whose}: it was not deleted",
+        manifest.kind(),
+        manifest.name()
+    )
+}

@@ -1,0 +1,330 @@
+//! Tenancy: an Application is never a key to the cluster.
+//!
+//! - [`Projects`] finds the Project an Application names (in the install
+//!   namespace only).
+//! - [`admit`] checks what is known before anything is fetched: the
+//!   project exists, allows the repository and the destination, and says
+//!   who applies ([`Admission::service_account`]).
+//! - [`check`] holds every object a revision would write (resources and
+//!   hooks of every phase) to the project's rules, as a whole, before the
+//!   first write: one object out of bounds and nothing is applied.
+//! - [`mark`] and [`owner_of`]: the tracking mark written on every applied
+//!   object, and whose an object is; deletes (prune, hook re-creation,
+//!   `Replace=true`) touch only objects marked as this Application's.
+
+mod glob;
+mod projects;
+
+use pushsync_api::tracking::{
+    APP_NAME_LABEL, APP_NAMESPACE_LABEL, TRACKING_ANNOTATION, tracked_application, tracking_id,
+};
+use pushsync_api::{Application, GroupKind, ProjectSpec};
+use pushsync_proto::RepoId;
+use serde_json::Value;
+
+pub use glob::matches;
+pub use projects::{Projects, ensure as ensure_project};
+
+/// The condition type every project refusal is reported under.
+pub const VIOLATION: &str = "ProjectViolation";
+
+/// The sync option that lets two Applications share an object.
+pub const ALLOW_SHARED: &str = "AllowShared";
+
+/// Why a project refused an Application or one of its objects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Violation {
+    /// The condition reason (`SourceNotPermitted`, …).
+    pub reason: &'static str,
+    /// What to tell a human: the project, the rule and the object.
+    pub message: String,
+}
+
+impl Violation {
+    fn new(reason: &'static str, message: String) -> Self {
+        Self { reason, message }
+    }
+}
+
+/// What a project allows an Application: who writes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The Kubernetes user every write is made as
+    /// (`system:serviceaccount:NS:NAME`), or `None` for the workers' own
+    /// identity.
+    pub service_account: Option<String>,
+}
+
+/// Check `app` against `project` before anything is fetched: the
+/// repository is among `sourceRepos`, the destination namespace among
+/// `destinations`; the destination's ServiceAccount applies.
+pub fn admit(
+    project_name: &str,
+    project: &ProjectSpec,
+    app: &Application,
+    destination: &str,
+) -> Result<Admission, Violation> {
+    let url = &app.spec.source.repo_url;
+    let Some(repo) = canonical_repo(url) else {
+        return Err(Violation::new(
+            "SourceNotPermitted",
+            format!(
+                "project {project_name:?}: the repository URL is not in canonical form (no `.`/`..` segments, no percent-escapes in its path)"
+            ),
+        ));
+    };
+    if !project
+        .source_repos
+        .iter()
+        .filter_map(|pattern| repo_pattern(pattern))
+        .any(|pattern| matches(&pattern, repo.as_str()))
+    {
+        return Err(Violation::new(
+            "SourceNotPermitted",
+            format!("project {project_name:?} does not allow the repository {repo} (sourceRepos)"),
+        ));
+    }
+    let Some(entry) = project
+        .destinations
+        .iter()
+        .find(|d| matches(&d.namespace, destination))
+    else {
+        return Err(Violation::new(
+            "DestinationNotPermitted",
+            format!(
+                "project {project_name:?} does not allow the destination namespace {destination:?} (destinations)"
+            ),
+        ));
+    };
+    let service_account = match entry.service_account.as_deref() {
+        None => None,
+        Some(account) => Some(service_account_user(project_name, account, destination)?),
+    };
+    Ok(Admission { service_account })
+}
+
+/// `system:serviceaccount:NS:NAME` for `NAME` (in `destination`) or `NS:NAME`.
+fn service_account_user(
+    project_name: &str,
+    account: &str,
+    destination: &str,
+) -> Result<String, Violation> {
+    let (namespace, name) = account.split_once(':').unwrap_or((destination, account));
+    if !valid_name(namespace) || !valid_name(name) {
+        return Err(Violation::new(
+            "InvalidProject",
+            format!(
+                "project {project_name:?}: {account:?} is not a ServiceAccount (NAME or NAMESPACE:NAME)"
+            ),
+        ));
+    }
+    Ok(format!("system:serviceaccount:{namespace}:{name}"))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// One object a sync would write, as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<'a> {
+    /// API group (`""` for the core group).
+    pub group: &'a str,
+    /// Kind.
+    pub kind: &'a str,
+    /// Namespace; `None` for a cluster-scoped kind.
+    pub namespace: Option<&'a str>,
+    /// Name (or generateName).
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for Object<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
+        match self.namespace {
+            Some(namespace) => write!(f, "{group}/{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{group}/{} {} (cluster-scoped)", self.kind, self.name),
+        }
+    }
+}
+
+/// Hold every object to `project`'s rules; all the violations, or none.
+pub fn check(project_name: &str, project: &ProjectSpec, objects: &[Object<'_>]) -> Vec<Violation> {
+    objects
+        .iter()
+        .filter_map(|object| check_one(project_name, project, object))
+        .collect()
+}
+
+fn check_one(project_name: &str, project: &ProjectSpec, object: &Object<'_>) -> Option<Violation> {
+    let listed = |kinds: &[GroupKind]| {
+        kinds
+            .iter()
+            .any(|k| matches(&k.group, object.group) && matches(&k.kind, object.kind))
+    };
+    match object.namespace {
+        None if !listed(&project.cluster_resource_whitelist) => Some(Violation::new(
+            "ClusterResourceNotPermitted",
+            format!("project {project_name:?} does not allow {object} (clusterResourceWhitelist)"),
+        )),
+        None => None,
+        Some(namespace)
+            if !project
+                .destinations
+                .iter()
+                .any(|d| matches(&d.namespace, namespace)) =>
+        {
+            Some(Violation::new(
+                "DestinationNotPermitted",
+                format!(
+                    "project {project_name:?} does not allow {object}: namespace {namespace:?} is not among its destinations"
+                ),
+            ))
+        }
+        Some(_) if listed(&project.namespace_resource_blacklist) => Some(Violation::new(
+            "NamespacedResourceDenied",
+            format!(
+                "project {project_name:?} does not allow {object} (namespaceResourceBlacklist)"
+            ),
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The repository identity of `url`, when its path is in canonical form
+/// (a `.`/`..` segment or a percent-escape could name another repository
+/// on a server that resolves them than the pattern appears to allow).
+fn canonical_repo(url: &str) -> Option<RepoId> {
+    let repo = RepoId::parse(url).ok()?;
+    let path = repo.as_str().split_once('/').map_or("", |(_, path)| path);
+    let canonical = !path.contains('%')
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|segment| segment != "." && segment != "..");
+    canonical.then_some(repo)
+}
+
+/// A `sourceRepos` pattern normalised as repository URLs are (`*` alone
+/// stays `*`, which then also matches across `/`).
+fn repo_pattern(pattern: &str) -> Option<String> {
+    match pattern.trim() {
+        "*" => Some("**".to_owned()),
+        pattern => RepoId::parse(pattern).ok().map(|id| id.as_str().to_owned()),
+    }
+}
+
+/// `namespace/name` of `app`.
+pub fn app_key(app: &Application) -> String {
+    format!(
+        "{}/{}",
+        app.metadata.namespace.as_deref().unwrap_or("default"),
+        app.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Write the tracking mark of Application `app` (`namespace/name`, see
+/// [`app_key`]) and its lookup labels on `object`, which is `group`/`kind`
+/// in `namespace` (`None`: cluster-scoped).
+pub fn mark(app: &str, object: &mut Value, group: &str, namespace: Option<&str>) {
+    let (app_namespace, app_name) = app.split_once('/').unwrap_or(("", app));
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (kind, name) = (text("/kind"), text("/metadata/name"));
+    let id = tracking_id(
+        app_namespace,
+        app_name,
+        group,
+        &kind,
+        namespace.unwrap_or_default(),
+        &name,
+    );
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(TRACKING_ANNOTATION.to_owned(), Value::String(id));
+    }
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(labels) = labels.as_object_mut() {
+        for (label, value) in [
+            (APP_NAME_LABEL, app_name),
+            (APP_NAMESPACE_LABEL, app_namespace),
+        ] {
+            if value.len() <= 63 {
+                labels.insert(label.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+    }
+}
+
+/// Whose a live object is, by its tracking mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Marked as this Application's, for this very object.
+    This,
+    /// Marked as another Application's (`namespace/name`).
+    Other(String),
+    /// No mark (made by hand, or applied before marks existed), or a mark
+    /// written for another object (copied).
+    Unmarked,
+}
+
+/// Whose `live` is, from the point of view of Application `app`
+/// (`namespace/name`).
+pub fn owner_of(app: &str, live: &Value) -> Owner {
+    let Some(id) = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(TRACKING_ANNOTATION))
+        .and_then(Value::as_str)
+    else {
+        return Owner::Unmarked;
+    };
+    match tracked_application(id) {
+        Some(owner) if owner != app => Owner::Other(owner.to_owned()),
+        Some(_) if marks_this_object(id, live) => Owner::This,
+        _ => Owner::Unmarked,
+    }
+}
+
+/// Whether the object part of `id` names `live` itself (a generated name
+/// counts when the mark was written with an empty name).
+fn marks_this_object(id: &str, live: &Value) -> bool {
+    let text = |pointer: &str| {
+        live.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (group, _) = text("/apiVersion").rsplit_once('/').unwrap_or(("", ""));
+    let Some((_, object)) = id.split_once(':') else {
+        return false;
+    };
+    let expected_kind = format!("{group}/{}:{}/", text("/kind"), text("/metadata/namespace"));
+    let Some(name) = object.strip_prefix(&expected_kind) else {
+        return false;
+    };
+    name == text("/metadata/name")
+        || (name.is_empty() && !text("/metadata/generateName").is_empty())
+}
+
+#[cfg(test)]
+mod tests;
