@@ -84,6 +84,11 @@ impl ApplyError {
         matches!(self, Self::Transient { .. })
     }
 
+    /// Whether the API server said the identity may not do this (403).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Self::Rejected { code: 403, .. })
+    }
+
     /// Whether this is an immutable-field rejection (422 naming "field is immutable"),
     /// which `Replace=true` answers by recreating the object.
     pub fn is_immutable_field(&self) -> bool {
@@ -103,12 +108,17 @@ pub struct ApplyOptions {
 #[derive(Clone)]
 pub struct Cluster {
     client: kube::Client,
+    /// Discovery is the same for everyone: always read with the workers'
+    /// own identity (an impersonated one may not even be allowed to act).
+    discovery: kube::Client,
     /// The configuration impersonating clients are made from (none: this
     /// cluster cannot act as anyone else).
     config: Option<Arc<kube::Config>>,
     kinds: Arc<tokio::sync::RwLock<HashMap<GroupVersionKind, (ApiResource, bool)>>>,
     /// Clients acting as other users, made once each.
     users: Arc<std::sync::Mutex<HashMap<String, kube::Client>>>,
+    /// Whether `client` impersonates.
+    impersonating: bool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -129,10 +139,12 @@ impl Cluster {
     /// A cluster reached through `client`, which cannot impersonate.
     pub fn new(client: kube::Client) -> Self {
         Self {
+            discovery: client.clone(),
             client,
             config: None,
             kinds: Default::default(),
             users: Default::default(),
+            impersonating: false,
         }
     }
 
@@ -177,10 +189,17 @@ impl Cluster {
         };
         Ok(Self {
             client,
+            discovery: self.discovery.clone(),
             config: None,
             kinds: self.kinds.clone(),
             users: Default::default(),
+            impersonating: true,
         })
+    }
+
+    /// Whether calls are made as another user (a Project's ServiceAccount).
+    pub fn is_impersonating(&self) -> bool {
+        self.impersonating
     }
 
     /// The client calls are made with.
@@ -199,7 +218,7 @@ impl Cluster {
         if let Some(found) = self.kinds.read().await.get(&gvk) {
             return Ok(found.clone());
         }
-        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+        match kube::discovery::pinned_kind(&self.discovery, &gvk).await {
             Ok((resource, capabilities)) => {
                 let found = (resource, matches!(capabilities.scope, Scope::Namespaced));
                 self.kinds.write().await.insert(gvk, found.clone());

@@ -237,6 +237,42 @@ pub(super) fn shared(
     ))
 }
 
+/// Stop when the API server forbids writing any resource (RBAC of the
+/// identity the sync acts as): every refusal is named and nothing is
+/// applied, rather than half a wave.
+pub(super) fn forbidden(
+    target: &Target,
+    desired: &Desired,
+    comparison: &Comparison,
+) -> Option<Outcome> {
+    let Comparison::Compared { resources, .. } = comparison else {
+        return None;
+    };
+    let refused: Vec<&str> = resources
+        .iter()
+        .filter_map(|c| c.refused.as_deref())
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    let mut message = refused
+        .iter()
+        .take(LISTED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if refused.len() > LISTED {
+        message.push_str(&format!("; and {} more", refused.len() - LISTED));
+    }
+    message.push_str("; nothing was applied");
+    Some(Outcome::failed(
+        Some(desired.revision.clone()),
+        condition("SyncFailed", "Forbidden", &message),
+        message,
+        &target.previous,
+    ))
+}
+
 /// Delete `manifest`'s live object if it is marked as this Application's
 /// (`Ok(Err(why))` when it exists and is not; absent is fine).
 pub(super) async fn delete_owned(

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::source::Desired;
 use super::{
-    PRUNE_ANNOTATION, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key, live,
+    PRUNE_ANNOTATION, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key,
     manifest_of, reference, transient_or,
 };
 use crate::apply::ApplyOptions;
@@ -53,6 +53,9 @@ pub struct Compared {
     /// The Application whose tracking mark the live object carries, when
     /// it is another's.
     pub shared_with: Option<String>,
+    /// Why the API server forbids writing it (RBAC of the identity the sync
+    /// acts as), found by reading it or by a dry run.
+    pub refused: Option<String>,
 }
 
 impl Compared {
@@ -134,19 +137,41 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
     let namespaced = is_namespaced(ctx, manifest).await?;
     let resource = reference(manifest, namespace, namespaced);
     let identity = manifest.identity();
-    let Some(current) = live(ctx, manifest, namespace).await? else {
-        return Ok(Compared {
-            identity,
-            status: ResourceStatus {
-                resource,
-                status: ResourceSyncCode::Missing,
-                health: Some(HealthStatusCode::Missing),
-                diff: None,
-                resource_version: None,
-            },
-            health: health::assess(None),
-            shared_with: None,
-        });
+    let missing = |refused: Option<String>| Compared {
+        identity: identity.clone(),
+        status: ResourceStatus {
+            resource: resource.clone(),
+            status: ResourceSyncCode::Missing,
+            health: Some(HealthStatusCode::Missing),
+            diff: None,
+            resource_version: None,
+        },
+        health: health::assess(None),
+        shared_with: None,
+        refused,
+    };
+    let current = match ctx.cluster.get(manifest, namespace).await {
+        Ok(current) => current,
+        Err(error) => match transient_or(error)? {
+            error if error.is_forbidden() => return Ok(missing(Some(error.to_string()))),
+            // Unreadable for a reason a retry does not fix: health reports it.
+            _ => None,
+        },
+    };
+    let Some(current) = current else {
+        // Acting as a project's ServiceAccount, a missing object is tried
+        // too: a write RBAC forbids is found before anything is applied.
+        if ctx.cluster.is_impersonating()
+            && let Err(error) = ctx
+                .cluster
+                .apply(manifest, namespace, ApplyOptions { dry_run: true })
+                .await
+            && let error = transient_or(error)?
+            && error.is_forbidden()
+        {
+            return Ok(missing(Some(error.to_string())));
+        }
+        return Ok(missing(None));
     };
     let shared_with = match tenancy::owner_of(&target.app, &current) {
         Owner::Other(app) => Some(app),
@@ -165,13 +190,20 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
         .flat_map(|r| r.json_pointers.iter().cloned())
         .collect();
     let verdict = health::assess(Some(&current));
+    let mut refused = None;
     let difference = match ctx
         .cluster
         .apply(&stripped, namespace, ApplyOptions { dry_run: true })
         .await
     {
         Ok(after) => crate::apply::diff(Some(&current), &after, &pointers),
-        Err(error) => Some(format!("the dry run failed: {}", transient_or(error)?)),
+        Err(error) => {
+            let error = transient_or(error)?;
+            if error.is_forbidden() {
+                refused = Some(error.to_string());
+            }
+            Some(format!("the dry run failed: {error}"))
+        }
     };
     let resource_version = difference
         .is_none()
@@ -194,6 +226,7 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
         },
         health: verdict,
         shared_with,
+        refused,
     })
 }
 
@@ -225,8 +258,26 @@ async fn leftovers(
         .iter()
         .filter(|r| !desired.contains(&key(r)))
     {
-        let Some(live) = live(ctx, &manifest_of(gone), &target.destination).await? else {
-            continue;
+        let live = match ctx
+            .cluster
+            .get(&manifest_of(gone), &target.destination)
+            .await
+        {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(error) => {
+                let error = transient_or(error)?;
+                // Unreadable as this identity: kept (never pruned blind).
+                if error.is_forbidden() {
+                    found.push(Leftover {
+                        resource: gone.clone(),
+                        protected: false,
+                        uid: String::new(),
+                        held: Some(error.to_string()),
+                    });
+                }
+                continue;
+            }
         };
         let owner = tenancy::owner_of(&target.app, &live);
         if owner != Owner::This {

@@ -225,7 +225,9 @@ async fn stages(
         app.spec.sync_policy.as_ref(),
         &desired,
         &comparison,
-    ) {
+    )
+    .or_else(|| admission::forbidden(&target, &desired, &comparison))
+    {
         return Ok(outcome);
     }
 

@@ -522,3 +522,124 @@ async fn a_tightened_project_holds_excess_resources_instead_of_deleting_them() {
         "still tracked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_run_as_the_projects_service_account_and_its_rbac_decides() {
+    let sandbox = Sandbox::start_with(pushsync_sandbox::SandboxConfig {
+        rbac: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    support::install_crds(&sandbox).await;
+    let mut project = team_a();
+    project.destinations[0].service_account = Some("deployer".to_owned());
+    let projects: Api<Project> = Api::namespaced(sandbox.client(), support::PROJECTS);
+    projects
+        .create(
+            &PostParams::default(),
+            &Project::namespaced(support::PROJECTS, "team-a", project),
+        )
+        .await
+        .unwrap();
+    create(
+        &sandbox,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a-dev"}}),
+    )
+    .await;
+    create(&sandbox, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "team-a-dev"}})).await;
+    let role = |resources: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "deployer", "namespace": "team-a-dev"},
+            "rules": [{"apiGroups": ["", "apps"], "resources": resources, "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]})
+    };
+    create(&sandbox, role(json!(["configmaps"]))).await;
+    create(&sandbox, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": "team-a-dev"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "team-a-dev"}]})).await;
+
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = SyncContext {
+        cluster: pushsync_worker::apply::Cluster::from_config(sandbox.config()).unwrap(),
+        projects: Projects::read(sandbox.client(), support::PROJECTS),
+        ..support::sync_context(
+            &sandbox,
+            GitCache::new(cache.path(), Duration::from_secs(20)),
+        )
+    };
+    let repo = GitRepo::init_named("team-a-rbac");
+    repo.write(
+        "cfg.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n",
+    )
+    .write("web.yaml", DEPLOYMENT);
+    repo.commit("two kinds");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let app = application("rbac", &daemon.url_of(&repo), "team-a-dev");
+    const DEPLOYER: &str = "system:serviceaccount:team-a-dev:deployer";
+
+    // The ServiceAccount may write ConfigMaps but not Deployments: the
+    // refusal is named, and not even the ConfigMap of the same wave lands.
+    let outcome = sync(&ctx, &app).await.unwrap();
+    let (kind, message) = violation(&outcome);
+    assert_eq!(kind, "SyncFailed/Forbidden", "{message}");
+    assert!(
+        message.contains(&format!("User \"{DEPLOYER}\" cannot"))
+            && message.contains(
+                "resource \"deployments\" in API group \"apps\" in the namespace \"team-a-dev\""
+            ),
+        "{message}"
+    );
+    assert!(message.contains("nothing was applied"), "{message}");
+    let admin = pushsync_worker::apply::Cluster::new(sandbox.client());
+    let configmap = pushsync_worker::render::Manifest {
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}),
+        source: "test".into(),
+    };
+    assert!(admin.get(&configmap, "team-a-dev").await.unwrap().is_none());
+
+    // Granted Deployments too, the sync applies — every write as the
+    // ServiceAccount, none as the worker.
+    create(&sandbox, role(json!(["configmaps", "deployments"]))).await;
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    let writers: std::collections::BTreeSet<String> = sandbox
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            e.path.contains("/namespaces/team-a-dev/")
+                && (e.is_write() || e.is_dry_run())
+                && e.path.contains("web") | e.path.contains("cfg")
+        })
+        .map(|e| e.user)
+        .collect();
+    assert_eq!(
+        writers,
+        std::collections::BTreeSet::from([DEPLOYER.to_owned()])
+    );
+
+    // A worker that may not impersonate that ServiceAccount gets nowhere.
+    let powerless = SyncContext {
+        cluster: pushsync_worker::apply::Cluster::from_config(
+            sandbox.config_as("system:serviceaccount:pushsync:pushsync-worker", &[]),
+        )
+        .unwrap(),
+        ..ctx.clone()
+    };
+    let outcome = sync(
+        &powerless,
+        &application("rbac2", &daemon.url_of(&repo), "team-a-dev"),
+    )
+    .await
+    .unwrap();
+    let (kind, message) = violation(&outcome);
+    assert_eq!(kind, "SyncFailed/Forbidden", "{message}");
+    assert!(
+        message.contains("cannot impersonate resource \"serviceaccounts\""),
+        "{message}"
+    );
+}
