@@ -16,3 +16,4 @@ mod local;
 mod process;
 mod push_to_worker;
 mod scale;
+mod tenancy;
