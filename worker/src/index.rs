@@ -13,6 +13,61 @@ use tokio_util::sync::CancellationToken;
 
 use crate::routing::{AppSource, PATHS_ANNOTATION};
 
+/// A store of `api`'s objects kept current by a watch until `stop`, and a
+/// counter bumped at every change the watch delivers (`what` names the
+/// objects in logs). The watcher backs off and resumes by itself.
+pub(crate) fn reflect<K>(
+    api: Api<K>,
+    what: &'static str,
+    stop: CancellationToken,
+) -> (Store<K>, tokio::sync::watch::Receiver<u64>)
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    let (changes, changed) = tokio::sync::watch::channel(0_u64);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                item = stream.next() => match item {
+                    Some(Ok(_)) => changes.send_modify(|n| *n = n.wrapping_add(1)),
+                    Some(Err(error)) => tracing::warn!(error = %error, "watching {what} failed; retrying"),
+                    None => break,
+                },
+            }
+        }
+    });
+    (store, changed)
+}
+
+/// Until `changes` differs from `seen` (then `seen` is updated): changes
+/// between two calls are not lost. Forever once the watch has ended.
+pub(crate) async fn next_change(changes: &tokio::sync::watch::Receiver<u64>, seen: &mut u64) {
+    let mut changes = changes.clone();
+    if changes
+        .wait_for(|now| now != seen)
+        .await
+        .map(|now| *seen = *now)
+        .is_err()
+    {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The dispatch view of an Application; `None` when its `repoURL` is not a
 /// repository URL (reported on the Application by the sync, not here).
 pub fn source_of(app: &Application) -> Option<AppSource> {
@@ -121,29 +176,7 @@ impl Index {
             }
             _ => Api::all(client),
         };
-        let (store, writer) = reflector::store();
-        let stream = reflector::reflector(
-            writer,
-            watcher::watcher(api, watcher::Config::default()).default_backoff(),
-        )
-        .applied_objects();
-        let (changes, changed) = tokio::sync::watch::channel(0_u64);
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    item = stream.next() => match item {
-                        Some(Ok(_)) => {
-                            changes.send_modify(|n| *n = n.wrapping_add(1));
-                        }
-                        // The watcher backs off and resumes by itself.
-                        Some(Err(error)) => tracing::warn!(error = %error, "watching Applications failed; retrying"),
-                        None => break,
-                    },
-                }
-            }
-        });
+        let (store, changed) = reflect(api, "Applications", stop);
         Self(Known::Watched(store, changed), Arc::new(namespaces.clone()))
     }
 
@@ -167,17 +200,9 @@ impl Index {
     /// list). Changes between two calls are not lost: each call returns at
     /// once when something changed since the caller's last call.
     pub async fn changed(&self, seen: &mut u64) {
-        let Known::Watched(_, changed) = &self.0 else {
-            return std::future::pending().await;
-        };
-        let mut changed = changed.clone();
-        if changed
-            .wait_for(|now| now != seen)
-            .await
-            .map(|now| *seen = *now)
-            .is_err()
-        {
-            std::future::pending::<()>().await;
+        match &self.0 {
+            Known::Watched(_, changed) => next_change(changed, seen).await,
+            Known::Fixed(_) => std::future::pending().await,
         }
     }
 

@@ -26,18 +26,21 @@ use crate::tenancy::{self, Object, Owner, Violation};
 /// Most violations one condition lists.
 const LISTED: usize = 10;
 
-/// Stop with a `ProjectViolation` condition.
-fn refuse<T>(target: &Target, revision: Option<String>, violations: &[Violation]) -> Verdict<T> {
-    let mut message = violations
-        .iter()
-        .take(LISTED)
-        .map(|v| v.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if violations.len() > LISTED {
-        message.push_str(&format!("; and {} more", violations.len() - LISTED));
+/// The first [`LISTED`] of `reasons`, how many more there are, and that
+/// nothing was applied.
+fn nothing_applied<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let more = reasons.len().saturating_sub(LISTED);
+    let mut message = reasons.take(LISTED).collect::<Vec<_>>().join("; ");
+    if more > 0 {
+        message.push_str(&format!("; and {more} more"));
     }
     message.push_str("; nothing was applied");
+    message
+}
+
+/// Stop with a `ProjectViolation` condition.
+fn refuse<T>(target: &Target, revision: Option<String>, violations: &[Violation]) -> Verdict<T> {
+    let message = nothing_applied(violations.iter().map(|v| v.message.as_str()));
     let reason = violations.first().map_or("ProjectViolation", |v| v.reason);
     Verdict::Stop(Box::new(Outcome::failed(
         revision,
@@ -225,8 +228,8 @@ pub(super) fn shared(
         return None;
     }
     let message = format!(
-        "{}; nothing was applied (set the sync option {}=true on both to share)",
-        claimed.join("; "),
+        "{} (the sync option {}=true lets this Application write it anyway)",
+        nothing_applied(claimed.iter().map(String::as_str)),
         tenancy::ALLOW_SHARED
     );
     Some(Outcome::failed(
@@ -255,16 +258,7 @@ pub(super) fn forbidden(
     if refused.is_empty() {
         return None;
     }
-    let mut message = refused
-        .iter()
-        .take(LISTED)
-        .copied()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if refused.len() > LISTED {
-        message.push_str(&format!("; and {} more", refused.len() - LISTED));
-    }
-    message.push_str("; nothing was applied");
+    let message = nothing_applied(refused.into_iter());
     Some(Outcome::failed(
         Some(desired.revision.clone()),
         condition("SyncFailed", "Forbidden", &message),

@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use kube::Api;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use pushsync_api::Project;
 use tokio_util::sync::CancellationToken;
 
@@ -57,27 +55,7 @@ impl Projects {
     /// Watch Projects in `namespace` until `stop`.
     pub fn watch(client: kube::Client, namespace: &str, stop: CancellationToken) -> Self {
         let api: Api<Project> = Api::namespaced(client, namespace);
-        let (store, writer) = reflector::store();
-        let stream = reflector::reflector(
-            writer,
-            watcher::watcher(api.clone(), watcher::Config::default()).default_backoff(),
-        )
-        .applied_objects();
-        let (changes, changed) = tokio::sync::watch::channel(0_u64);
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    item = stream.next() => match item {
-                        Some(Ok(_)) => changes.send_modify(|n| *n = n.wrapping_add(1)),
-                        // The watcher backs off and resumes by itself.
-                        Some(Err(error)) => tracing::warn!(error = %error, "watching Projects failed; retrying"),
-                        None => break,
-                    },
-                }
-            }
-        });
+        let (store, changed) = crate::index::reflect(api.clone(), "Projects", stop);
         Self {
             api: Some(api),
             namespace: namespace.to_owned(),
@@ -126,17 +104,9 @@ impl Projects {
     /// Until a watched project is created or changed (never, when read on
     /// demand); changes between two calls are not lost.
     pub async fn changed(&self, seen: &mut u64) {
-        let Some(changed) = &self.changes else {
-            return std::future::pending().await;
-        };
-        let mut changed = changed.clone();
-        if changed
-            .wait_for(|now| now != seen)
-            .await
-            .map(|now| *seen = *now)
-            .is_err()
-        {
-            std::future::pending::<()>().await;
+        match &self.changes {
+            Some(changes) => crate::index::next_change(changes, seen).await,
+            None => std::future::pending().await,
         }
     }
 }

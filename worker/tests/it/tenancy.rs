@@ -49,7 +49,15 @@ struct Served {
 
 impl Setup {
     async fn new(project: ProjectSpec) -> Self {
-        let sandbox = support::sandbox_with_crds().await;
+        Self::start(pushsync_sandbox::SandboxConfig::default(), project).await
+    }
+
+    /// With `config` (RBAC on, …): the CRDs, project `team-a` with
+    /// `project`, its namespaces, and a context reading projects for real
+    /// and acting through the admin's kube config (so it can impersonate).
+    async fn start(config: pushsync_sandbox::SandboxConfig, project: ProjectSpec) -> Self {
+        let sandbox = Sandbox::start_with(config).await.unwrap();
+        support::install_crds(&sandbox).await;
         let projects: Api<Project> = Api::namespaced(sandbox.client(), support::PROJECTS);
         projects
             .create(
@@ -67,6 +75,7 @@ impl Setup {
         }
         let cache = tempfile::tempdir().unwrap();
         let ctx = SyncContext {
+            cluster: pushsync_worker::apply::Cluster::from_config(sandbox.config()).unwrap(),
             projects: Projects::read(sandbox.client(), support::PROJECTS),
             ..support::sync_context(
                 &sandbox,
@@ -525,47 +534,27 @@ async fn a_tightened_project_holds_excess_resources_instead_of_deleting_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_run_as_the_projects_service_account_and_its_rbac_decides() {
-    let sandbox = Sandbox::start_with(pushsync_sandbox::SandboxConfig {
-        rbac: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    support::install_crds(&sandbox).await;
     let mut project = team_a();
     project.destinations[0].service_account = Some("deployer".to_owned());
-    let projects: Api<Project> = Api::namespaced(sandbox.client(), support::PROJECTS);
-    projects
-        .create(
-            &PostParams::default(),
-            &Project::namespaced(support::PROJECTS, "team-a", project),
-        )
-        .await
-        .unwrap();
-    create(
-        &sandbox,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a-dev"}}),
+    let setup = Setup::start(
+        pushsync_sandbox::SandboxConfig {
+            rbac: true,
+            ..Default::default()
+        },
+        project,
     )
     .await;
-    create(&sandbox, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "team-a-dev"}})).await;
+    let (sandbox, ctx) = (&setup.sandbox, &setup.ctx);
+    create(sandbox, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "team-a-dev"}})).await;
     let role = |resources: Value| {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "deployer", "namespace": "team-a-dev"},
             "rules": [{"apiGroups": ["", "apps"], "resources": resources, "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]})
     };
-    create(&sandbox, role(json!(["configmaps"]))).await;
-    create(&sandbox, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": "team-a-dev"},
+    create(sandbox, role(json!(["configmaps"]))).await;
+    create(sandbox, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": "team-a-dev"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
         "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "team-a-dev"}]})).await;
 
-    let cache = tempfile::tempdir().unwrap();
-    let ctx = SyncContext {
-        cluster: pushsync_worker::apply::Cluster::from_config(sandbox.config()).unwrap(),
-        projects: Projects::read(sandbox.client(), support::PROJECTS),
-        ..support::sync_context(
-            &sandbox,
-            GitCache::new(cache.path(), Duration::from_secs(20)),
-        )
-    };
     let repo = GitRepo::init_named("team-a-rbac");
     repo.write(
         "cfg.yaml",
@@ -579,7 +568,7 @@ async fn writes_run_as_the_projects_service_account_and_its_rbac_decides() {
 
     // The ServiceAccount may write ConfigMaps but not Deployments: the
     // refusal is named, and not even the ConfigMap of the same wave lands.
-    let outcome = sync(&ctx, &app).await.unwrap();
+    let outcome = sync(ctx, &app).await.unwrap();
     let (kind, message) = violation(&outcome);
     assert_eq!(kind, "SyncFailed/Forbidden", "{message}");
     assert!(
@@ -599,8 +588,8 @@ async fn writes_run_as_the_projects_service_account_and_its_rbac_decides() {
 
     // Granted Deployments too, the sync applies — every write as the
     // ServiceAccount, none as the worker.
-    create(&sandbox, role(json!(["configmaps", "deployments"]))).await;
-    let outcome = sync(&ctx, &app).await.unwrap();
+    create(sandbox, role(json!(["configmaps", "deployments"]))).await;
+    let outcome = sync(ctx, &app).await.unwrap();
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
