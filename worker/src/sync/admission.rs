@@ -115,15 +115,18 @@ pub(super) async fn hold(
     let defined = defined_scopes(desired);
     let mut scopes = Vec::new();
     for manifest in steps(desired) {
-        let namespaced =
-            match defined.get(&(manifest.group().to_owned(), manifest.kind().to_owned())) {
-                Some(&namespaced) => namespaced,
-                None => match ctx.cluster.resolve(manifest).await {
-                    Ok((_, namespaced)) => namespaced,
-                    // Every kind was resolved by the render stage.
-                    Err(error) => transient_or(error).map(|_| true)?,
-                },
-            };
+        // The cluster's word on a kind it serves, never the revision's: a
+        // CRD in the repository must not make ClusterRoleBinding look
+        // namespaced. Only a kind the cluster does not serve yet takes its
+        // scope from the revision's CRD.
+        let namespaced = match ctx.cluster.resolve(manifest).await {
+            Ok((_, namespaced)) => namespaced,
+            Err(error) => {
+                transient_or(error)?;
+                let key = (manifest.group().to_owned(), manifest.kind().to_owned());
+                defined.get(&key).copied().unwrap_or(true)
+            }
+        };
         scopes.push(namespaced.then(|| {
             manifest
                 .namespace()

@@ -632,3 +632,41 @@ async fn writes_run_as_the_projects_service_account_and_its_rbac_decides() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_in_the_repository_cannot_make_a_cluster_scoped_kind_look_namespaced() {
+    let mut project = team_a();
+    project.cluster_resource_whitelist = vec![GroupKind::new(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+    )];
+    let setup = Setup::new(project).await;
+    let served = setup.repo(
+        "team-a-spoof",
+        &[
+            (
+                "crd.yaml",
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: clusterrolebindings.rbac.authorization.k8s.io}\nspec:\n  group: rbac.authorization.k8s.io\n  scope: Namespaced\n  names: {kind: ClusterRoleBinding, plural: clusterrolebindings, singular: clusterrolebinding}\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n",
+            ),
+            (
+                "escalate.yaml",
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: team-a-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: default, namespace: team-a}]\n",
+            ),
+        ],
+    );
+    let before = setup.writes();
+    let outcome = sync(&setup.ctx, &application("spoof", &served.url, "team-a-dev"))
+        .await
+        .unwrap();
+    let (kind, message) = violation(&outcome);
+    assert_eq!(
+        kind, "ProjectViolation/ClusterResourceNotPermitted",
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("rbac.authorization.k8s.io/ClusterRoleBinding team-a-admin (cluster-scoped)"),
+        "{message}"
+    );
+    assert_eq!(setup.writes(), before);
+}
