@@ -35,6 +35,12 @@ pub struct ProjectSpec {
     /// What the project is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Namespaces whose Applications may name this project (patterns).
+    /// Empty: only the install namespace, where the platform team alone
+    /// writes. Without it, an Application anywhere could borrow a
+    /// project's ServiceAccount by naming the project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_namespaces: Vec<String>,
     /// Repositories Applications may take manifests from, as URL patterns
     /// (`https://github.com/acme/*`, `git@github.com:acme/**`, `*`).
     /// Patterns and URLs are compared as repository identities: scheme,
@@ -107,7 +113,8 @@ impl ProjectSpec {
     pub fn unrestricted() -> Self {
         Self {
             description: Some("anything anywhere, as the workers themselves".to_owned()),
-            source_repos: vec!["*".to_owned()],
+            source_namespaces: vec!["*".to_owned()],
+            source_repos: vec!["*".to_owned(), "file:///**".to_owned()],
             destinations: vec![ProjectDestination {
                 namespace: "*".to_owned(),
                 service_account: None,

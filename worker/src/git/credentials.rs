@@ -137,6 +137,12 @@ impl Scope {
     /// `scheme://[user@]host[:port]/path`, or scp-like `user@host:path`
     /// (read as `ssh`).
     fn parse(url: &str) -> Option<Self> {
+        // A query or fragment ends the authority for a git client
+        // (`https://evil.tld?@github.com/x` is evil.tld's URL) but not for
+        // the reading below: such a URL has no scope, so no credential.
+        if url.contains(['?', '#']) {
+            return None;
+        }
         let (scheme, rest) = match url.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
             None => {

@@ -308,6 +308,9 @@ fn credentials_files_are_checked_and_the_longest_prefix_wins() {
         // Percent-encoded user information that libgit2 decodes into a
         // path-looking user name at another host.
         ("https://github.com/acme/@evil.tld/x.git", None),
+        // A query or fragment ends the host for libgit2: evil.tld here.
+        ("https://evil.tld?@github.com/acme/app.git", None),
+        ("https://evil.tld#@github.com/acme/app.git", None),
         ("https://github.com:443/acme/app.git", Some("/secrets/acme")),
     ] {
         assert_eq!(found(url), expected.map(|f| Some(f.into())), "{url}");

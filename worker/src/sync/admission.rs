@@ -78,11 +78,13 @@ pub(super) async fn admit(
             })));
         }
     };
-    let admission = match tenancy::admit(name, &project.spec, app, &target.destination) {
+    let home = ctx.projects.namespace();
+    let admission = match tenancy::admit(name, &project.spec, home, app, &target.destination) {
         Ok(admission) => admission,
         Err(violation) => return Ok(refuse(target, None, &[violation])),
     };
     target.project = Some(project);
+    target.acting_as.clone_from(&admission.service_account);
     let cluster = match &admission.service_account {
         None => ctx.cluster.clone(),
         Some(user) => match ctx.cluster.impersonating(user) {
@@ -110,7 +112,12 @@ pub(super) async fn hold(
     desired: &mut Desired,
 ) -> Result<Verdict<()>, Transient> {
     let Some(project) = target.project.clone() else {
-        return Ok(Verdict::Go(()));
+        // Admission always sets it: fail closed if that ever changes.
+        let violation = Violation {
+            reason: "ProjectNotFound",
+            message: "no project was admitted for this sync".to_owned(),
+        };
+        return Ok(refuse(target, Some(desired.revision.clone()), &[violation]));
     };
     let defined = defined_scopes(desired);
     let mut scopes = Vec::new();
@@ -134,7 +141,7 @@ pub(super) async fn hold(
                 .to_owned()
         }));
     }
-    let objects: Vec<Object<'_>> = steps(desired)
+    let mut objects: Vec<Object<'_>> = steps(desired)
         .zip(&scopes)
         .map(|(manifest, namespace)| Object {
             group: manifest.group(),
@@ -147,18 +154,26 @@ pub(super) async fn hold(
             },
         })
         .collect();
-    let violations = tenancy::check(project_name(&project), &project.spec, &objects);
+    // `CreateNamespace=true` writes the destination Namespace: the same
+    // rules as a Namespace in Git.
+    if target.create_namespace {
+        objects.push(Object {
+            group: "",
+            kind: "Namespace",
+            namespace: None,
+            name: &target.destination,
+        });
+    }
+    let violations = tenancy::check(
+        project_name(&project),
+        &project.spec,
+        target.acting_as.as_deref(),
+        &objects,
+    );
     if !violations.is_empty() {
         return Ok(refuse(target, Some(desired.revision.clone()), &violations));
     }
-    let manifests = desired
-        .plan
-        .phases
-        .values_mut()
-        .flatten()
-        .flat_map(|wave| &mut wave.steps)
-        .map(|step| &mut step.manifest);
-    for (manifest, namespace) in manifests.zip(&scopes) {
+    for (manifest, namespace) in manifests_mut(desired).zip(&scopes) {
         let group = manifest.group().to_owned();
         tenancy::mark(
             &target.app,
@@ -181,6 +196,17 @@ fn steps(desired: &Desired) -> impl Iterator<Item = &Manifest> {
         .map(|step| &step.manifest)
 }
 
+/// The same, to change.
+fn manifests_mut(desired: &mut Desired) -> impl Iterator<Item = &mut Manifest> {
+    desired
+        .plan
+        .phases
+        .values_mut()
+        .flatten()
+        .flat_map(|wave| &mut wave.steps)
+        .map(|step| &mut step.manifest)
+}
+
 /// Kinds the revision's own CRDs define, with whether they are namespaced.
 fn defined_scopes(desired: &Desired) -> BTreeMap<(String, String), bool> {
     steps(desired)
@@ -199,20 +225,32 @@ fn project_name(project: &Project) -> &str {
     project.metadata.name.as_deref().unwrap_or_default()
 }
 
-/// Stop when an object the comparison found is another Application's
-/// (unless `AllowShared=true`).
+/// Stop when an object the comparison found is another Application's.
+/// With `AllowShared=true` this Application writes it anyway but leaves
+/// the owner's mark on it: sharing never takes an object over (this
+/// Application will not prune it; its owner still may).
 pub(super) fn shared(
     target: &Target,
     policy: Option<&SyncPolicy>,
-    desired: &Desired,
+    desired: &mut Desired,
     comparison: &Comparison,
 ) -> Option<Outcome> {
-    if policy.is_some_and(|p| p.option(tenancy::ALLOW_SHARED)) {
-        return None;
-    }
     let Comparison::Compared { resources, .. } = comparison else {
         return None;
     };
+    if policy.is_some_and(|p| p.option(tenancy::ALLOW_SHARED)) {
+        for compared in resources {
+            let Some(owner) = &compared.shared_with else {
+                continue;
+            };
+            let r = &compared.status.resource;
+            let namespace = (!r.namespace.is_empty()).then_some(r.namespace.as_str());
+            for manifest in manifests_mut(desired).filter(|m| m.identity() == compared.identity) {
+                tenancy::mark(owner, &mut manifest.object, &r.group, namespace);
+            }
+        }
+        return None;
+    }
     let claimed: Vec<String> = resources
         .iter()
         .filter_map(|c| {

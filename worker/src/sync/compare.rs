@@ -302,7 +302,7 @@ async fn leftovers(
                 name: &gone.name,
             };
             let name = project.metadata.name.as_deref().unwrap_or_default();
-            tenancy::check(name, &project.spec, &[object])
+            tenancy::check(name, &project.spec, target.acting_as.as_deref(), &[object])
                 .into_iter()
                 .next()
                 .map(|v| v.message)

@@ -22,7 +22,8 @@
 //! - Nothing of a revision is applied unless all of it rendered and validated.
 //! - Only objects of the previous inventory are pruned, and only when they
 //!   carry this Application's tracking mark; no object another Application
-//!   marked is overwritten (unless both allow sharing).
+//!   marked is overwritten (with `AllowShared=true` it is written under
+//!   its owner's mark).
 //! - Every write is made as the identity the Application's Project names.
 
 pub mod admission;
@@ -223,7 +224,7 @@ async fn stages(
     if let Some(outcome) = admission::shared(
         &target,
         app.spec.sync_policy.as_ref(),
-        &desired,
+        &mut desired,
         &comparison,
     )
     .or_else(|| admission::forbidden(&target, &desired, &comparison))
@@ -249,6 +250,8 @@ pub struct Target {
     pub app: String,
     /// Its Project, once admitted.
     pub project: Option<Arc<Project>>,
+    /// Who the sync writes as, once admitted (`None`: the workers).
+    pub acting_as: Option<String>,
     /// The namespace namespaced objects that name none go to.
     pub destination: String,
     /// What the previous sync applied (only these may be pruned).
@@ -275,6 +278,7 @@ impl Target {
         Self {
             app: crate::tenancy::app_key(app),
             project: None,
+            acting_as: None,
             destination: destination_of(app),
             previous: app
                 .status

@@ -8,12 +8,14 @@ use pushsync_api::{
 };
 use serde_json::Value;
 
+use super::admission::{delete_owned, not_ours};
 use super::{Newer, SyncContext, Target, Transient, live, reference, transient_or};
 use crate::apply::ApplyOptions;
 use crate::health::{self, Assessment};
 use crate::ignore;
 use crate::plan::{DeletePolicy, Step};
 use crate::render::Manifest;
+use crate::tenancy::{self, Owner};
 
 /// What applying a step came to (transient failures are errors instead).
 pub(super) enum Applied {
@@ -64,16 +66,24 @@ pub(super) async fn apply_step(
         };
         &stripped
     };
-    if step.hook
-        && step
+    if step.hook && !manifest.name().is_empty() {
+        // Hooks are not compared: their ownership is checked here. One that
+        // is recreated deletes its previous run first (its own only); any
+        // other must not land on an object that is not this Application's.
+        if step
             .delete_policies
             .contains(&DeletePolicy::BeforeHookCreation)
-        && !manifest.name().is_empty()
-    {
-        if let Err(refused) = delete_owned(ctx, target, manifest).await? {
-            return Ok(Applied::Refused(refused));
+        {
+            if let Err(refused) = delete_owned(ctx, target, manifest).await? {
+                return Ok(Applied::Refused(refused));
+            }
+            wait_gone(ctx, manifest, namespace).await?;
+        } else if let Some(current) = live(ctx, manifest, namespace).await? {
+            let owner = tenancy::owner_of(&target.app, &current);
+            if owner != Owner::This {
+                return Ok(Applied::Refused(not_ours(manifest, &owner)));
+            }
         }
-        wait_gone(ctx, manifest, namespace).await?;
     }
     let (_, namespaced) = match ctx.cluster.resolve(manifest).await {
         Ok(found) => found,
@@ -119,17 +129,6 @@ pub(super) async fn apply_step(
         )),
         Err(error) => Ok(Applied::Refused(transient_or(error)?.to_string())),
     }
-}
-
-/// Delete the object when it is this Application's; why not otherwise (a
-/// refusal by the API server is reported too: the apply that follows would
-/// fail on the object that is still there).
-async fn delete_owned(
-    ctx: &SyncContext,
-    target: &Target,
-    manifest: &Manifest,
-) -> Result<Result<(), String>, Transient> {
-    super::admission::delete_owned(ctx, target, manifest).await
 }
 
 async fn wait_gone(

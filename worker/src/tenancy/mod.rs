@@ -57,14 +57,34 @@ pub struct Admission {
 }
 
 /// Check `app` against `project` before anything is fetched: the
-/// repository is among `sourceRepos`, the destination namespace among
-/// `destinations`; the destination's ServiceAccount applies.
+/// Application's namespace is among `sourceNamespaces` (the install
+/// namespace `home` when the project lists none), the repository among
+/// `sourceRepos`, the destination namespace among `destinations`; the
+/// destination's ServiceAccount applies.
 pub fn admit(
     project_name: &str,
     project: &ProjectSpec,
+    home: &str,
     app: &Application,
     destination: &str,
 ) -> Result<Admission, Violation> {
+    let app_namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    let admitted = if project.source_namespaces.is_empty() {
+        app_namespace == home
+    } else {
+        project
+            .source_namespaces
+            .iter()
+            .any(|pattern| matches(pattern, app_namespace))
+    };
+    if !admitted {
+        return Err(Violation::new(
+            "NamespaceNotPermitted",
+            format!(
+                "project {project_name:?} does not take Applications from namespace {app_namespace:?} (sourceNamespaces)"
+            ),
+        ));
+    }
     let url = &app.spec.source.repo_url;
     let Some(repo) = canonical_repo(url) else {
         return Err(Violation::new(
@@ -74,11 +94,15 @@ pub fn admit(
             ),
         ));
     };
+    // A local repository (`file://`, a path) only by a pattern that names
+    // local paths: `*` never reaches the workers' own disk (where the
+    // other tenants' fetched repositories are cached).
+    let local = |id: &str| id.starts_with("file://");
     if !project
         .source_repos
         .iter()
         .filter_map(|pattern| repo_pattern(pattern))
-        .any(|pattern| matches(&pattern, repo.as_str()))
+        .any(|pattern| local(&pattern) == local(repo.as_str()) && matches(&pattern, repo.as_str()))
     {
         return Err(Violation::new(
             "SourceNotPermitted",
@@ -158,24 +182,55 @@ impl std::fmt::Display for Object<'_> {
 }
 
 /// Hold every object to `project`'s rules; all the violations, or none.
-pub fn check(project_name: &str, project: &ProjectSpec, objects: &[Object<'_>]) -> Vec<Violation> {
+/// `acting_as` is who the sync writes as ([`Admission::service_account`]):
+/// an object in a namespace whose destination entry names someone else is
+/// refused (one Application acts as one identity).
+pub fn check(
+    project_name: &str,
+    project: &ProjectSpec,
+    acting_as: Option<&str>,
+    objects: &[Object<'_>],
+) -> Vec<Violation> {
     objects
         .iter()
-        .filter_map(|object| check_one(project_name, project, object))
+        .filter_map(|object| check_one(project_name, project, acting_as, object))
         .collect()
 }
 
-fn check_one(project_name: &str, project: &ProjectSpec, object: &Object<'_>) -> Option<Violation> {
+fn check_one(
+    project_name: &str,
+    project: &ProjectSpec,
+    acting_as: Option<&str>,
+    object: &Object<'_>,
+) -> Option<Violation> {
     let listed = |kinds: &[GroupKind]| {
         kinds
             .iter()
             .any(|k| matches(&k.group, object.group) && matches(&k.kind, object.kind))
+    };
+    let destination = |namespace: &str| {
+        project
+            .destinations
+            .iter()
+            .find(|d| matches(&d.namespace, namespace))
     };
     match object.namespace {
         None if !listed(&project.cluster_resource_whitelist) => Some(Violation::new(
             "ClusterResourceNotPermitted",
             format!("project {project_name:?} does not allow {object} (clusterResourceWhitelist)"),
         )),
+        // A Namespace is held to the destinations by its name.
+        None if object.group.is_empty()
+            && object.kind == "Namespace"
+            && destination(object.name).is_none() =>
+        {
+            Some(Violation::new(
+                "DestinationNotPermitted",
+                format!(
+                    "project {project_name:?} does not allow {object}: it is not among its destinations"
+                ),
+            ))
+        }
         None => None,
         Some(namespace)
             if !project
@@ -196,14 +251,38 @@ fn check_one(project_name: &str, project: &ProjectSpec, object: &Object<'_>) -> 
                 "project {project_name:?} does not allow {object} (namespaceResourceBlacklist)"
             ),
         )),
-        Some(_) => None,
+        Some(namespace) => {
+            let entry = destination(namespace)?;
+            let writer = match entry.service_account.as_deref() {
+                None => None,
+                Some(account) => match service_account_user(project_name, account, namespace) {
+                    Ok(user) => Some(user),
+                    Err(violation) => return Some(violation),
+                },
+            };
+            (writer.as_deref() != acting_as).then(|| {
+                Violation::new(
+                    "DestinationNotPermitted",
+                    format!(
+                        "project {project_name:?}: {object} would be written as {}, but this Application acts as {} (split it into one Application per identity)",
+                        writer.as_deref().unwrap_or("the workers themselves"),
+                        acting_as.unwrap_or("the workers themselves"),
+                    ),
+                )
+            })
+        }
     }
 }
 
 /// The repository identity of `url`, when its path is in canonical form
 /// (a `.`/`..` segment or a percent-escape could name another repository
-/// on a server that resolves them than the pattern appears to allow).
+/// on a server that resolves them than the pattern appears to allow) and it
+/// has no query or fragment (`https://evil.tld?@github.com/x` is a URL of
+/// evil.tld to a git client, but names github.com to a naive reading).
 fn canonical_repo(url: &str) -> Option<RepoId> {
+    if url.contains(['?', '#']) {
+        return None;
+    }
     let repo = RepoId::parse(url).ok()?;
     let path = repo.as_str().split_once('/').map_or("", |(_, path)| path);
     let canonical = !path.contains('%')

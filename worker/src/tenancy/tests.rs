@@ -3,6 +3,9 @@ use serde_json::json;
 
 use super::*;
 
+const HOME: &str = "pushsync";
+const DEPLOYER: Option<&str> = Some("system:serviceaccount:team-a-dev:deployer");
+
 fn team_a() -> ProjectSpec {
     ProjectSpec {
         source_repos: vec!["https://github.com/acme/*".to_owned()],
@@ -12,6 +15,7 @@ fn team_a() -> ProjectSpec {
         }],
         cluster_resource_whitelist: vec![GroupKind::new("", "Namespace")],
         namespace_resource_blacklist: vec![GroupKind::new("", "ResourceQuota")],
+        source_namespaces: vec!["team-a".to_owned()],
         ..ProjectSpec::default()
     }
 }
@@ -35,6 +39,7 @@ fn the_repository_must_be_among_the_projects_sources_in_any_spelling() {
         let admission = admit(
             "team-a",
             &project,
+            HOME,
             &app(allowed, "team-a-dev"),
             "team-a-dev",
         );
@@ -57,6 +62,7 @@ fn the_repository_must_be_among_the_projects_sources_in_any_spelling() {
         let violation = admit(
             "team-a",
             &project,
+            HOME,
             &app(refused, "team-a-dev"),
             "team-a-dev",
         )
@@ -75,6 +81,7 @@ fn the_destination_must_be_among_the_projects_destinations() {
     let violation = admit(
         "team-a",
         &team_a(),
+        HOME,
         &app("https://github.com/acme/web", "kube-system"),
         "kube-system",
     )
@@ -94,6 +101,7 @@ fn a_service_account_may_name_its_namespace() {
     let admission = admit(
         "team-a",
         &project,
+        HOME,
         &app("https://github.com/acme/web", "team-a-x"),
         "team-a-x",
     );
@@ -105,6 +113,7 @@ fn a_service_account_may_name_its_namespace() {
     let violation = admit(
         "team-a",
         &project,
+        HOME,
         &app("https://github.com/acme/web", "team-a-x"),
         "team-a-x",
     )
@@ -132,7 +141,7 @@ fn every_object_is_held_to_the_rules() {
         object("apps", "Deployment", Some("kube-system"), "miner"),
         object("", "ResourceQuota", Some("team-a-dev"), "unlimited"),
     ];
-    let violations = check("team-a", &team_a(), &objects);
+    let violations = check("team-a", &team_a(), DEPLOYER, &objects);
     let reasons: Vec<&str> = violations.iter().map(|v| v.reason).collect();
     assert_eq!(
         reasons,
@@ -149,7 +158,7 @@ fn every_object_is_held_to_the_rules() {
     );
     assert!(violations[0].message.contains("clusterResourceWhitelist"));
     assert!(violations[1].message.contains("kube-system/miner"));
-    assert!(check("team-a", &team_a(), &objects[..2]).is_empty());
+    assert!(check("team-a", &team_a(), DEPLOYER, &objects[..2]).is_empty());
 }
 
 #[test]
@@ -157,7 +166,7 @@ fn the_unrestricted_project_allows_everything() {
     let project = ProjectSpec::unrestricted();
     let app = app("file:///tmp/repo", "anywhere");
     assert_eq!(
-        admit("default", &project, &app, "anywhere")
+        admit("default", &project, HOME, &app, "anywhere")
             .unwrap()
             .service_account,
         None
@@ -168,7 +177,7 @@ fn the_unrestricted_project_allows_everything() {
         namespace: None,
         name: "x",
     };
-    assert!(check("default", &project, &[cluster]).is_empty());
+    assert!(check("default", &project, None, &[cluster]).is_empty());
 }
 
 #[test]
@@ -206,4 +215,129 @@ fn a_mark_makes_an_object_this_applications_and_only_this_object() {
     mark(app, &mut generated, "batch", Some("team-a-dev"));
     generated["metadata"]["name"] = json!("migrate-x7k2p");
     assert_eq!(owner_of(app, &generated), Owner::This);
+}
+
+#[test]
+fn only_the_projects_source_namespaces_may_name_it() {
+    let project = team_a();
+    let mut stranger = app("https://github.com/acme/web", "team-a-dev");
+    stranger.metadata.namespace = Some("team-b".to_owned());
+    let violation = admit("team-a", &project, HOME, &stranger, "team-a-dev").unwrap_err();
+    assert_eq!(violation.reason, "NamespaceNotPermitted");
+    assert!(
+        violation.message.contains("\"team-b\""),
+        "{}",
+        violation.message
+    );
+
+    // A project naming no source namespaces serves the install namespace only.
+    let mut unlisted = team_a();
+    unlisted.source_namespaces.clear();
+    let own = app("https://github.com/acme/web", "team-a-dev");
+    assert_eq!(
+        admit("team-a", &unlisted, HOME, &own, "team-a-dev")
+            .unwrap_err()
+            .reason,
+        "NamespaceNotPermitted"
+    );
+    let mut platform = own.clone();
+    platform.metadata.namespace = Some(HOME.to_owned());
+    assert!(admit("team-a", &unlisted, HOME, &platform, "team-a-dev").is_ok());
+}
+
+#[test]
+fn a_star_never_reaches_local_repositories_nor_hides_a_host_behind_a_query() {
+    let mut project = team_a();
+    project.source_repos = vec!["*".to_owned()];
+    for refused in [
+        "file:///tmp/pushsync-git-cache/1234.git",
+        "/tmp/pushsync-git-cache/1234.git",
+        "https://evil.tld?@github.com/acme/web",
+        "https://evil.tld#@github.com/acme/web",
+    ] {
+        let violation = admit(
+            "team-a",
+            &project,
+            HOME,
+            &app(refused, "team-a-dev"),
+            "team-a-dev",
+        )
+        .expect_err(refused);
+        assert_eq!(violation.reason, "SourceNotPermitted", "{refused}");
+    }
+    project.source_repos = vec!["file:///srv/repos/**".to_owned()];
+    assert!(
+        admit(
+            "team-a",
+            &project,
+            HOME,
+            &app("file:///srv/repos/a/b", "team-a-dev"),
+            "team-a-dev"
+        )
+        .is_ok()
+    );
+    assert!(
+        admit(
+            "team-a",
+            &project,
+            HOME,
+            &app("file:///tmp/other", "team-a-dev"),
+            "team-a-dev"
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_namespace_is_held_to_the_destinations_by_its_name() {
+    let namespace = |name| Object {
+        group: "",
+        kind: "Namespace",
+        namespace: None,
+        name,
+    };
+    let violations = check(
+        "team-a",
+        &team_a(),
+        DEPLOYER,
+        &[namespace("kube-system"), namespace("team-a-prod")],
+    );
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].reason, "DestinationNotPermitted");
+    assert!(
+        violations[0].message.contains("core/Namespace kube-system"),
+        "{}",
+        violations[0].message
+    );
+}
+
+#[test]
+fn one_application_writes_as_one_identity() {
+    // `deployer` names a ServiceAccount per namespace: an object in another
+    // allowed namespace would need another identity, and is refused.
+    let object = Object {
+        group: "",
+        kind: "ConfigMap",
+        namespace: Some("team-a-prod"),
+        name: "x",
+    };
+    let violations = check("team-a", &team_a(), DEPLOYER, std::slice::from_ref(&object));
+    assert_eq!(violations.len(), 1);
+    assert!(
+        violations[0].message.contains("would be written as system:serviceaccount:team-a-prod:deployer, but this Application acts as system:serviceaccount:team-a-dev:deployer"),
+        "{}",
+        violations[0].message
+    );
+    // One ServiceAccount for all of them (NAMESPACE:NAME) is one identity.
+    let mut shared = team_a();
+    shared.destinations[0].service_account = Some("pushsync:team-a".to_owned());
+    assert!(
+        check(
+            "team-a",
+            &shared,
+            Some("system:serviceaccount:pushsync:team-a"),
+            &[object]
+        )
+        .is_empty()
+    );
 }

@@ -20,10 +20,12 @@ use serde_json::{Value, json};
 
 use crate::support;
 
-/// Team A: repositories named `team-a-*`, namespaces `team-a-*`, no
-/// cluster-scoped kinds, no NetworkPolicies.
+/// Team A: Applications of namespace `team-a`, repositories named
+/// `team-a-*`, namespaces `team-a-*`, no cluster-scoped kinds, no
+/// NetworkPolicies.
 fn team_a() -> ProjectSpec {
     ProjectSpec {
+        source_namespaces: vec!["team-a".to_owned()],
         source_repos: vec!["git://127.0.0.1/team-a-*".to_owned()],
         destinations: vec![ProjectDestination {
             namespace: "team-a-*".to_owned(),
@@ -273,10 +275,53 @@ async fn a_repository_outside_the_projects_sources_is_refused_before_fetching() 
     let (kind, message) = violation(&sync(&setup.ctx, &missing).await.unwrap());
     assert_eq!(kind, "ProjectViolation/ProjectNotFound");
     assert!(message.contains("\"nobody\""), "{message}");
+
+    // An Application of another team naming team A's project borrows
+    // nothing.
+    let mut borrowed = application("e", &inside.url, "team-a-dev");
+    borrowed.metadata.namespace = Some("team-b".to_owned());
+    let (kind, message) = violation(&sync(&setup.ctx, &borrowed).await.unwrap());
+    assert_eq!(kind, "ProjectViolation/NamespaceNotPermitted", "{message}");
+
+    // The workers' own disk (where every tenant's fetched repositories are
+    // cached) is not a repository `*` allows.
+    let mut open = team_a();
+    open.source_repos = vec!["*".to_owned()];
+    let projects: Api<Project> = Api::namespaced(setup.sandbox.client(), support::PROJECTS);
+    projects
+        .create(
+            &PostParams::default(),
+            &Project::namespaced(support::PROJECTS, "open", open),
+        )
+        .await
+        .unwrap();
+    for url in [
+        format!("file://{}", setup.cache.path().display()),
+        inside.url.replacen("git://", "git://evil.tld?@", 1),
+    ] {
+        let mut local = application("f", &url, "team-a-dev");
+        local.spec.project = "open".to_owned();
+        let (kind, message) = violation(&sync(&setup.ctx, &local).await.unwrap());
+        assert_eq!(
+            kind, "ProjectViolation/SourceNotPermitted",
+            "{url}: {message}"
+        );
+    }
+
     let fetched = std::fs::read_dir(setup.cache.path())
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(fetched, 0, "no repository was fetched into the cache");
+
+    // CreateNamespace writes a Namespace: not without the whitelist.
+    let mut creating = application("g", &inside.url, "team-a-new");
+    creating.spec = creating.spec.with_sync_option("CreateNamespace=true");
+    let (kind, message) = violation(&sync(&setup.ctx, &creating).await.unwrap());
+    assert_eq!(
+        kind, "ProjectViolation/ClusterResourceNotPermitted",
+        "{message}"
+    );
+    assert!(message.contains("core/Namespace team-a-new"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +477,36 @@ async fn two_applications_claiming_one_object_the_second_reports_shared_resource
         .unwrap();
     assert_eq!(live["data"]["owner"], "first");
 
-    // Both opting in may share it.
+    // Nor a hook that is not recreated (no BeforeHookCreation).
+    let plain_hook = setup.repo(
+        "team-a-plainhook",
+        &[
+            ("hook.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations: {pushsync.dev/hook: PreSync, pushsync.dev/hook-delete-policy: HookSucceeded}\ndata: {owner: plain-hook}\n"),
+            ("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n"),
+        ],
+    );
+    let outcome = sync(
+        &setup.ctx,
+        &application("plain", &plain_hook.url, "team-a-dev"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.phase, OperationPhase::Failed, "{}", outcome.message);
+    assert!(
+        outcome
+            .message
+            .contains("is managed by Application team-a/first"),
+        "{}",
+        outcome.message
+    );
+    let live = setup
+        .get("v1", "ConfigMap", Some("team-a-dev"), "shared")
+        .await
+        .unwrap();
+    assert_eq!(live["data"]["owner"], "first");
+
+    // Opting in, the second writes it without taking it over: the first's
+    // mark stays, so only the first may ever prune it.
     let mut sharing = second.clone();
     sharing.spec = sharing.spec.with_sync_option("AllowShared=true");
     let outcome = sync(&setup.ctx, &sharing).await.unwrap();
@@ -441,6 +515,14 @@ async fn two_applications_claiming_one_object_the_second_reports_shared_resource
         OperationPhase::Succeeded,
         "{}",
         outcome.message
+    );
+    let live = setup
+        .get("v1", "ConfigMap", Some("team-a-dev"), "shared")
+        .await
+        .unwrap();
+    assert_eq!(
+        live["metadata"]["annotations"][TRACKING_ANNOTATION],
+        "team-a/first:/ConfigMap:team-a-dev/shared"
     );
 }
 
