@@ -117,7 +117,15 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         ..SyncContext::new(
             git.clone(),
             Cluster::new(sandbox.client()),
-            pushsync_worker::tenancy::Projects::read(sandbox.client(), "default"),
+            // As a worker reads them: from memory (its watch), not per sync.
+            pushsync_worker::tenancy::Projects::fixed(
+                "default",
+                vec![pushsync_api::Project::namespaced(
+                    "default",
+                    pushsync_api::DEFAULT_PROJECT,
+                    pushsync_api::ProjectSpec::unrestricted(),
+                )],
+            ),
         )
     };
     let shared = Shared {

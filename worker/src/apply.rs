@@ -192,7 +192,7 @@ impl Cluster {
             discovery: self.discovery.clone(),
             config: None,
             kinds: self.kinds.clone(),
-            users: Default::default(),
+            users: self.users.clone(),
             impersonating: true,
         })
     }

@@ -86,6 +86,42 @@ impl Plan {
         self.phases.get(&phase).map_or(&[], Vec::as_slice)
     }
 
+    /// Every manifest of every phase, hooks included, in plan order.
+    pub fn manifests(&self) -> impl Iterator<Item = &Manifest> {
+        self.phases
+            .values()
+            .flatten()
+            .flat_map(|w| &w.steps)
+            .map(|s| &s.manifest)
+    }
+
+    /// The same, to change (marks, …).
+    pub fn manifests_mut(&mut self) -> impl Iterator<Item = &mut Manifest> {
+        self.phases
+            .values_mut()
+            .flatten()
+            .flat_map(|w| &mut w.steps)
+            .map(|s| &mut s.manifest)
+    }
+
+    /// The kinds this plan's own CustomResourceDefinitions
+    /// (`apiextensions.k8s.io`) define: (group, kind) and whether namespaced.
+    pub fn defined_kinds(&self) -> BTreeMap<(String, String), bool> {
+        self.manifests()
+            .filter(|m| {
+                m.group() == "apiextensions.k8s.io" && m.kind() == "CustomResourceDefinition"
+            })
+            .filter_map(|m| {
+                let spec = m.object.get("spec")?;
+                let group = spec.get("group")?.as_str()?.to_owned();
+                let kind = spec.pointer("/names/kind")?.as_str()?.to_owned();
+                let namespaced =
+                    spec.get("scope").and_then(serde_json::Value::as_str) != Some("Cluster");
+                Some(((group, kind), namespaced))
+            })
+            .collect()
+    }
+
     /// Every manifest that is a resource (not a hook): what the inventory holds.
     pub fn resources(&self) -> impl Iterator<Item = &Manifest> {
         self.waves(Phase::Sync)

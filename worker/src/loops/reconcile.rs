@@ -31,9 +31,13 @@ pub async fn run(shared: Shared, projects: Projects, stop: CancellationToken) {
     // sync runs; a deleted and recreated Application is a new object.
     let mut enqueued: HashMap<AppRef, (String, i64)> = HashMap::new();
     // The same per Project; `None` until the first look (Projects that
-    // exist at start are not changes).
+    // exist at start are not changes — hence the wait for their listing).
     let mut rules: Option<HashMap<String, (String, i64)>> = None;
     let (mut seen, mut seen_projects) = (0, 0);
+    tokio::select! {
+        () = stop.cancelled() => return,
+        _ = projects.ready() => {}
+    }
     loop {
         let changed = changed_projects(&projects, &mut rules);
         if shared.leadership.is_leading() {

@@ -10,8 +10,6 @@
 //! - [`delete_owned`]: deletes touch only objects marked as this
 //!   Application's.
 
-use std::collections::BTreeMap;
-
 use pushsync_api::{Application, Project, SyncPolicy};
 use serde_json::Value;
 
@@ -119,9 +117,9 @@ pub(super) async fn hold(
         };
         return Ok(refuse(target, Some(desired.revision.clone()), &[violation]));
     };
-    let defined = defined_scopes(desired);
+    let defined = desired.plan.defined_kinds();
     let mut scopes = Vec::new();
-    for manifest in steps(desired) {
+    for manifest in desired.plan.manifests() {
         // The cluster's word on a kind it serves, never the revision's: a
         // CRD in the repository must not make ClusterRoleBinding look
         // namespaced. Only a kind the cluster does not serve yet takes its
@@ -141,7 +139,9 @@ pub(super) async fn hold(
                 .to_owned()
         }));
     }
-    let mut objects: Vec<Object<'_>> = steps(desired)
+    let mut objects: Vec<Object<'_>> = desired
+        .plan
+        .manifests()
         .zip(&scopes)
         .map(|(manifest, namespace)| Object {
             group: manifest.group(),
@@ -173,7 +173,7 @@ pub(super) async fn hold(
     if !violations.is_empty() {
         return Ok(refuse(target, Some(desired.revision.clone()), &violations));
     }
-    for (manifest, namespace) in manifests_mut(desired).zip(&scopes) {
+    for (manifest, namespace) in desired.plan.manifests_mut().zip(&scopes) {
         let group = manifest.group().to_owned();
         tenancy::mark(
             &target.app,
@@ -183,42 +183,6 @@ pub(super) async fn hold(
         );
     }
     Ok(Verdict::Go(()))
-}
-
-/// Every manifest of every phase, hooks included, in plan order.
-fn steps(desired: &Desired) -> impl Iterator<Item = &Manifest> {
-    desired
-        .plan
-        .phases
-        .values()
-        .flatten()
-        .flat_map(|wave| &wave.steps)
-        .map(|step| &step.manifest)
-}
-
-/// The same, to change.
-fn manifests_mut(desired: &mut Desired) -> impl Iterator<Item = &mut Manifest> {
-    desired
-        .plan
-        .phases
-        .values_mut()
-        .flatten()
-        .flat_map(|wave| &mut wave.steps)
-        .map(|step| &mut step.manifest)
-}
-
-/// Kinds the revision's own CRDs define, with whether they are namespaced.
-fn defined_scopes(desired: &Desired) -> BTreeMap<(String, String), bool> {
-    steps(desired)
-        .filter(|m| m.kind() == "CustomResourceDefinition")
-        .filter_map(|m| {
-            let spec = m.object.get("spec")?;
-            let group = spec.get("group")?.as_str()?.to_owned();
-            let kind = spec.pointer("/names/kind")?.as_str()?.to_owned();
-            let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
-            Some(((group, kind), namespaced))
-        })
-        .collect()
 }
 
 fn project_name(project: &Project) -> &str {
@@ -245,7 +209,11 @@ pub(super) fn shared(
             };
             let r = &compared.status.resource;
             let namespace = (!r.namespace.is_empty()).then_some(r.namespace.as_str());
-            for manifest in manifests_mut(desired).filter(|m| m.identity() == compared.identity) {
+            for manifest in desired
+                .plan
+                .manifests_mut()
+                .filter(|m| m.identity() == compared.identity)
+            {
                 tenancy::mark(owner, &mut manifest.object, &r.group, namespace);
             }
         }

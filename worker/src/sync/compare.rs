@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::source::Desired;
 use super::{
-    PRUNE_ANNOTATION, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key,
-    manifest_of, reference, transient_or,
+    PRUNE_ANNOTATION, Read, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key,
+    manifest_of, read, reference, transient_or,
 };
 use crate::apply::ApplyOptions;
 use crate::health::{self, Assessment};
@@ -150,13 +150,10 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
         shared_with: None,
         refused,
     };
-    let current = match ctx.cluster.get(manifest, namespace).await {
-        Ok(current) => current,
-        Err(error) => match transient_or(error)? {
-            error if error.is_forbidden() => return Ok(missing(Some(error.to_string()))),
-            // Unreadable for a reason a retry does not fix: health reports it.
-            _ => None,
-        },
+    let current = match read(ctx, manifest, namespace).await? {
+        Read::Found(current) => Some(current),
+        Read::Forbidden(refused) => return Ok(missing(Some(refused))),
+        Read::Absent => None,
     };
     let Some(current) = current else {
         // Acting as a project's ServiceAccount, a missing object is tried
@@ -258,24 +255,17 @@ async fn leftovers(
         .iter()
         .filter(|r| !desired.contains(&key(r)))
     {
-        let live = match ctx
-            .cluster
-            .get(&manifest_of(gone), &target.destination)
-            .await
-        {
-            Ok(Some(live)) => live,
-            Ok(None) => continue,
-            Err(error) => {
-                let error = transient_or(error)?;
-                // Unreadable as this identity: kept (never pruned blind).
-                if error.is_forbidden() {
-                    found.push(Leftover {
-                        resource: gone.clone(),
-                        protected: false,
-                        uid: String::new(),
-                        held: Some(error.to_string()),
-                    });
-                }
+        let live = match read(ctx, &manifest_of(gone), &target.destination).await? {
+            Read::Found(live) => live,
+            Read::Absent => continue,
+            // Unreadable as this identity: kept (never pruned blind).
+            Read::Forbidden(refused) => {
+                found.push(Leftover {
+                    resource: gone.clone(),
+                    protected: false,
+                    uid: String::new(),
+                    held: Some(refused),
+                });
                 continue;
             }
         };

@@ -351,17 +351,39 @@ fn transient_or(error: ApplyError) -> Result<ApplyError, Transient> {
     }
 }
 
-/// The live object, `None` when absent (or unreadable for a reason that is
-/// not worth a retry: health then reports it missing).
+/// What reading a live object found.
+enum Read {
+    /// The object.
+    Found(Value),
+    /// No such object (or unreadable for a reason a retry does not fix).
+    Absent,
+    /// The identity the sync acts as may not read it (the API server's words).
+    Forbidden(String),
+}
+
+/// Read the live object; transient failures are errors.
+async fn read(ctx: &SyncContext, manifest: &Manifest, namespace: &str) -> Result<Read, Transient> {
+    match ctx.cluster.get(manifest, namespace).await {
+        Ok(Some(live)) => Ok(Read::Found(live)),
+        Ok(None) => Ok(Read::Absent),
+        Err(error) => match transient_or(error)? {
+            error if error.is_forbidden() => Ok(Read::Forbidden(error.to_string())),
+            _ => Ok(Read::Absent),
+        },
+    }
+}
+
+/// The live object, `None` when absent (or unreadable: health then reports
+/// it missing).
 async fn live(
     ctx: &SyncContext,
     manifest: &Manifest,
     namespace: &str,
 ) -> Result<Option<Value>, Transient> {
-    match ctx.cluster.get(manifest, namespace).await {
-        Ok(live) => Ok(live),
-        Err(error) => transient_or(error).map(|_| None),
-    }
+    Ok(match read(ctx, manifest, namespace).await? {
+        Read::Found(live) => Some(live),
+        Read::Absent | Read::Forbidden(_) => None,
+    })
 }
 
 /// Whether the manifest's kind is namespaced (kinds were checked before

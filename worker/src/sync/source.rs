@@ -4,11 +4,9 @@
 //! to the cluster; a failure stops the sync with a condition and applies
 //! nothing of the revision.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use pushsync_api::{Application, ApplicationSpec};
-use serde_json::Value;
 
 use super::{Outcome, SyncContext, Target, Transient, Verdict, transient_or};
 use crate::git::GitError;
@@ -99,20 +97,12 @@ pub(super) async fn render(
             ));
         }
     };
-    // Every kind must be known before anything is applied (CRDs in this
-    // revision excepted).
-    let new_kinds: BTreeSet<&str> = plan
-        .resources()
-        .filter(|m| m.kind() == "CustomResourceDefinition")
-        .filter_map(|m| m.object.pointer("/spec/names/kind").and_then(Value::as_str))
-        .collect();
+    // Every kind must be known before anything is applied (kinds the
+    // revision's own CRDs define excepted).
+    let new_kinds = plan.defined_kinds();
     for manifest in plan
-        .phases
-        .values()
-        .flatten()
-        .flat_map(|w| &w.steps)
-        .map(|s| &s.manifest)
-        .filter(|m| !new_kinds.contains(m.kind()))
+        .manifests()
+        .filter(|m| !new_kinds.contains_key(&(m.group().to_owned(), m.kind().to_owned())))
     {
         if let Err(error) = ctx.cluster.resolve(manifest).await {
             let message = transient_or(error)?.to_string();

@@ -380,29 +380,33 @@ pub fn owner_of(app: &str, live: &Value) -> Owner {
     };
     match tracked_application(id) {
         Some(owner) if owner != app => Owner::Other(owner.to_owned()),
-        Some(_) if marks_this_object(id, live) => Owner::This,
+        Some(_) if marks_this_object(app, id, live) => Owner::This,
         _ => Owner::Unmarked,
     }
 }
 
 /// Whether the object part of `id` names `live` itself (a generated name
 /// counts when the mark was written with an empty name).
-fn marks_this_object(id: &str, live: &Value) -> bool {
+fn marks_this_object(app: &str, id: &str, live: &Value) -> bool {
     let text = |pointer: &str| {
         live.pointer(pointer)
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
+    let (app_namespace, app_name) = app.split_once('/').unwrap_or(("", app));
     let (group, _) = text("/apiVersion").rsplit_once('/').unwrap_or(("", ""));
-    let Some((_, object)) = id.split_once(':') else {
-        return false;
+    let expected = |name: &str| {
+        tracking_id(
+            app_namespace,
+            app_name,
+            group,
+            text("/kind"),
+            text("/metadata/namespace"),
+            name,
+        )
     };
-    let expected_kind = format!("{group}/{}:{}/", text("/kind"), text("/metadata/namespace"));
-    let Some(name) = object.strip_prefix(&expected_kind) else {
-        return false;
-    };
-    name == text("/metadata/name")
-        || (name.is_empty() && !text("/metadata/generateName").is_empty())
+    id == expected(text("/metadata/name"))
+        || (!text("/metadata/generateName").is_empty() && id == expected(""))
 }
 
 #[cfg(test)]

@@ -65,6 +65,15 @@ impl Projects {
         }
     }
 
+    /// Wait until the watch has listed the Projects once (at once when they
+    /// are read on demand or fixed).
+    pub async fn ready(&self) -> bool {
+        match &self.store {
+            Some(store) => store.wait_until_ready().await.is_ok(),
+            None => true,
+        }
+    }
+
     /// The namespace Projects are read from.
     pub fn namespace(&self) -> &str {
         &self.namespace
