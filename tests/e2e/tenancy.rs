@@ -204,6 +204,21 @@ async fn the_worker_works_with_only_the_rights_deploy_grants_it() {
         writers,
         std::collections::BTreeSet::from([DEPLOYER.to_owned()])
     );
+    // The Application's objects are found by label, as the CLI will.
+    let (ok, found) = kubectl(
+        &admin,
+        &[
+            "get",
+            "configmaps",
+            "-A",
+            "-l",
+            "pushsync.dev/app-name=web,pushsync.dev/app-namespace=pushsync",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(ok, "{found}");
+    assert_eq!(found.trim(), "configmap/web");
     assert!(worker.terminate(), "the worker stops cleanly");
     broker.delete_topology(&topology).await;
 }

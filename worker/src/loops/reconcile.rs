@@ -32,7 +32,7 @@ pub async fn run(shared: Shared, projects: Projects, stop: CancellationToken) {
     let mut enqueued: HashMap<AppRef, (String, i64)> = HashMap::new();
     // The same per Project; `None` until the first look (Projects that
     // exist at start are not changes — hence the wait for their listing).
-    let mut rules: Option<HashMap<String, (String, i64)>> = None;
+    let mut rules: Option<HashMap<String, (String, String)>> = None;
     let (mut seen, mut seen_projects) = (0, 0);
     tokio::select! {
         () = stop.cancelled() => return,
@@ -60,13 +60,18 @@ pub async fn run(shared: Shared, projects: Projects, stop: CancellationToken) {
 /// Projects created or changed since the last look.
 fn changed_projects(
     projects: &Projects,
-    known: &mut Option<HashMap<String, (String, i64)>>,
+    known: &mut Option<HashMap<String, (String, String)>>,
 ) -> Vec<String> {
-    let now: HashMap<String, (String, i64)> = projects
+    let now: HashMap<String, (String, String)> = projects
         .all()
         .iter()
         .filter_map(|p| {
-            let this = (p.metadata.uid.clone()?, p.metadata.generation.unwrap_or(0));
+            // The resourceVersion, not the generation: any change re-syncs
+            // (rare, and safe), whatever the API server counts as one.
+            let this = (
+                p.metadata.uid.clone()?,
+                p.metadata.resource_version.clone()?,
+            );
             Some((p.metadata.name.clone()?, this))
         })
         .collect();

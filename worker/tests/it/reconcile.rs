@@ -14,6 +14,8 @@ use pushsync_worker::index::{Index, Namespaces};
 use pushsync_worker::loops::Settings;
 use pushsync_worker::loops::poll::PollSettings;
 use pushsync_worker::loops::sync::SyncSettings;
+use pushsync_worker::sync::SyncContext;
+use pushsync_worker::tenancy::Projects;
 use tokio_util::sync::CancellationToken;
 
 use crate::support;
@@ -29,17 +31,73 @@ async fn until(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        if let Some(app) = apps.get_opt("web").await.unwrap()
-            && done(&app)
+        let app = apps.get_opt("web").await.unwrap();
+        if let Some(app) = &app
+            && done(app)
         {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "{what}: never happened"
+            "{what}: never happened; last seen: {:?}",
+            app.and_then(|a| a.status)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn git_cache() -> GitCache {
+    let cache = tempfile::tempdir().unwrap().keep();
+    GitCache::new(cache, Duration::from_secs(20))
+}
+
+/// The worker's loops over `sandbox` with `ctx`, the fallback poll an hour
+/// away: returns once the poller leads and has run its first cycle.
+async fn start_loops(
+    sandbox: &pushsync_sandbox::Sandbox,
+    ctx: SyncContext,
+    stop: &CancellationToken,
+) -> pushsync_worker::metrics::Metrics {
+    let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
+    assert!(index.ready().await);
+    let shared = support::shared(
+        sandbox,
+        Broker::memory(MemoryQueue::new(1000)),
+        Topology::default(),
+        index,
+        ctx.git.clone(),
+        "reconciler",
+    );
+    let metrics = shared.metrics.clone();
+    pushsync_worker::loops::spawn(
+        &shared,
+        ctx,
+        Settings {
+            dispatch_prefetch: 8,
+            sync: SyncSettings {
+                lock_poll: Duration::from_millis(50),
+                ..SyncSettings::default()
+            },
+            poll: Some(PollSettings {
+                interval: Duration::from_secs(3600),
+                tick: Duration::from_millis(100),
+                ..PollSettings::default()
+            }),
+        },
+        stop,
+    );
+    let started = Instant::now();
+    while !metrics
+        .render()
+        .contains("pushsync_worker_polls_total{result=\"ran\"} 1")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no poll leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    metrics
 }
 
 fn synced_at(app: &Application, revision: &str) -> bool {
@@ -66,49 +124,12 @@ async fn a_created_or_edited_application_syncs_at_once_with_the_poll_an_hour_awa
     let url = daemon.url_of(&repo);
 
     let stop = CancellationToken::new();
-    let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
-    assert!(index.ready().await);
-    let cache = tempfile::tempdir().unwrap();
-    let git = GitCache::new(cache.path(), Duration::from_secs(20));
-    let shared = support::shared(
+    let metrics = start_loops(
         &sandbox,
-        Broker::memory(MemoryQueue::new(1000)),
-        Topology::default(),
-        index,
-        git.clone(),
-        "reconciler",
-    );
-    let metrics = shared.metrics.clone();
-    pushsync_worker::loops::spawn(
-        &shared,
-        support::sync_context(&sandbox, git),
-        Settings {
-            dispatch_prefetch: 8,
-            sync: SyncSettings {
-                lock_poll: Duration::from_millis(50),
-                ..SyncSettings::default()
-            },
-            poll: Some(PollSettings {
-                interval: Duration::from_secs(3600),
-                tick: Duration::from_millis(100),
-                ..PollSettings::default()
-            }),
-        },
+        support::sync_context(&sandbox, git_cache()),
         &stop,
-    );
-    // The poller leads and has run its first cycle (over no Application):
-    // the next one is an hour away.
-    let started = Instant::now();
-    while !metrics
-        .render()
-        .contains("pushsync_worker_polls_total{result=\"ran\"} 1")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no poll leader"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    )
+    .await;
 
     let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
     let spec = ApplicationSpec::automated(&url, "main", "apps/web", "web")
@@ -178,6 +199,75 @@ async fn a_created_or_edited_application_syncs_at_once_with_the_poll_an_hour_awa
     })
     .await;
     assert_eq!(version().await, "other-path");
+    assert!(
+        !metrics
+            .render()
+            .contains("pushsync_worker_polls_total{result=\"ran\"} 2"),
+        "the poll did not run again: the reconcile loop did this"
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_project_re_syncs_its_applications_at_once() {
+    let sandbox = support::sandbox_with_crds().await;
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "main"));
+    let main = repo.commit("main");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let projects: Api<pushsync_api::Project> = Api::namespaced(sandbox.client(), support::PROJECTS);
+    let destinations = |namespace: &str| serde_json::json!({"spec": {"sourceNamespaces": ["*"], "sourceRepos": ["*"], "destinations": [{"namespace": namespace}], "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}]}});
+    projects
+        .patch(
+            "team",
+            &PatchParams::apply("test"),
+            &Patch::Apply(serde_json::json!({"apiVersion": "pushsync.dev/v1alpha1", "kind": "Project", "metadata": {"name": "team"}, "spec": destinations("elsewhere")["spec"]})),
+        )
+        .await
+        .unwrap();
+
+    let stop = CancellationToken::new();
+    let ctx = SyncContext {
+        projects: Projects::watch(sandbox.client(), support::PROJECTS, stop.clone()),
+        ..support::sync_context(&sandbox, git_cache())
+    };
+    let metrics = start_loops(&sandbox, ctx, &stop).await;
+
+    // The project does not allow the destination: refused, and the
+    // Application's generation is observed (nothing more is due for it).
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    let mut spec = ApplicationSpec::automated(&daemon.url_of(&repo), "main", "apps/web", "web")
+        .with_sync_option("CreateNamespace=true");
+    spec.project = "team".to_owned();
+    apps.create(
+        &PostParams::default(),
+        &Application::namespaced("default", "web", spec),
+    )
+    .await
+    .unwrap();
+    until(&apps, "the violation reported", |app| {
+        app.status.as_ref().is_some_and(|s| {
+            s.observed_generation == app.metadata.generation
+                && s.conditions.iter().any(|c| c.kind == "ProjectViolation")
+        })
+    })
+    .await;
+
+    // The platform team widens the project: the Application syncs at once,
+    // though neither it nor Git changed and the poll is an hour away.
+    projects
+        .patch(
+            "team",
+            &PatchParams::default(),
+            &Patch::Merge(destinations("web")),
+        )
+        .await
+        .unwrap();
+    let took = until(&apps, "the project change synced", |app| {
+        synced_at(app, &main)
+    })
+    .await;
+    eprintln!("project widened → synced in {took:?}");
     assert!(
         !metrics
             .render()
