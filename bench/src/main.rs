@@ -62,6 +62,7 @@ enum Part {
     Soak,
 }
 
+mod cpu;
 mod receiver;
 mod sandbox;
 mod scale;

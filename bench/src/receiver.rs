@@ -105,10 +105,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         for _ in 0..args.rounds.max(1) {
             ceiling_rates.push(ceiling.measure(&message, concurrency, window).await?);
             ceiling.purge().await?;
-            let (cpu_before, own_before) = (receiver.cpu_seconds(), own_cpu_seconds());
+            let (cpu_before, own_before) = (receiver.cpu_seconds(), crate::cpu::own_seconds());
             let run = push.closed_loop(concurrency, window).await;
             receiver_cpu += receiver.cpu_seconds() - cpu_before;
-            own_cpu += own_cpu_seconds() - own_before;
+            own_cpu += crate::cpu::own_seconds() - own_before;
             purge(&broker, &topology).await;
             receiver_rates.push(run.rate());
             all.latencies.extend(run.latencies);
@@ -227,7 +227,7 @@ impl Receiver {
 
     /// User plus system CPU seconds the receiver has used.
     fn cpu_seconds(&self) -> f64 {
-        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+        crate::cpu::seconds_of(&format!("/proc/{}/stat", self.child.id()))
     }
 
     fn peak_rss_mib(&self) -> anyhow::Result<f64> {
@@ -256,32 +256,6 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// User plus system CPU seconds this process has used.
-fn own_cpu_seconds() -> f64 {
-    cpu_seconds_of("/proc/self/stat")
-}
-
-fn cpu_seconds_of(stat_path: &str) -> f64 {
-    // Fields 14 and 15 (utime, stime) in clock ticks; the command name in
-    // field 2 may contain spaces, so count from its closing parenthesis.
-    let Ok(stat) = std::fs::read_to_string(stat_path) else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    // After ")" the state is index 0, so utime (field 14) is index 11.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// (sum in seconds, count) of two histograms, scraped from `/metrics`.

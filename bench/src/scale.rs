@@ -466,10 +466,10 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
         let mut cpu = Vec::new();
         let mut wall = Vec::new();
         for _ in 0..5 {
-            let (cpu_before, started) = (crate::worker::cpu_seconds(), Instant::now());
+            let (cpu_before, started) = (crate::cpu::own_seconds(), Instant::now());
             let cycle = poller.cycle().await;
             wall.push(started.elapsed().as_secs_f64() * 1000.0);
-            cpu.push((crate::worker::cpu_seconds() - cpu_before) * 1000.0);
+            cpu.push((crate::cpu::own_seconds() - cpu_before) * 1000.0);
             anyhow::ensure!(cycle.enqueued == 0 && cycle.repositories == 20, "{cycle:?}");
         }
         cpu.sort_by(f64::total_cmp);

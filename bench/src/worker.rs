@@ -46,22 +46,6 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
         .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, r)| r)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!();
@@ -284,12 +268,14 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     let mut cpu = Vec::new();
     let mut wall = Vec::new();
     for _ in 0..5 {
-        let (cpu_before, started) = (cpu_seconds(), Instant::now());
+        let (cpu_before, started) = (crate::cpu::own_seconds(), Instant::now());
         sync(&ctx, &large_synced)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         wall.push(started.elapsed());
-        cpu.push(Duration::from_secs_f64(cpu_seconds() - cpu_before));
+        cpu.push(Duration::from_secs_f64(
+            crate::cpu::own_seconds() - cpu_before,
+        ));
     }
     cpu.sort();
     wall.sort();
@@ -354,7 +340,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         let remote = remote.clone();
         async move {
             let mut wall = Vec::new();
-            let cpu_before = cpu_seconds();
+            let cpu_before = crate::cpu::own_seconds();
             let mut last = None;
             for _ in 0..runs {
                 let started = Instant::now();
@@ -369,7 +355,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
                 wall.push(started.elapsed());
                 last = Some(outcome);
             }
-            let cpu_ms = (cpu_seconds() - cpu_before) * 1000.0 / f64::from(runs);
+            let cpu_ms = (crate::cpu::own_seconds() - cpu_before) * 1000.0 / f64::from(runs);
             wall.sort();
             anyhow::Ok((percentile(&wall, 0.5), cpu_ms, last))
         }
