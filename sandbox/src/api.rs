@@ -67,6 +67,10 @@ pub struct AuditEntry {
     /// The authenticated user who impersonated `user`, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impersonator: Option<String>,
+    /// Whether the request addressed a create-only resource (the
+    /// self-reviews): answered, never stored, so never a write.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_only: bool,
 }
 
 impl AuditEntry {
@@ -75,20 +79,15 @@ impl AuditEntry {
         self.query.split('&').any(|p| p == "dryRun=All")
     }
 
-    /// Whether the request changed (or tried to change) stored state. Reviews
-    /// (`…/selfsubjectaccessreviews` and the like) are created but never
-    /// stored, so they are not writes.
+    /// Whether the request changed (or tried to change) stored state.
+    /// Create-only resources (SelfSubjectAccessReviews and the like) are
+    /// created but never stored, so they are not writes.
     pub fn is_write(&self) -> bool {
-        let review = self
-            .path
-            .rsplit('/')
-            .next()
-            .is_some_and(|r| r.ends_with("reviews"));
         matches!(
             self.verb.as_str(),
             "create" | "update" | "patch" | "delete" | "deletecollection"
         ) && !self.is_dry_run()
-            && !review
+            && !self.create_only
     }
 }
 
@@ -144,6 +143,7 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
             end_ms: shared.started.elapsed().as_secs_f64() * 1000.0,
             user: requester.user.name,
             impersonator: requester.impersonator,
+            create_only: route.create_only(),
         };
         if let Ok(mut audit) = shared.audit.lock() {
             audit.push(entry);
@@ -298,7 +298,7 @@ async fn serve(
             let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
             let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
             let table = wants_table(req);
-            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+            if rbac::is_watch(query) {
                 return watch::watch(shared.clone(), rt.clone(), namespace.clone(), labels, fields, query, table);
             }
             let (items, rv) = store.list(rt, namespace.as_deref(), &labels, &fields);
@@ -323,8 +323,8 @@ async fn serve(
             let object = parse_body(req, body)?;
             let options = WriteOptions { manager: field_manager(req, query), dry_run, ..Default::default() };
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name: "" };
-            let create = |dry_run| store.create(rt, namespace.as_deref(), object.clone(), &WriteOptions { dry_run, ..options.clone() });
-            Ok(HttpResponse::Created().json(checked(&target, dry_run, create, |created| created)?))
+            let create = |object, options: &WriteOptions| store.create(rt, namespace.as_deref(), object, options);
+            Ok(HttpResponse::Created().json(checked(&target, object, options, create, |created| created)?))
         }
         (Route::Object { rt, namespace, name, .. }, "GET") => {
             let object = store.get(rt, namespace.as_deref(), name)?;
@@ -338,8 +338,8 @@ async fn serve(
             let object = parse_body(req, body)?;
             let options = WriteOptions { manager: field_manager(req, query), dry_run, status: *status, force: false };
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
-            let update = |dry_run| store.update(rt, namespace.as_deref(), name, object.clone(), &WriteOptions { dry_run, ..options.clone() });
-            Ok(HttpResponse::Ok().json(checked(&target, dry_run, update, |updated| updated)?))
+            let update = |object, options: &WriteOptions| store.update(rt, namespace.as_deref(), name, object, options);
+            Ok(HttpResponse::Ok().json(checked(&target, object, options, update, |updated| updated)?))
         }
         (Route::Object { rt, namespace, name, status }, "PATCH") => {
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -361,8 +361,8 @@ async fn serve(
                 force: query.get("force").is_some_and(|f| f == "true"),
             };
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
-            let write = |dry_run| store.patch(rt, namespace.as_deref(), name, kind, patch.clone(), &WriteOptions { dry_run, ..options.clone() });
-            match checked(&target, dry_run, write, |(patched, _)| patched)? {
+            let write = |patch, options: &WriteOptions| store.patch(rt, namespace.as_deref(), name, kind, patch, options);
+            match checked(&target, patch, options, write, |(patched, _)| patched)? {
                 (object, true) => Ok(HttpResponse::Created().json(object)),
                 (object, false) => Ok(HttpResponse::Ok().json(object)),
             }
@@ -452,14 +452,16 @@ struct Target<'a> {
     name: &'a str,
 }
 
-/// Run `write` (told whether to dry-run). When the escalation check applies
-/// (RBAC objects, written by someone outside `system:masters`), the write
-/// runs as a dry run first so the check sees exactly what would be stored,
-/// including the result of a patch or server-side apply.
+/// Run `write` with the request's `body` and `options`. When the escalation
+/// check applies (RBAC objects, in RBAC mode, written by someone outside
+/// `system:masters`), the write runs as a dry run first so the check sees
+/// exactly what would be stored, including the result of a patch or
+/// server-side apply; only then are the body and options copied.
 fn checked<T>(
     target: &Target<'_>,
-    dry_run: bool,
-    write: impl Fn(bool) -> Result<T, ApiError>,
+    body: Value,
+    options: WriteOptions,
+    write: impl Fn(Value, &WriteOptions) -> Result<T, ApiError>,
     stored: fn(&T) -> &Value,
 ) -> Result<T, ApiError> {
     let Target {
@@ -470,12 +472,16 @@ fn checked<T>(
         name,
     } = *target;
     if !escalation::required(shared.authorization, user, rt) {
-        return write(dry_run);
+        return write(body, &options);
     }
     let old = (!name.is_empty())
         .then(|| shared.store.get(rt, namespace, name).ok())
         .flatten();
-    let preview = write(true)?;
+    let dry = WriteOptions {
+        dry_run: true,
+        ..options.clone()
+    };
+    let preview = write(body.clone(), &dry)?;
     let check = escalation::RbacWrite {
         rt,
         namespace: namespace.unwrap_or_default(),
@@ -484,7 +490,11 @@ fn checked<T>(
         old: old.as_ref(),
     };
     escalation::confirm(shared.authorization, &shared.store, user, &check)?;
-    if dry_run { Ok(preview) } else { write(false) }
+    if options.dry_run {
+        Ok(preview)
+    } else {
+        write(body, &options)
+    }
 }
 
 /// The `autoscaling/v1` Scale view of a scalable object.

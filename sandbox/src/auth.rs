@@ -89,8 +89,24 @@ pub fn service_account(user: &str) -> Option<(&str, &str)> {
 }
 
 /// The static bearer tokens the sandbox accepts.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tokens(Mutex<HashMap<String, UserInfo>>);
+
+/// Names the users and counts the tokens, never printing a token.
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut users: Vec<&str> = tokens.values().map(|u| u.name.as_str()).collect();
+        users.sort_unstable();
+        f.debug_struct("Tokens")
+            .field("issued", &tokens.len())
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Tokens {
     /// Register a new random token for `user` and return it.
@@ -262,6 +278,16 @@ mod tests {
             tokens.authenticate(&headers(&[("authorization", "Bearer nope")])),
             None
         );
+    }
+
+    #[test]
+    fn printing_tokens_never_prints_a_token() {
+        let tokens = Tokens::default();
+        let token = tokens.issue(UserInfo::authenticated("bob", &[]));
+        let printed = format!("{tokens:?}");
+        assert!(!printed.contains(&token), "{printed}");
+        assert!(!printed.contains("sandbox-"), "{printed}");
+        assert_eq!(printed, r#"Tokens { issued: 1, users: ["bob"], .. }"#);
     }
 
     #[test]

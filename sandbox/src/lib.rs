@@ -255,7 +255,14 @@ impl Sandbox {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let file = format!("kubeconfig-{slug}-{}", &token[token.len() - 8..]);
+        // A random suffix: the file name says nothing about the token.
+        let suffix: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(8)
+            .collect();
+        let file = format!("kubeconfig-{slug}-{suffix}");
         let path = self
             .kubeconfig
             .parent()
@@ -370,4 +377,24 @@ fn config_for(cluster_url: &http::Uri, token: &str) -> kube::Config {
     let mut config = kube::Config::new(cluster_url.clone());
     config.auth_info.token = Some(token.to_owned().into());
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_shared_state_never_prints_a_token() {
+        let (shared, admin_token) = shared_state(false).unwrap();
+        let user_token = shared
+            .tokens
+            .issue(auth::UserInfo::authenticated("alice", &[]));
+        let printed = format!("{shared:?}");
+        assert!(
+            !printed.contains(&admin_token),
+            "the admin's token is printed"
+        );
+        assert!(!printed.contains(&user_token), "alice's token is printed");
+        assert!(printed.contains("issued: 2"), "{printed}");
+    }
 }

@@ -140,20 +140,27 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A message whose string fields are numbered from 1 in the order of `names`
-/// (other fields are skipped).
-fn strings(bytes: &[u8], names: &[&str]) -> Result<Value, ApiError> {
-    let mut out = Map::new();
+/// A message of string fields numbered from 1 in the order of `names`
+/// (other fields are skipped). Those also named in `repeated` become lists;
+/// the others are single strings (the last occurrence wins, as in
+/// protobuf), absent when the message does not carry them.
+fn strings(bytes: &[u8], names: &[&str], repeated: &[&str]) -> Result<Value, ApiError> {
+    let mut out = json!({});
     for (number, field) in fields(bytes)? {
         let name = usize::try_from(number)
             .ok()
             .and_then(|n| n.checked_sub(1))
             .and_then(|i| names.get(i));
         if let (Field::Bytes(b), Some(name)) = (field, name) {
-            out.insert((*name).to_owned(), json!(string(b)?));
+            let value = json!(string(b)?);
+            if repeated.contains(name) {
+                push(&mut out, name, value);
+            } else {
+                out[*name] = value;
+            }
         }
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
 /// `rbac/v1.Subject`'s string fields, in field order.
@@ -169,34 +176,17 @@ fn push(object: &mut Value, key: &str, item: Value) {
     }
 }
 
-/// A message of repeated string fields, numbered from 1 in the order of `names`.
-fn string_lists(bytes: &[u8], names: &[&str]) -> Result<Value, ApiError> {
-    let mut out = json!({});
-    for (number, field) in fields(bytes)? {
-        let name = usize::try_from(number)
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| names.get(i));
-        if let (Field::Bytes(b), Some(name)) = (field, name) {
-            push(&mut out, name, json!(string(b)?));
-        }
-    }
-    Ok(out)
-}
+/// `rbac/v1.PolicyRule`'s fields, in field order (all repeated strings).
+const POLICY_RULE: [&str; 5] = [
+    "verbs",
+    "apiGroups",
+    "resources",
+    "resourceNames",
+    "nonResourceURLs",
+];
 
-/// `rbac/v1.PolicyRule`.
-fn policy_rule(bytes: &[u8]) -> Result<Value, ApiError> {
-    string_lists(
-        bytes,
-        &[
-            "verbs",
-            "apiGroups",
-            "resources",
-            "resourceNames",
-            "nonResourceURLs",
-        ],
-    )
-}
+/// `meta/v1.LabelSelectorRequirement`'s fields, in field order.
+const REQUIREMENT: [&str; 3] = ["key", "operator", "values"];
 
 /// `rbac/v1.AggregationRule`: label selectors (`matchLabels`, `matchExpressions`).
 fn aggregation_rule(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -213,10 +203,7 @@ fn aggregation_rule(bytes: &[u8]) -> Result<Value, ApiError> {
                     selector["matchLabels"][key] = json!(string(&value)?);
                 }
                 (2, Field::Bytes(b)) => {
-                    let mut expression = string_lists(b, &["key", "operator", "values"])?;
-                    for single in ["key", "operator"] {
-                        expression[single] = expression[single][0].take();
-                    }
+                    let expression = strings(b, &REQUIREMENT, &["values"])?;
                     push(&mut selector, "matchExpressions", expression);
                 }
                 _ => {}
@@ -242,12 +229,12 @@ fn access_review_spec(bytes: &[u8]) -> Result<Value, ApiError> {
     for (number, field) in fields(bytes)? {
         match (number, field) {
             (1, Field::Bytes(b)) => {
-                spec.insert("resourceAttributes".to_owned(), strings(b, &RESOURCE)?);
+                spec.insert("resourceAttributes".to_owned(), strings(b, &RESOURCE, &[])?);
             }
             (2, Field::Bytes(b)) => {
                 spec.insert(
                     "nonResourceAttributes".to_owned(),
-                    strings(b, &["path", "verb"])?,
+                    strings(b, &["path", "verb"], &[])?,
                 );
             }
             _ => {}
@@ -318,16 +305,22 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                 let (k, v) = map_entry(bytes)?;
                 object["stringData"][k] = json!(string(&v)?);
             }
-            ("Role" | "ClusterRole", 2) => push(&mut object, "rules", policy_rule(bytes)?),
+            ("Role" | "ClusterRole", 2) => {
+                push(
+                    &mut object,
+                    "rules",
+                    strings(bytes, &POLICY_RULE, &POLICY_RULE)?,
+                );
+            }
             ("ClusterRole", 3) => object["aggregationRule"] = aggregation_rule(bytes)?,
             ("RoleBinding" | "ClusterRoleBinding", 2) => {
-                push(&mut object, "subjects", strings(bytes, &SUBJECT)?);
+                push(&mut object, "subjects", strings(bytes, &SUBJECT, &[])?);
             }
             ("RoleBinding" | "ClusterRoleBinding", 3) => {
-                object["roleRef"] = strings(bytes, &["apiGroup", "kind", "name"])?;
+                object["roleRef"] = strings(bytes, &["apiGroup", "kind", "name"], &[])?;
             }
             ("SelfSubjectAccessReview", 2) => object["spec"] = access_review_spec(bytes)?,
-            ("SelfSubjectRulesReview", 2) => object["spec"] = strings(bytes, &["namespace"])?,
+            ("SelfSubjectRulesReview", 2) => object["spec"] = strings(bytes, &["namespace"], &[])?,
             (
                 "Namespace"
                 | "ConfigMap"
@@ -467,5 +460,42 @@ mod tests {
             json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}])
         );
         assert_eq!(binding["roleRef"]["kind"], "Role");
+    }
+
+    #[test]
+    fn a_match_expression_without_key_or_operator_decodes_without_panicking() {
+        let aggregated = |expression: Vec<u8>| {
+            let selector = field(2, &expression);
+            let raw = [field(1, &field(1, b"agg")), field(3, &field(1, &selector))].concat();
+            let type_meta = [
+                field(1, b"rbac.authorization.k8s.io/v1"),
+                field(2, b"ClusterRole"),
+            ]
+            .concat();
+            let mut body = b"k8s\0".to_vec();
+            body.extend([field(1, &type_meta), field(2, &raw)].concat());
+            decode(&body).map(|role| role["aggregationRule"].clone())
+        };
+        assert_eq!(
+            aggregated(Vec::new()).unwrap(),
+            json!({"clusterRoleSelectors": [{"matchExpressions": [{}]}]})
+        );
+        assert_eq!(
+            aggregated(field(3, b"x")).unwrap(),
+            json!({"clusterRoleSelectors": [{"matchExpressions": [{"values": ["x"]}]}]})
+        );
+        let whole = [
+            field(1, b"team"),
+            field(2, b"In"),
+            field(3, b"a"),
+            field(3, b"b"),
+        ]
+        .concat();
+        assert_eq!(
+            aggregated(whole).unwrap(),
+            json!({"clusterRoleSelectors": [{"matchExpressions": [
+                {"key": "team", "operator": "In", "values": ["a", "b"]}
+            ]}]})
+        );
     }
 }

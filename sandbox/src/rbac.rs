@@ -11,7 +11,7 @@ mod policy;
 pub mod review;
 pub mod rules;
 
-pub use attributes::Attributes;
+pub use attributes::{Attributes, is_watch};
 pub use policy::{Policy, RoleRef};
 pub use rules::PolicyRule;
 

@@ -1,7 +1,10 @@
 //! In-memory object storage: one global resourceVersion, watch history, writes
 //! with the real server's metadata rules, garbage collection and finalizers.
 
+mod access;
 mod delete;
+mod patch;
+mod state;
 mod write;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -15,6 +18,8 @@ use crate::registry::{self, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::validate;
+
+pub use patch::PatchKind;
 
 /// How many past events a watch can resume from.
 const HISTORY: usize = 20_000;
@@ -82,20 +87,23 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-fn name_of(object: &Value) -> String {
+/// The string at `pointer` in `object`, or empty when there is none.
+pub(crate) fn string_at(object: &Value, pointer: &str) -> String {
     object
-        .pointer("/metadata/name")
+        .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
 }
 
-fn namespace_of(object: &Value) -> String {
-    object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+/// An object's `metadata.name`, or empty.
+pub(crate) fn name_of(object: &Value) -> String {
+    string_at(object, "/metadata/name")
+}
+
+/// An object's `metadata.namespace`, or empty.
+pub(crate) fn namespace_of(object: &Value) -> String {
+    string_at(object, "/metadata/namespace")
 }
 
 fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -269,6 +277,7 @@ impl Store {
         mut object: Value,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        validate::decodes(rt, &object)?;
         let mut state = self.lock();
         if let Some(ns) = namespace
             && rt.namespaced
@@ -338,6 +347,7 @@ impl Store {
         object: Value,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        validate::decodes(rt, &object)?;
         let mut state = self.lock();
         let old = state
             .get(rt, namespace, name)
@@ -371,123 +381,6 @@ impl Store {
         state.finish_write(&self.events, rt, namespace, old, object, options, None)
     }
 
-    /// Patch an object. `apply` is server-side apply (creating the object if
-    /// needed, which the flag reports); the other kinds are merge, JSON and
-    /// strategic-merge patches.
-    pub fn patch(
-        &self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        kind: PatchKind,
-        patch: Value,
-        options: &WriteOptions,
-    ) -> Result<(Value, bool), ApiError> {
-        let mut state = self.lock();
-        let old = state.get(rt, namespace, name).cloned();
-        let now = now();
-        match kind {
-            PatchKind::Apply => {
-                let mut applied = patch;
-                if let Some(ns) = namespace
-                    && rt.namespaced
-                {
-                    metadata(&mut applied).insert("namespace".to_owned(), json!(ns));
-                }
-                validate::identity(rt, &applied, namespace.filter(|_| rt.namespaced))?;
-                if name_of(&applied) != name {
-                    return Err(ApiError::bad_request(
-                        "the name of the object does not match the name on the URL",
-                    ));
-                }
-                if old.is_none() && options.status {
-                    return Err(ApiError::not_found(&rt.qualified(), name));
-                }
-                let subresource = if options.status { "status" } else { "" };
-                let merged = managed::apply(
-                    old.as_ref(),
-                    &applied,
-                    &options.manager,
-                    &rt.api_version(),
-                    subresource,
-                    options.force,
-                    &now,
-                )
-                .map_err(|conflicts| conflict_error(rt, name, &conflicts))?;
-                match old {
-                    Some(old) => {
-                        let updated = state.finish_write(
-                            &self.events,
-                            rt,
-                            namespace,
-                            old,
-                            merged,
-                            options,
-                            Some(()),
-                        )?;
-                        Ok((updated, false))
-                    }
-                    None => {
-                        drop(state);
-                        Ok((self.create_applied(rt, namespace, merged, options)?, true))
-                    }
-                }
-            }
-            _ => {
-                let old = old.ok_or_else(|| ApiError::not_found(&rt.qualified(), name))?;
-                let mut patched = old.clone();
-                match kind {
-                    PatchKind::Merge => json_patch::merge(&mut patched, &patch),
-                    PatchKind::Strategic => crate::patch::strategic_merge(&mut patched, &patch, ""),
-                    PatchKind::Json => {
-                        let operations: json_patch::Patch =
-                            serde_json::from_value(patch).map_err(|e| {
-                                ApiError::bad_request(format!("invalid JSON patch: {e}"))
-                            })?;
-                        json_patch::patch(&mut patched, &operations).map_err(|e| {
-                            ApiError::invalid(&validate::qualified_kind(rt), name, e.to_string())
-                        })?;
-                    }
-                    PatchKind::Apply => {}
-                }
-                Ok((
-                    state.finish_write(&self.events, rt, namespace, old, patched, options, None)?,
-                    false,
-                ))
-            }
-        }
-    }
-
-    fn create_applied(
-        &self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        merged: Value,
-        options: &WriteOptions,
-    ) -> Result<Value, ApiError> {
-        // Keep the ownership apply computed; create() would record an Update.
-        let managed_fields = merged.pointer("/metadata/managedFields").cloned();
-        let mut created = {
-            let mut dry = options.clone();
-            dry.dry_run = true;
-            self.create(rt, namespace, merged, &dry)?
-        };
-        if let Some(fields) = managed_fields {
-            metadata(&mut created).insert("managedFields".to_owned(), fields);
-        }
-        if options.dry_run {
-            return Ok(created);
-        }
-        let mut state = self.lock();
-        if state.get(rt, namespace, &name_of(&created)).is_some() {
-            return Err(ApiError::conflict(
-                "the object was created concurrently; retry the apply",
-            ));
-        }
-        let stored = state.commit(&self.events, rt, created, "ADDED");
-        Ok(with_version(&stored, rt))
-    }
-
     /// Delete an object (or mark it deleting while finalizers remain).
     pub fn delete(
         &self,
@@ -508,108 +401,6 @@ impl Store {
         let result = state.delete_object(&self.events, rt, old, propagation);
         Ok(with_version(&result, rt))
     }
-
-    /// Apply `f` to the state under the lock (controllers).
-    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut Access<'_>) -> T) -> T {
-        let mut state = self.lock();
-        let mut access = Access {
-            state: &mut state,
-            events: &self.events,
-        };
-        f(&mut access)
-    }
-}
-
-/// Locked access for simulated controllers.
-pub(crate) struct Access<'a> {
-    state: &'a mut State,
-    events: &'a broadcast::Sender<Arc<WatchEvent>>,
-}
-
-impl Access<'_> {
-    /// Every object of the type `group/kind`.
-    pub fn objects(&self, group: &str, kind: &str) -> Vec<(ResourceType, Value)> {
-        let Some(rt) = self
-            .state
-            .types
-            .iter()
-            .find(|t| t.group == group && t.kind == kind)
-            .cloned()
-        else {
-            return Vec::new();
-        };
-        self.state
-            .objects
-            .get(&rt.storage_key())
-            .map(|objects| objects.values().map(|o| (rt.clone(), o.clone())).collect())
-            .unwrap_or_default()
-    }
-
-    /// Replace an object's status (as a controller would, via /status).
-    pub fn set_status(&mut self, rt: &ResourceType, object: &Value, status: Value) {
-        let mut new = object.clone();
-        new["status"] = status;
-        if comparable(&new) == comparable(object) {
-            return;
-        }
-        let manager = format!("{}-controller", rt.kind.to_ascii_lowercase());
-        let now = now();
-        managed::record_update(
-            Some(object),
-            &mut new,
-            &manager,
-            &rt.api_version(),
-            "status",
-            &now,
-        );
-        self.state.commit(self.events, rt, new, "MODIFIED");
-    }
-}
-
-/// The kinds of PATCH.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
-    /// `application/apply-patch+yaml`.
-    Apply,
-    /// `application/merge-patch+json`.
-    Merge,
-    /// `application/strategic-merge-patch+json`.
-    Strategic,
-    /// `application/json-patch+json`.
-    Json,
-}
-
-fn conflict_error(rt: &ResourceType, name: &str, conflicts: &[managed::Conflict]) -> ApiError {
-    let lines: Vec<String> = conflicts
-        .iter()
-        .map(|c| {
-            format!(
-                "conflict with \"{}\": {}",
-                c.manager,
-                managed::display_path(&c.path)
-            )
-        })
-        .collect();
-    let mut error = ApiError::conflict(if lines.len() == 1 {
-        format!("Apply failed with 1 conflict: {}", lines[0])
-    } else {
-        format!(
-            "Apply failed with {} conflicts: {}",
-            lines.len(),
-            lines.join("\n")
-        )
-    });
-    error.details = Some(json!({
-        "name": name,
-        "group": rt.group,
-        "kind": rt.plural,
-        "causes": conflicts.iter().map(|c| json!({
-            "reason": "FieldManagerConflict",
-            "message": format!("conflict with \"{}\"", c.manager),
-            "field": managed::display_path(&c.path),
-        })).collect::<Vec<_>>(),
-    }));
-    error
 }
 
 /// A CustomResourceDefinition must define something servable.
@@ -631,55 +422,4 @@ fn with_version(object: &Value, rt: &ResourceType) -> Value {
     let mut out = object.clone();
     out["apiVersion"] = json!(rt.api_version());
     out
-}
-
-impl State {
-    fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Option<&Value> {
-        let ns = if rt.namespaced {
-            namespace.unwrap_or_default()
-        } else {
-            ""
-        };
-        self.objects
-            .get(&rt.storage_key())?
-            .get(&(ns.to_owned(), name.to_owned()))
-    }
-
-    fn check_namespace(&self, rt: &ResourceType, namespace: Option<&str>) -> Result<(), ApiError> {
-        if !rt.namespaced {
-            return Ok(());
-        }
-        let ns = namespace.unwrap_or_default();
-        let exists = self
-            .objects
-            .get("/namespaces")
-            .and_then(|n| n.get(&(String::new(), ns.to_owned())))
-            .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_none());
-        if exists {
-            Ok(())
-        } else {
-            Err(ApiError::not_found("namespaces", ns))
-        }
-    }
-
-    fn default_object(&mut self, rt: &ResourceType, object: &mut Value, old: Option<&Value>) {
-        let next = &mut self.next_ip;
-        validate::default(rt, object, old, || {
-            *next += 1;
-            format!("10.96.{}.{}", *next / 250, *next % 250 + 1)
-        });
-    }
-
-    fn register_crd(&mut self, crd: &Value) {
-        let Ok(types) = registry::from_crd(crd) else {
-            return;
-        };
-        let (group, plural) = match types.first() {
-            Some(t) => (t.group.clone(), t.plural.clone()),
-            None => return,
-        };
-        self.types
-            .retain(|t| !(t.custom && t.group == group && t.plural == plural));
-        self.types.extend(types);
-    }
 }

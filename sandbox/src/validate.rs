@@ -148,6 +148,51 @@ fn namespace_matches(
     }
 }
 
+/// A create or update body must decode as its kind: a Role or ClusterRole
+/// whose `rules` do not read as PolicyRules is a 400, worded as the real
+/// server's decoder words it.
+pub fn decodes(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    match unreadable_rules(rt, object) {
+        Some(why) => Err(ApiError::bad_request(format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: {why}",
+            rt.version,
+            kind = rt.kind
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What a patch produced must decode as its kind: 422 Invalid on `patch`
+/// when a Role's or ClusterRole's `rules` do not read, as the real server
+/// answers a patch whose result it cannot decode.
+pub fn patched(rt: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
+    match unreadable_rules(rt, object) {
+        Some(why) => Err(ApiError::invalid(
+            &qualified_kind(rt),
+            name,
+            format!(
+                "patch: Invalid value: {:?}: {why}",
+                object
+                    .get("rules")
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why the rules of a Role or ClusterRole do not read (`None` for other kinds).
+fn unreadable_rules(rt: &ResourceType, object: &Value) -> Option<String> {
+    let role = rt.group == crate::rbac::GROUP && matches!(rt.kind.as_str(), "Role" | "ClusterRole");
+    if !role {
+        return None;
+    }
+    crate::rbac::rules::listed(object)
+        .err()
+        .map(|e| e.to_string())
+}
+
 /// Fields that may not change once set: 422 Invalid, as the real server says it.
 pub fn immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
     let name = new

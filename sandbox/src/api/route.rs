@@ -70,6 +70,12 @@ impl Route {
         }
     }
 
+    /// Whether the path addresses a create-only resource (the self-reviews,
+    /// which are answered and never stored).
+    pub(super) fn create_only(&self) -> bool {
+        matches!(self, Self::Collection { rt, .. } | Self::Object { rt, .. } if rt.create_only)
+    }
+
     fn resource(store: &Store, group: &str, version: &str, rest: &[&str]) -> Self {
         let resolve = |plural: &str| store.resolve(group, version, plural);
         let namespaced_collection = |plural: &str| resolve(plural).filter(|rt| rt.namespaced);
@@ -140,7 +146,7 @@ impl Route {
 }
 
 pub(super) fn verb(method: &Method, route: &Route, query: &BTreeMap<String, String>) -> String {
-    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let watch = crate::rbac::is_watch(query);
     match (route, method.as_str()) {
         (Route::Collection { .. }, "GET") if watch => "watch",
         (Route::Collection { .. }, "GET") => "list",

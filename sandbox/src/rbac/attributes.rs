@@ -32,6 +32,11 @@ pub struct Attributes {
     pub path: String,
 }
 
+/// Whether a request's query asks to watch (`watch=true` or `watch=1`).
+pub fn is_watch(query: &BTreeMap<String, String>) -> bool {
+    query.get("watch").is_some_and(|w| w == "true" || w == "1")
+}
+
 /// Subresources of a namespace that stay subresources (`/namespaces/x/status`).
 const NAMESPACE_SUBRESOURCES: [&str; 2] = ["status", "finalize"];
 
@@ -114,8 +119,7 @@ impl Attributes {
             self.subresource = (*subresource).to_owned();
         }
         if self.name.is_empty() && self.verb == "get" {
-            let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
-            self.verb = if watch { "watch" } else { "list" }.to_owned();
+            self.verb = if is_watch(query) { "watch" } else { "list" }.to_owned();
             // A list or watch of one name is authorized as that name.
             if let Some(name) = query.get("fieldSelector").and_then(|s| exact_name(s)) {
                 self.name = name;

@@ -10,8 +10,9 @@ use crate::auth::{MASTERS, UserInfo};
 use crate::registry::ResourceType;
 use crate::status::ApiError;
 use crate::store::Store;
+use crate::validate;
 
-use super::policy::aggregate;
+use super::policy::{aggregate, aggregation_selectors};
 use super::{Attributes, GROUP, Mode, Policy, PolicyRule, RoleRef, authorize, rules};
 
 /// A write of an RBAC object, as the check sees it.
@@ -71,13 +72,16 @@ pub fn confirm(
             if authorize(mode, store, user, &escalate).allowed {
                 return Ok(());
             }
-            let rules = listed(write.object);
+            let rules = rules::listed(write.object).map_err(|unreadable| {
+                ApiError::invalid(
+                    &validate::qualified_kind(write.rt),
+                    object_name,
+                    unreadable.to_string(),
+                )
+            })?;
             held(&policy, user, write.namespace, &rules).map_err(forbidden)?;
-            let aggregated = |o: Option<&Value>| {
-                o.and_then(|o| o.pointer("/aggregationRule/clusterRoleSelectors"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|s| !s.is_empty())
-            };
+            let aggregated =
+                |o: Option<&Value>| o.is_some_and(|o| !aggregation_selectors(o).is_empty());
             if write.rt.plural == "clusterroles"
                 && (aggregated(Some(write.object)) || aggregated(write.old))
             {
@@ -120,14 +124,6 @@ pub fn confirm(
             held(&policy, user, write.namespace, &rules).map_err(forbidden)
         }
     }
-}
-
-/// The rules a Role or ClusterRole object lists.
-fn listed(object: &Value) -> Vec<PolicyRule> {
-    object
-        .get("rules")
-        .and_then(|r| serde_json::from_value(r.clone()).ok())
-        .unwrap_or_default()
 }
 
 /// `ConfirmNoEscalation`: `Err` with the real message unless `user`'s rules

@@ -2,18 +2,18 @@
 //! time: the bindings that apply to a user, the roles they reference
 //! (aggregated ClusterRoles gathered from their selectors), and their rules.
 
-use serde::{Deserialize, Deserializer};
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::UserInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::Store;
+use crate::store::{Store, name_of, namespace_of};
 
+use super::rules::{self, nullable};
 use super::{Attributes, Decision, GROUP, PolicyRule};
-
-/// How deep aggregated ClusterRoles may select other aggregated ones.
-const AGGREGATION_DEPTH: usize = 4;
 
 /// A binding's `roleRef`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,28 +55,19 @@ struct Binding {
     subjects: Vec<Subject>,
 }
 
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
-fn text<'v>(object: &'v Value, pointer: &str) -> &'v str {
-    object
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// The rules a role object lists (`rules`), skipping ones that do not parse.
-fn listed_rules(role: &Value) -> Vec<PolicyRule> {
-    role.get("rules")
+/// The label selectors of a ClusterRole's `aggregationRule`, as written
+/// (none when it has no aggregation rule).
+pub fn aggregation_selectors(role: &Value) -> &[Value] {
+    role.pointer("/aggregationRule/clusterRoleSelectors")
         .and_then(Value::as_array)
-        .map(|rules| {
-            rules
-                .iter()
-                .filter_map(|r| serde_json::from_value(r.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The rules a stored role grants. The store refuses roles whose rules do
+/// not read, so the error cannot happen here; were it to, the role would
+/// grant nothing.
+fn granted(role: &Value) -> Vec<PolicyRule> {
+    rules::listed(role).unwrap_or_default()
 }
 
 impl Subject {
@@ -172,8 +163,8 @@ impl<'s> Policy<'s> {
             .filter_map(|object| {
                 let mut binding: Binding = serde_json::from_value(object.clone()).ok()?;
                 binding.kind = kind;
-                binding.name = text(&object, "/metadata/name").to_owned();
-                binding.namespace = text(&object, "/metadata/namespace").to_owned();
+                binding.name = name_of(&object);
+                binding.namespace = namespace_of(&object);
                 Some(binding)
             })
             .collect()
@@ -195,11 +186,11 @@ impl<'s> Policy<'s> {
             "Role" => self
                 .object("roles", Some(namespace), &role_ref.name)
                 .filter(|_| !namespace.is_empty())
-                .map(|role| listed_rules(&role))
+                .map(|role| granted(&role))
                 .ok_or_else(|| not_found("role")),
             "ClusterRole" => self
                 .object("clusterroles", None, &role_ref.name)
-                .map(|role| self.cluster_role_rules(&role, 0))
+                .map(|role| self.cluster_role_rules(&role))
                 .ok_or_else(|| not_found("clusterrole")),
             other => Err(ApiError::bad_request(format!(
                 "unsupported role reference kind: {other:?}"
@@ -211,33 +202,14 @@ impl<'s> Policy<'s> {
     /// `aggregationRule.clusterRoleSelectors`) has the union of the rules of
     /// the other ClusterRoles its selectors match, as the aggregation
     /// controller would have written them.
-    fn cluster_role_rules(&self, role: &Value, depth: usize) -> Vec<PolicyRule> {
-        let selectors: Vec<LabelSelector> = role
-            .pointer("/aggregationRule/clusterRoleSelectors")
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|s| LabelSelector::from_json(s).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if selectors.is_empty() || depth >= AGGREGATION_DEPTH {
-            return listed_rules(role);
+    fn cluster_role_rules(&self, role: &Value) -> Vec<PolicyRule> {
+        if aggregation_selectors(role).is_empty() {
+            return granted(role);
         }
-        let own_name = text(role, "/metadata/name");
-        let mut rules: Vec<PolicyRule> = Vec::new();
-        for other in self.objects("clusterroles", None) {
-            if text(&other, "/metadata/name") == own_name
-                || !selectors.iter().any(|s| s.matches(&other))
-            {
-                continue;
-            }
-            for rule in self.cluster_role_rules(&other, depth + 1) {
-                if !rules.contains(&rule) {
-                    rules.push(rule);
-                }
-            }
-        }
+        let all = self.objects("clusterroles", None);
+        let mut visited = BTreeSet::new();
+        let mut rules = Vec::new();
+        aggregate_rules(role, &all, &mut visited, &mut rules);
         rules
     }
 
@@ -320,6 +292,43 @@ impl<'s> Policy<'s> {
                 errors,
             },
         }
+    }
+}
+
+/// Add to `rules` what `role` grants, out of `all` ClusterRoles: its own
+/// rules, or for an aggregated role those of every ClusterRole its selectors
+/// match. Each role is expanded once (`visited`), so roles that select each
+/// other end the walk instead of repeating it.
+fn aggregate_rules<'a>(
+    role: &'a Value,
+    all: &'a [Value],
+    visited: &mut BTreeSet<&'a str>,
+    rules: &mut Vec<PolicyRule>,
+) {
+    let name = role
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !visited.insert(name) {
+        return;
+    }
+    let selectors: Vec<LabelSelector> = aggregation_selectors(role)
+        .iter()
+        .filter_map(|s| LabelSelector::from_json(s).ok())
+        .collect();
+    if selectors.is_empty() {
+        for rule in granted(role) {
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+        return;
+    }
+    for other in all
+        .iter()
+        .filter(|o| selectors.iter().any(|s| s.matches(o)))
+    {
+        aggregate_rules(other, all, visited, rules);
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::auth::UserInfo;
 use crate::registry::ResourceType;
 use crate::status::ApiError;
-use crate::store::Store;
+use crate::store::{Store, string_at};
 
 use super::policy::aggregate;
 use super::{Attributes, Mode, authorize, rules_for};
@@ -53,13 +53,6 @@ pub fn answer(
     Ok(answer)
 }
 
-fn text(spec: &Value, key: &str) -> String {
-    spec.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// `SubjectAccessReviewStatus`: `allowed`, the authorizer's `reason`, and any
 /// evaluation error (RBAC never denies outright, so `denied` stays unset).
 fn access_status(
@@ -74,19 +67,19 @@ fn access_status(
         spec.get("nonResourceAttributes"),
     ) {
         (Some(r), None) => Attributes {
-            verb: text(r, "verb"),
+            verb: string_at(r, "/verb"),
             resource_request: true,
-            api_group: text(r, "group"),
-            api_version: text(r, "version"),
-            resource: text(r, "resource"),
-            subresource: text(r, "subresource"),
-            namespace: text(r, "namespace"),
-            name: text(r, "name"),
+            api_group: string_at(r, "/group"),
+            api_version: string_at(r, "/version"),
+            resource: string_at(r, "/resource"),
+            subresource: string_at(r, "/subresource"),
+            namespace: string_at(r, "/namespace"),
+            name: string_at(r, "/name"),
             path: String::new(),
         },
         (None, Some(n)) => Attributes {
-            verb: text(n, "verb"),
-            path: text(n, "path"),
+            verb: string_at(n, "/verb"),
+            path: string_at(n, "/path"),
             ..Attributes::default()
         },
         _ => {
@@ -113,7 +106,7 @@ fn rules_status(
     user: &UserInfo,
     spec: &Value,
 ) -> Result<Value, ApiError> {
-    let namespace = text(spec, "namespace");
+    let namespace = string_at(spec, "/namespace");
     if namespace.is_empty() {
         return Err(ApiError::bad_request("no namespace on request"));
     }

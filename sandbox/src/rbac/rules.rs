@@ -1,8 +1,11 @@
 //! RBAC policy rules: whether one allows a request (the RBAC authorizer's
 //! `RuleAllows`), whether some rules cover others (escalation prevention's
-//! `Covers`), and the compact form escalation errors print.
+//! `Covers`), the compact form escalation errors print, and the one reader
+//! of a role's `rules` that the authorizer, escalation prevention and
+//! validation share.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use super::Attributes;
 
@@ -48,9 +51,53 @@ pub struct PolicyRule {
     pub non_resource_urls: Vec<String>,
 }
 
+/// Why a role's `rules` do not read as PolicyRules (the real server cannot
+/// decode such a role, so it never stores one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct UnreadableRules {
+    /// `rules`, or `rules[i]` for the first rule that does not read.
+    pub field: String,
+    /// What the decoder said.
+    pub reason: String,
+}
+
+/// The rules a Role or ClusterRole object lists, read rule by rule; absent
+/// or `null` `rules` are none. Any rule that does not read makes the whole
+/// list unreadable: a role is taken as written or not at all.
+pub fn listed(role: &Value) -> Result<Vec<PolicyRule>, UnreadableRules> {
+    let items = match role.get("rules") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(UnreadableRules {
+                field: "rules".to_owned(),
+                reason: format!("expected an array of rules, got {other}"),
+            });
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            PolicyRule::deserialize(rule).map_err(|e| UnreadableRules {
+                field: format!("rules[{i}]"),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// A list field that may be absent or `null`.
-fn nullable<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Owned copies of `items`.
+fn owned(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 fn has(set: &[String], value: &str) -> bool {
@@ -73,21 +120,19 @@ fn url_matches(rule: &str, path: &str) -> bool {
 impl PolicyRule {
     /// A rule of `verbs` on `resources` in `groups`.
     pub fn resource(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Self {
-        let own = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         Self {
-            verbs: own(verbs),
-            api_groups: own(groups),
-            resources: own(resources),
+            verbs: owned(verbs),
+            api_groups: owned(groups),
+            resources: owned(resources),
             ..Self::default()
         }
     }
 
     /// A rule of `verbs` on the non-resource `urls`.
     pub fn urls(verbs: &[&str], urls: &[&str]) -> Self {
-        let own = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         Self {
-            verbs: own(verbs),
-            non_resource_urls: own(urls),
+            verbs: owned(verbs),
+            non_resource_urls: owned(urls),
             ..Self::default()
         }
     }
@@ -448,5 +493,22 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(rule, PolicyRule::urls(&["get"], &["/x"]));
+    }
+
+    #[test]
+    fn roles_are_read_rule_by_rule_and_one_unreadable_rule_spoils_them_all() {
+        let secrets =
+            serde_json::json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]});
+        let read = |rules: serde_json::Value| listed(&serde_json::json!({"rules": rules}));
+        assert_eq!(
+            read(serde_json::json!([secrets])),
+            Ok(vec![PolicyRule::resource(&["*"], &[""], &["secrets"])])
+        );
+        let error = read(serde_json::json!([secrets, {"verbs": "get"}])).unwrap_err();
+        assert_eq!(error.field, "rules[1]");
+        assert!(error.reason.contains("invalid type"), "{error}");
+        assert_eq!(read(serde_json::json!("all")).unwrap_err().field, "rules");
+        assert_eq!(read(serde_json::Value::Null), Ok(Vec::new()));
+        assert_eq!(listed(&serde_json::json!({})), Ok(Vec::new()));
     }
 }

@@ -476,3 +476,5 @@ fn rules_reviews_list_what_applies_in_the_namespace() {
     let (rules, _) = rules_for(Mode::Rbac, &store, &sa, "team-b");
     assert!(!rules.iter().any(|r| r.resources == ["deployments"]));
 }
+
+mod malformed;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use pushsync_sandbox::{Fault, HEALTH_ANNOTATION, Sandbox};
@@ -330,6 +331,46 @@ async fn faults_are_injected_and_every_request_is_audited() {
             .count(),
         3
     );
+}
+
+#[tokio::test]
+async fn creating_a_custom_resource_named_like_a_review_is_a_write() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "codereviews.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "codereviews", "singular": "codereview", "kind": "CodeReview"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    }))
+    .unwrap();
+    Api::<CustomResourceDefinition>::all(sandbox.client())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let resource = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "CodeReview".into(),
+        plural: "codereviews".into(),
+    };
+    let review: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.com/v1", "kind": "CodeReview", "metadata": {"name": "r1"},
+    }))
+    .unwrap();
+    Api::<DynamicObject>::namespaced_with(sandbox.client(), "default", &resource)
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    let audit = sandbox.audit();
+    let created = audit
+        .iter()
+        .find(|e| e.verb == "create" && e.path.ends_with("/codereviews"))
+        .expect("create audited");
+    assert!(created.is_write(), "a stored CodeReview is a write");
 }
 
 #[tokio::test]

@@ -186,3 +186,22 @@ async fn kubectl_auth_can_i_and_forbidden_errors_against_an_rbac_sandbox() {
         );
     });
 }
+
+#[tokio::test]
+async fn kubeconfig_file_names_say_nothing_about_the_token() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let path = sandbox.kubeconfig_as("alice", &[]).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let token = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("token: "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(token.len() > 16, "{token}");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("kubeconfig-alice-"), "{name}");
+    let suffix = name.trim_start_matches("kubeconfig-alice-");
+    assert!(!token.contains(suffix), "{name} repeats part of the token");
+    let again = sandbox.kubeconfig_as("alice", &[]).unwrap();
+    assert_ne!(path, again, "each kubeconfig gets its own file");
+}

@@ -10,3 +10,4 @@ mod kube_client;
 mod kubectl;
 mod kubectl_rbac;
 mod rbac;
+mod rbac_rules;
