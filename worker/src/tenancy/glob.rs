@@ -5,8 +5,18 @@
 
 /// Whether `text` matches `pattern` as a whole.
 pub fn matches(pattern: &str, text: &str) -> bool {
+    // Namespaces, kinds and repository identities are ASCII: match their
+    // bytes without allocating; anything else by characters.
+    if pattern.is_ascii() && text.is_ascii() {
+        return run(pattern.as_bytes(), text.as_bytes(), [b'*', b'?', b'/']);
+    }
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
+    run(&pattern, &text, ['*', '?', '/'])
+}
+
+/// The matcher over any symbols; `[star, any, slash]` name the special ones.
+fn run<T: Copy + PartialEq>(pattern: &[T], text: &[T], [star, any, slash]: [T; 3]) -> bool {
     // Iterative matching with two backtracking points, the last `*` and the
     // last `**` (a `*` that cannot grow hands over to the `**` before it):
     // no recursion, whatever the pattern.
@@ -14,8 +24,8 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     let mut single: Option<(usize, usize)> = None;
     let mut across: Option<(usize, usize)> = None;
     while t < text.len() {
-        if pattern.get(p) == Some(&'*') {
-            if pattern.get(p + 1) == Some(&'*') {
+        if pattern.get(p) == Some(&star) {
+            if pattern.get(p + 1) == Some(&star) {
                 p += 2;
                 across = Some((p, t));
                 single = None;
@@ -26,7 +36,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             continue;
         }
         if let Some(&c) = pattern.get(p)
-            && (c == text[t] || (c == '?' && text[t] != '/'))
+            && (c == text[t] || (c == any && text[t] != slash))
         {
             p += 1;
             t += 1;
@@ -34,7 +44,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
         }
         // Let the last star swallow one more character and retry from there.
         if let Some((after, from)) = single
-            && text[from] != '/'
+            && text[from] != slash
         {
             single = Some((after, from + 1));
             (p, t) = (after, from + 1);
@@ -46,7 +56,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern[p..].iter().all(|&c| c == star)
 }
 
 #[cfg(test)]
@@ -79,6 +89,8 @@ mod tests {
             ("", "x", false),
             ("**/x/*", "a/x/b/x/c", true),
             ("**/x/*", "a/x/b/y/c", false),
+            ("équipe-*", "équipe-a", true),
+            ("équipe-?", "équipe-ab", false),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(matches(pattern, text), expected, "{pattern:?} ~ {text:?}");
