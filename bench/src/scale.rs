@@ -176,6 +176,23 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// pushsync's CRDs, and an unrestricted `default` project in `default`
+/// (the in-process worker's install namespace).
+pub async fn install(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
+    for (_, crd) in pushsync_api::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    pushsync_worker::tenancy::ensure_project(
+        sandbox.client(),
+        "default",
+        pushsync_api::DEFAULT_PROJECT,
+        pushsync_api::ProjectSpec::unrestricted(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Namespace `name`, with an unrestricted `default` project in it (the
 /// worker processes' install namespace).
 pub async fn namespace(sandbox: &Sandbox, name: &str) -> anyhow::Result<()> {
@@ -235,10 +252,7 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    for (_, crd) in pushsync_api::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
+    crate::scale::install(&sandbox).await?;
     let inspect = TestBroker::connect().await;
     let caches = tempfile::tempdir()?;
     let kubeconfig: PathBuf = sandbox.kubeconfig().to_path_buf();

@@ -46,17 +46,7 @@ pub async fn run(worker_bin: &Path, duration: Duration) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    for (_, crd) in pushsync_api::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    pushsync_worker::tenancy::ensure_project(
-        sandbox.client(),
-        "default",
-        pushsync_api::DEFAULT_PROJECT,
-        pushsync_api::ProjectSpec::unrestricted(),
-    )
-    .await?;
+    crate::scale::install(&sandbox).await?;
     namespace(&sandbox, "soak").await?;
     let inspect = TestBroker::connect().await;
     let topology = unique_topology();

@@ -62,17 +62,7 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(sandbox.client());
-    for (_, crd) in pushsync_api::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    pushsync_worker::tenancy::ensure_project(
-        sandbox.client(),
-        "default",
-        pushsync_api::DEFAULT_PROJECT,
-        pushsync_api::ProjectSpec::unrestricted(),
-    )
-    .await?;
+    crate::scale::install(&sandbox).await?;
     let repo = GitRepo::init();
     repo.write("apps/small/cms.yaml", &configmaps(10, 0));
     repo.write("apps/large/cms.yaml", &configmaps(100, 0));

@@ -451,59 +451,41 @@ async fn two_applications_claiming_one_object_the_second_reports_shared_resource
         "not overwritten"
     );
 
-    // A hook of the second named like the first's object is not deleted
-    // and recreated either.
-    let hook = setup.repo(
-        "team-a-hook",
-        &[
-            ("hook.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations: {pushsync.dev/hook: PreSync, pushsync.dev/hook-delete-policy: BeforeHookCreation}\ndata: {owner: hook}\n"),
-            ("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hooker}\n"),
-        ],
-    );
-    let outcome = sync(&setup.ctx, &application("hooker", &hook.url, "team-a-dev"))
-        .await
-        .unwrap();
-    assert_eq!(outcome.phase, OperationPhase::Failed, "{}", outcome.message);
-    assert!(
-        outcome
-            .message
-            .contains("is managed by Application team-a/first"),
-        "{}",
-        outcome.message
-    );
-    let live = setup
-        .get("v1", "ConfigMap", Some("team-a-dev"), "shared")
-        .await
-        .unwrap();
-    assert_eq!(live["data"]["owner"], "first");
-
-    // Nor a hook that is not recreated (no BeforeHookCreation).
-    let plain_hook = setup.repo(
-        "team-a-plainhook",
-        &[
-            ("hook.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations: {pushsync.dev/hook: PreSync, pushsync.dev/hook-delete-policy: HookSucceeded}\ndata: {owner: plain-hook}\n"),
-            ("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n"),
-        ],
-    );
-    let outcome = sync(
-        &setup.ctx,
-        &application("plain", &plain_hook.url, "team-a-dev"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcome.phase, OperationPhase::Failed, "{}", outcome.message);
-    assert!(
-        outcome
-            .message
-            .contains("is managed by Application team-a/first"),
-        "{}",
-        outcome.message
-    );
-    let live = setup
-        .get("v1", "ConfigMap", Some("team-a-dev"), "shared")
-        .await
-        .unwrap();
-    assert_eq!(live["data"]["owner"], "first");
+    // A hook named like the first's object lands on it neither when it is
+    // recreated (deleted first) nor when it is not.
+    for policy in ["BeforeHookCreation", "HookSucceeded"] {
+        let hook = setup.repo(
+            "team-a-hook",
+            &[
+                ("hook.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations: {{pushsync.dev/hook: PreSync, pushsync.dev/hook-delete-policy: {policy}}}\ndata: {{owner: hook}}\n")),
+                ("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hooker}\n"),
+            ],
+        );
+        let app = application(
+            &format!("hook-{}", policy.to_ascii_lowercase()),
+            &hook.url,
+            "team-a-dev",
+        );
+        let outcome = sync(&setup.ctx, &app).await.unwrap();
+        assert_eq!(
+            outcome.phase,
+            OperationPhase::Failed,
+            "{policy}: {}",
+            outcome.message
+        );
+        assert!(
+            outcome
+                .message
+                .contains("is managed by Application team-a/first"),
+            "{policy}: {}",
+            outcome.message
+        );
+        let live = setup
+            .get("v1", "ConfigMap", Some("team-a-dev"), "shared")
+            .await
+            .unwrap();
+        assert_eq!(live["data"]["owner"], "first", "{policy}");
+    }
 
     // Opting in, the second writes it without taking it over: the first's
     // mark stays, so only the first may ever prune it.
