@@ -51,10 +51,35 @@ impl QueueConfig {
 }
 
 /// HTTP server settings.
+///
+/// Together these bound what an unauthenticated client can hold: request
+/// heads must arrive within `header_timeout`, bodies within
+/// `request_deadline`, at most `max_body_bytes` each and `max_in_flight_bytes`
+/// across every request, on at most `max_connections` connections. Nothing is
+/// verified before the whole body is in, so these are the only limits an
+/// attacker without a secret meets.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest accepted request body in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Request-body bytes held in memory at once across all requests and
+    /// workers; a request that would exceed it gets 503 with `Retry-After`.
+    /// Must be at least `max_body_bytes`.
+    pub max_in_flight_bytes: usize,
+    /// How long a client may take to send a request's whole body, counted
+    /// from the end of its head; later ones get 408 and the connection is
+    /// closed. (Verification and publishing come after and are bounded by
+    /// the body size and the broker's confirm timeout.)
+    pub request_deadline: Duration,
+    /// How long a client may take to send a request head (actix-web's
+    /// `client_request_timeout`); later ones get 408.
+    pub header_timeout: Duration,
+    /// How long a closing connection may linger (actix-web's
+    /// `client_disconnect_timeout`).
+    pub disconnect_timeout: Duration,
+    /// Open connections across all workers; beyond it new connections wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
     /// Number of HTTP worker threads.
     pub workers: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
@@ -63,10 +88,23 @@ pub struct HttpConfig {
     pub retry_after: Duration,
 }
 
+impl HttpConfig {
+    /// `max_connections` as actix-web takes it: per worker, rounded up so the
+    /// total is never below the configured one (and never zero).
+    pub fn max_connections_per_worker(&self) -> usize {
+        self.max_connections.div_ceil(self.workers.max(1)).max(1)
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            disconnect_timeout: Duration::from_secs(1),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             shutdown_grace: Duration::from_secs(30),
             retry_after: Duration::from_secs(10),
@@ -74,9 +112,34 @@ impl Default for HttpConfig {
     }
 }
 
-/// GitHub caps push payloads at 25 MB; form-encoded bodies add a little, so
-/// leave headroom.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The default body limit: 8 MiB.
+///
+/// Push payloads are small: the forge fixtures in `testdata/webhooks` are
+/// 1.4–8.6 KiB, a few KiB per commit listed. GitLab lists at most 20 commits;
+/// GitHub up to 2048 (with their file lists) and caps payloads at 25 MB, so
+/// only pushes of a thousand commits or more (imports, history rewrites) come
+/// near this limit, about 1000 times the largest fixture. A push over it gets
+/// 413 and is not delivered; the workers' fallback poll
+/// (`PUSHSYNC_POLL_INTERVAL`, 10 minutes by default) picks the change up
+/// instead: later, not lost. Raise `PUSHSYNC_MAX_BODY_BYTES` (and
+/// `PUSHSYNC_MAX_IN_FLIGHT_BYTES` with it) if `payload_too_large` shows up in
+/// `pushsync_receiver_requests_total`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The default in-flight body budget: 64 MiB, eight bodies at the default
+/// limit, or thousands of real pushes at once.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default whole-body deadline. Forges give up on a delivery after about
+/// 10 s (GitHub, GitLab's default, Gitea's 5 s); 30 s leaves room for
+/// self-hosted forges with raised timeouts.
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The default deadline for a request head (actix-web's own default).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default connection limit across all workers.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl Config {
     /// A configuration with defaults around the given queue and secrets.
@@ -172,9 +235,25 @@ pub struct Args {
     #[arg(long, env = "PUSHSYNC_SECRET_RELOAD_INTERVAL", default_value = "30s", value_parser = pushsync_service::parse_duration)]
     pub secret_reload_interval: Duration,
 
-    /// Largest accepted request body in bytes.
+    /// Largest accepted request body in bytes; larger ones get 413.
     #[arg(long, env = "PUSHSYNC_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Request-body bytes held in memory at once across all requests; beyond it requests get 503 with Retry-After.
+    #[arg(long, env = "PUSHSYNC_MAX_IN_FLIGHT_BYTES", default_value_t = DEFAULT_MAX_IN_FLIGHT_BYTES)]
+    pub max_in_flight_bytes: usize,
+
+    /// How long a client may take to send a whole request body; slower ones get 408.
+    #[arg(long, env = "PUSHSYNC_REQUEST_DEADLINE", default_value = "30s", value_parser = pushsync_service::parse_duration)]
+    pub request_deadline: Duration,
+
+    /// How long a client may take to send a request head; slower ones get 408.
+    #[arg(long, env = "PUSHSYNC_HEADER_TIMEOUT", default_value = "5s", value_parser = pushsync_service::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Open connections at most, across all HTTP workers; further ones wait until one closes.
+    #[arg(long, env = "PUSHSYNC_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// How long a delivery id is remembered so a redelivery is not published twice.
     #[arg(long, env = "PUSHSYNC_DEDUP_WINDOW", default_value = "1h", value_parser = pushsync_service::parse_duration)]
@@ -238,6 +317,18 @@ pub enum ConfigError {
         /// The flag or variable at fault.
         name: &'static str,
     },
+    /// A setting is smaller than another one it must hold.
+    #[error("{name} ({value}) must be at least {other} ({other_value})")]
+    Below {
+        /// The flag or variable at fault.
+        name: &'static str,
+        /// Its value.
+        value: usize,
+        /// The setting it must not be below.
+        other: &'static str,
+        /// That setting's value.
+        other_value: usize,
+    },
 }
 
 impl Args {
@@ -288,6 +379,8 @@ impl Args {
         }
         for (name, value) in [
             ("PUSHSYNC_MAX_BODY_BYTES", self.max_body_bytes),
+            ("PUSHSYNC_MAX_IN_FLIGHT_BYTES", self.max_in_flight_bytes),
+            ("PUSHSYNC_MAX_CONNECTIONS", self.max_connections),
             ("PUSHSYNC_DEDUP_CAPACITY", self.dedup_capacity),
             ("PUSHSYNC_HTTP_WORKERS", self.http_workers.unwrap_or(1)),
         ] {
@@ -295,15 +388,35 @@ impl Args {
                 return Err(ConfigError::Zero { name });
             }
         }
-        if self.confirm_timeout.is_zero() {
-            return Err(ConfigError::Zero {
-                name: "PUSHSYNC_CONFIRM_TIMEOUT",
+        // Zero would turn actix-web's header timeout off, and no body could
+        // beat a zero deadline.
+        for (name, value) in [
+            ("PUSHSYNC_CONFIRM_TIMEOUT", self.confirm_timeout),
+            ("PUSHSYNC_REQUEST_DEADLINE", self.request_deadline),
+            ("PUSHSYNC_HEADER_TIMEOUT", self.header_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        // Otherwise a body near the limit could never be accepted: every
+        // delivery of it would get 503, and the forge would retry in vain.
+        if self.max_in_flight_bytes < self.max_body_bytes {
+            return Err(ConfigError::Below {
+                name: "PUSHSYNC_MAX_IN_FLIGHT_BYTES",
+                value: self.max_in_flight_bytes,
+                other: "PUSHSYNC_MAX_BODY_BYTES",
+                other_value: self.max_body_bytes,
             });
         }
         let mut config = Config::new(queue, secrets);
         config.secret_reload_interval =
             (!self.secret_reload_interval.is_zero()).then_some(self.secret_reload_interval);
         config.http.max_body_bytes = self.max_body_bytes;
+        config.http.max_in_flight_bytes = self.max_in_flight_bytes;
+        config.http.request_deadline = self.request_deadline;
+        config.http.header_timeout = self.header_timeout;
+        config.http.max_connections = self.max_connections;
         config.http.shutdown_grace = self.shutdown_grace;
         if let Some(workers) = self.http_workers {
             config.http.workers = workers;
@@ -369,6 +482,81 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn resource_limits_are_validated() {
+        let base = ["--in-memory-queue", "--github-secret", "s"];
+        let with = |extra: &[&str]| {
+            let mut argv = base.to_vec();
+            argv.extend_from_slice(extra);
+            args(&argv)
+        };
+        for (flag, variable) in [
+            ("--max-in-flight-bytes", "PUSHSYNC_MAX_IN_FLIGHT_BYTES"),
+            ("--max-connections", "PUSHSYNC_MAX_CONNECTIONS"),
+            ("--request-deadline", "PUSHSYNC_REQUEST_DEADLINE"),
+            ("--header-timeout", "PUSHSYNC_HEADER_TIMEOUT"),
+        ] {
+            let err = with(&[flag, "0"]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Zero { name } if name == variable),
+                "{err}"
+            );
+        }
+        // A budget that cannot hold one body at the limit is refused.
+        let err = with(&["--max-body-bytes", "2048", "--max-in-flight-bytes", "1024"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PUSHSYNC_MAX_IN_FLIGHT_BYTES (1024)"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("PUSHSYNC_MAX_BODY_BYTES (2048)"),
+            "{err}"
+        );
+
+        let config = with(&[
+            "--max-body-bytes",
+            "4096",
+            "--max-in-flight-bytes",
+            "4096",
+            "--max-connections",
+            "7",
+            "--request-deadline",
+            "2s",
+            "--header-timeout",
+            "500ms",
+            "--http-workers",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(config.http.max_in_flight_bytes, 4096);
+        assert_eq!(config.http.request_deadline, Duration::from_secs(2));
+        assert_eq!(config.http.header_timeout, Duration::from_millis(500));
+        // actix-web's limit is per worker: 7 over 2 workers rounds up to 4.
+        assert_eq!(config.http.max_connections_per_worker(), 4);
+
+        let defaults = with(&[]).unwrap();
+        assert_eq!(defaults.http.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(defaults.http.max_in_flight_bytes, 64 * 1024 * 1024);
+        assert_eq!(defaults.http.max_connections, 1024);
+        assert_eq!(defaults.http.request_deadline, Duration::from_secs(30));
+        assert_eq!(defaults.http.header_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn connections_per_worker_round_up_and_never_reach_zero() {
+        let mut http = HttpConfig::default();
+        for (total, workers, per_worker) in [(1024, 3, 342), (4, 1, 4), (1, 8, 1), (8, 0, 8)] {
+            http.max_connections = total;
+            http.workers = workers;
+            assert_eq!(
+                http.max_connections_per_worker(),
+                per_worker,
+                "{total}/{workers}"
+            );
+        }
     }
 
     #[test]

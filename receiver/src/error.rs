@@ -49,6 +49,20 @@ pub enum Error {
     /// Reading the body failed (client went away, bad chunked encoding).
     #[error("the request body could not be read")]
     BodyRead(#[source] actix_web::error::PayloadError),
+    /// The body did not arrive within the request deadline (a slow or
+    /// stalled client); the connection is closed.
+    #[error("the request body did not arrive within {deadline:?}")]
+    RequestTimeout {
+        /// The configured deadline.
+        deadline: Duration,
+    },
+    /// Other requests hold the whole in-flight body budget; the forge should
+    /// redeliver later.
+    #[error("too many request bodies in flight")]
+    Busy {
+        /// `Retry-After` to send.
+        retry_after: Duration,
+    },
     /// The queue did not confirm the publish; the forge should redeliver.
     #[error("the event could not be stored")]
     Publish {
@@ -73,6 +87,8 @@ impl Error {
             Self::MissingEvent { .. } => "missing_event",
             Self::MalformedPayload { .. } => "malformed_payload",
             Self::BodyRead(_) => "body_read_error",
+            Self::RequestTimeout { .. } => "request_timeout",
+            Self::Busy { .. } => "receiver_busy",
             Self::Publish { .. } => "broker_unavailable",
         }
     }
@@ -96,18 +112,24 @@ impl ResponseError for Error {
             Self::MissingEvent { .. } | Self::MalformedPayload { .. } | Self::BodyRead(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             // Never a 4xx for a transient failure: GitLab disables hooks that
             // keep failing with client errors, and every forge retries 5xx.
-            Self::Publish { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::Publish { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Publish { retry_after, .. } = self
+        if let Self::Publish { retry_after, .. } | Self::Busy { retry_after } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.insert_header((header::RETRY_AFTER, value));
+        }
+        // The rest of the body is not read: say the connection ends here
+        // (actix-web closes it either way, and so frees it).
+        if matches!(self, Self::RequestTimeout { .. } | Self::Busy { .. }) {
+            response.force_close();
         }
         let body = match self {
             Self::MalformedPayload { detail } => {

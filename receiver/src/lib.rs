@@ -10,9 +10,14 @@
 //!   `Retry-After`, so the forge redelivers.
 //! - Nothing is parsed, logged from the body or published before the signature
 //!   or token checked out.
+//! - What an unauthenticated client can make the receiver hold is bounded:
+//!   request heads by a timeout, each body by a size limit and a deadline,
+//!   all bodies together by a byte budget (503 when full), and connections
+//!   by a limit (see [`config::HttpConfig`]).
 //! - The receiver holds webhook secrets and publish rights only: no cluster
 //!   credentials, no Kubernetes client.
 
+mod budget;
 pub mod config;
 mod dedup;
 mod error;
@@ -25,6 +30,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use actix_web::http::KeepAlive;
 use actix_web::{App, HttpServer, web};
 use pushsync_broker::{Broker, ConnectionState};
 use tokio_util::sync::CancellationToken;
@@ -69,6 +75,12 @@ pub async fn run(
         ));
     }
 
+    let body_budget = budget::BodyBudget::new(
+        config.http.max_in_flight_bytes,
+        metrics.in_flight_body_bytes.clone(),
+        &metrics.in_flight_body_limit_bytes,
+        metrics.body_budget_refusals.clone(),
+    );
     let state = web::Data::new(State {
         broker: broker.clone(),
         secrets,
@@ -76,6 +88,8 @@ pub async fn run(
         metrics,
         topology,
         max_body_bytes: config.http.max_body_bytes,
+        body_budget,
+        request_deadline: config.http.request_deadline,
         retry_after: config.http.retry_after,
         timestamp_tolerance: config.gitlab_timestamp_tolerance,
         shutting_down: AtomicBool::new(false),
@@ -87,6 +101,17 @@ pub async fn run(
             .configure(routes::configure)
     })
     .workers(config.http.workers)
+    // actix-web counts connections per worker.
+    .max_connections(config.http.max_connections_per_worker())
+    .client_request_timeout(config.http.header_timeout)
+    .client_disconnect_timeout(config.http.disconnect_timeout)
+    // One request per connection. actix-web times out only the *first*
+    // request head of a connection: on a kept-alive one, a client can trickle
+    // the next head forever, holding the connection (and, with the limit
+    // above, eventually every connection). Webhooks are single requests, so
+    // keep-alive saves nothing worth that; an ingress reconnects per request
+    // (and no longer races our idle timeout when reusing a connection).
+    .keep_alive(KeepAlive::Disabled)
     // Answers are small and latency matters: do not wait to coalesce them.
     .tcp_nodelay(true)
     .disable_signals()

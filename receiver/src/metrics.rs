@@ -21,6 +21,12 @@ pub const BROKER_CONNECTED: &str = "pushsync_receiver_broker_connected";
 pub const BROKER_CONNECTIONS_TOTAL: &str = "pushsync_receiver_broker_connections_total";
 /// Secret file reloads by result.
 pub const SECRET_RELOADS_TOTAL: &str = "pushsync_receiver_secret_reloads_total";
+/// Request-body bytes held in memory right now, across all requests.
+pub const IN_FLIGHT_BODY_BYTES: &str = "pushsync_receiver_in_flight_body_bytes";
+/// The configured budget for [`IN_FLIGHT_BODY_BYTES`].
+pub const IN_FLIGHT_BODY_LIMIT_BYTES: &str = "pushsync_receiver_in_flight_body_limit_bytes";
+/// Requests refused with 503 because the in-flight body budget was full.
+pub const BODY_BUDGET_REFUSALS_TOTAL: &str = "pushsync_receiver_body_budget_refusals_total";
 /// Constant 1 labelled with the version.
 pub const BUILD_INFO: &str = "pushsync_receiver_build_info";
 
@@ -46,6 +52,12 @@ pub struct Metrics {
     pub broker_connections: IntCounter,
     /// See [`SECRET_RELOADS_TOTAL`].
     pub secret_reloads: IntCounterVec,
+    /// See [`IN_FLIGHT_BODY_BYTES`].
+    pub in_flight_body_bytes: IntGauge,
+    /// See [`IN_FLIGHT_BODY_LIMIT_BYTES`].
+    pub in_flight_body_limit_bytes: IntGauge,
+    /// See [`BODY_BUDGET_REFUSALS_TOTAL`].
+    pub body_budget_refusals: IntCounter,
 }
 
 impl Metrics {
@@ -107,6 +119,18 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let in_flight_body_bytes = IntGauge::new(
+            IN_FLIGHT_BODY_BYTES,
+            "Webhook request-body bytes held in memory right now, across all requests.",
+        )?;
+        let in_flight_body_limit_bytes = IntGauge::new(
+            IN_FLIGHT_BODY_LIMIT_BYTES,
+            "The budget of request-body bytes held in memory at once (PUSHSYNC_MAX_IN_FLIGHT_BYTES).",
+        )?;
+        let body_budget_refusals = IntCounter::new(
+            BODY_BUDGET_REFUSALS_TOTAL,
+            "Webhook requests refused with 503 because the in-flight body budget was full.",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 BUILD_INFO,
@@ -126,6 +150,9 @@ impl Metrics {
         registry.register(Box::new(broker_connected.clone()))?;
         registry.register(Box::new(broker_connections.clone()))?;
         registry.register(Box::new(secret_reloads.clone()))?;
+        registry.register(Box::new(in_flight_body_bytes.clone()))?;
+        registry.register(Box::new(in_flight_body_limit_bytes.clone()))?;
+        registry.register(Box::new(body_budget_refusals.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Self {
             registry,
@@ -137,6 +164,9 @@ impl Metrics {
             broker_connected,
             broker_connections,
             secret_reloads,
+            in_flight_body_bytes,
+            in_flight_body_limit_bytes,
+            body_budget_refusals,
         })
     }
 

@@ -11,6 +11,7 @@ use pushsync_broker::{Broker, Outgoing};
 use pushsync_proto::{Message, PushEvent, Topology};
 
 use crate::Error;
+use crate::budget::{BodyBudget, Reservation};
 use crate::dedup::Dedup;
 use crate::metrics::Metrics;
 use crate::providers::{Action, Route, VerifyOptions};
@@ -31,6 +32,10 @@ pub struct State {
     pub topology: Topology,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Body bytes all requests together may hold.
+    pub body_budget: BodyBudget,
+    /// How long a client may take to send a whole body.
+    pub request_deadline: Duration,
     /// `Retry-After` on 503.
     pub retry_after: Duration,
     /// Accepted skew of signed timestamps.
@@ -212,7 +217,24 @@ async fn process(
     received_at: Timestamp,
     seen: &mut Seen,
 ) -> Result<Answer, Error> {
-    let body = read_body(req.headers(), body, state.max_body_bytes).await?;
+    // Only the body read is under the deadline: it is the part the client
+    // paces. What follows is bounded without it (verification by the body
+    // size, the publish by the broker's confirm timeout), and cutting a
+    // publish short would answer an error for an event that may be stored.
+    let body = tokio::time::timeout(
+        state.request_deadline,
+        read_body(
+            req.headers(),
+            body,
+            state.max_body_bytes,
+            &state.body_budget,
+            state.retry_after,
+        ),
+    )
+    .await
+    .map_err(|_elapsed| Error::RequestTimeout {
+        deadline: state.request_deadline,
+    })??;
     state
         .metrics
         .payload_size
@@ -324,13 +346,38 @@ fn outgoing(
         .collect()
 }
 
+/// A request body, with the budget it holds until it is dropped.
+struct Body<'a> {
+    // Fields drop in order: the memory is freed before the budget is.
+    bytes: Vec<u8>,
+    _reservation: Reservation<'a>,
+}
+
+impl std::ops::Deref for Body<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The first buffer of a body of unknown length: enough for most pushes.
+const INITIAL_BODY_CAPACITY: usize = 16 * 1024;
+
 /// Read the whole body, refusing more than `limit` bytes (early, from
-/// `Content-Length`, when the client declares it).
-async fn read_body(
+/// `Content-Length`, when the client declares it) and more than the shared
+/// `budget` has room for.
+///
+/// The budget is charged for the buffer's capacity, which grows by doubling
+/// (up to the declared length or the limit) only as bytes arrive: a declared
+/// `Content-Length` costs nothing until it is sent.
+async fn read_body<'a>(
     headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Vec<u8>, Error> {
+    budget: &'a BodyBudget,
+    retry_after: Duration,
+) -> Result<Body<'a>, Error> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -338,13 +385,34 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(Error::PayloadTooLarge { limit });
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    let ceiling = declared.unwrap_or(limit);
+    let busy = || Error::Busy { retry_after };
+    let mut reservation = budget.reservation();
+    let mut bytes = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(Error::BodyRead)?;
-        if body.len() + chunk.len() > limit {
+        let needed = bytes.len() + chunk.len();
+        if needed > limit {
             return Err(Error::PayloadTooLarge { limit });
         }
-        body.extend_from_slice(&chunk);
+        if needed > reservation.bytes() {
+            let capacity = needed
+                .max(reservation.bytes().saturating_mul(2))
+                .max(INITIAL_BODY_CAPACITY)
+                .min(ceiling.max(needed));
+            reservation
+                .grow(capacity - reservation.bytes())
+                .map_err(|_exhausted| busy())?;
+            // An allocation failure is answered like a full budget rather
+            // than aborting the process.
+            bytes
+                .try_reserve_exact(capacity - bytes.len())
+                .map_err(|_| busy())?;
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Body {
+        bytes,
+        _reservation: reservation,
+    })
 }

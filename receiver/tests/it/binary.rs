@@ -56,6 +56,10 @@ fn help_lists_every_setting_with_its_variable() {
         "PUSHSYNC_AMQP_URL",
         "PUSHSYNC_GITHUB_SECRET_FILE",
         "PUSHSYNC_MAX_BODY_BYTES",
+        "PUSHSYNC_MAX_IN_FLIGHT_BYTES",
+        "PUSHSYNC_REQUEST_DEADLINE",
+        "PUSHSYNC_HEADER_TIMEOUT",
+        "PUSHSYNC_MAX_CONNECTIONS",
         "PUSHSYNC_DEDUP_WINDOW",
     ] {
         assert!(help.contains(variable), "{variable} missing from --help");

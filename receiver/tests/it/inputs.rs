@@ -271,6 +271,9 @@ async fn metrics_follow_prometheus_conventions() {
         "pushsync_receiver_publish_duration_seconds_bucket",
         "pushsync_receiver_events_published_total",
         "pushsync_receiver_broker_connected 1",
+        "pushsync_receiver_in_flight_body_bytes 0",
+        "pushsync_receiver_in_flight_body_limit_bytes 67108864",
+        "pushsync_receiver_body_budget_refusals_total 0",
         "pushsync_receiver_build_info",
     ] {
         assert!(text.contains(name), "{name} missing");

@@ -10,4 +10,5 @@
 mod binary;
 mod broker;
 mod inputs;
+mod limits;
 mod support;
