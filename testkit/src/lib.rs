@@ -40,7 +40,7 @@ pub fn helm_binary() -> PathBuf {
         .or(pinned.filter(|p| p.is_file()))
         .unwrap_or_else(|| {
             panic!(
-                "helm is required for this test: run `make deps` (installs the pinned helm 3.17.2)"
+                "helm is required for this test: run `make deps` (installs the pinned helm 4.1.4)"
             )
         })
 }

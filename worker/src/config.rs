@@ -111,7 +111,7 @@ pub struct Args {
     /// on PATH at start [default: kubectl].
     #[arg(long, env = "PUSHSYNC_KUBECTL")]
     pub kubectl: Option<PathBuf>,
-    /// The helm 3 binary for Helm sources: a path, or a name looked up on
+    /// The helm binary (4.x; 3.x works too) for Helm sources: a path, or a name looked up on
     /// PATH at start [default: helm].
     #[arg(long, env = "PUSHSYNC_HELM")]
     pub helm: Option<PathBuf>,

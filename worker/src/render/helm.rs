@@ -296,6 +296,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_chart_schema_ref_cannot_make_helm_fetch_from_the_network() {
+        // helm follows `$ref`s of values.schema.json while templating. A
+        // listener on this machine's outward address (not loopback, which Go
+        // never proxies) counts whether it was reached.
+        let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|socket| {
+                socket.connect("192.0.2.1:9")?;
+                socket.local_addr()
+            })
+            .unwrap()
+            .ip();
+        assert!(!outward.is_loopback(), "{outward}");
+        let listener = std::net::TcpListener::bind((outward, 0)).unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut chart = leaky_chart();
+        chart.push(SourceFile {
+            path: "values.schema.json".into(),
+            data: format!(r#"{{"$ref": "http://{address}/schema.json"}}"#).into_bytes(),
+        });
+        let helm = pushsync_testkit::helm_binary();
+        let result = render(&helm, &chart, &options(), TIMEOUT, RenderLimits::default()).await;
+        assert!(
+            matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "helm reached {address}; render said {result:?}"
+        );
+    }
+
     #[test]
     fn release_names_follow_helm() {
         for good in ["guestbook", "a", "web-1", "my.release", &"a".repeat(53)] {

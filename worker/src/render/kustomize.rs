@@ -231,12 +231,9 @@ pub async fn render(
     }
     let mut command = super::tool::command(kubectl, dir.path());
     // No network, whatever the checks above missed: proxies that answer
-    // nothing for HTTP(S), and git may use no protocol at all. No plugin
-    // flags are ever passed. The target is an absolute path of ours, and
-    // still goes after `--`.
-    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-        command.env(proxy, "http://127.0.0.1:9");
-    }
+    // nothing for HTTP(S) (set for every tool), and git may use no protocol
+    // at all. No plugin flags are ever passed. The target is an absolute
+    // path of ours, and still goes after `--`.
     command
         .env("GIT_ALLOW_PROTOCOL", "")
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -47,6 +47,14 @@ pub(crate) fn command(binary: &Path, home: &Path) -> Command {
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", home)
         .env("TMPDIR", std::env::temp_dir());
+    // No network for any renderer: HTTP(S) goes to a proxy that answers
+    // nothing. Kustomize remote bases and helm's `$ref`s in a chart's
+    // `values.schema.json` (which helm fetches while templating) both stop
+    // here. Go sends loopback addresses past a proxy, so those stay
+    // reachable; the worker serves nothing there but its metrics.
+    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        command.env(proxy, "http://127.0.0.1:9");
+    }
     command
 }
 
