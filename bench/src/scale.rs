@@ -107,6 +107,7 @@ impl WorkerProcess {
             .env("KUBECONFIG", kubeconfig)
             .env("PUSHSYNC_NAMESPACE", namespace)
             .env("PUSHSYNC_LEASE_DURATION", "3s")
+            .env("PUSHSYNC_GIT_ALLOW_LOCAL_ADDRESSES", "true")
             .env("PUSHSYNC_LOCK_POLL", "100ms")
             .env("PUSHSYNC_RETRY_BACKOFF", "200ms")
             .env("PUSHSYNC_POLL_INTERVAL", poll)
@@ -458,7 +459,8 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
             })
             .collect();
         let queue = MemoryQueue::new(100_000);
-        let git = GitCache::new(caches.path().join("poll"), Duration::from_secs(30));
+        let git = GitCache::new(caches.path().join("poll"), Duration::from_secs(30))
+            .with_policy(pushsync_worker::git::RemotePolicy::permissive());
         let shared = Shared {
             broker: Broker::memory(queue.clone()),
             topology: Topology::default(),

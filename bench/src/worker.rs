@@ -84,7 +84,8 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     );
     index.ready().await;
     let cache = tempfile::tempdir()?;
-    let git = GitCache::new(cache.path(), Duration::from_secs(30));
+    let git = GitCache::new(cache.path(), Duration::from_secs(30))
+        .with_policy(pushsync_worker::git::RemotePolicy::permissive());
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(30),
         health_poll: Duration::from_millis(10),

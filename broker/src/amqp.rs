@@ -88,6 +88,32 @@ impl AmqpBroker {
         (Self { shared }, state_rx)
     }
 
+    /// Publish `message` to the retry queue that holds it about `delay`
+    /// (declared first: idempotent, one round trip); returns the delay used.
+    pub(crate) async fn publish_later(
+        &self,
+        message: &Outgoing,
+        delay: Duration,
+    ) -> Result<Duration, PublishError> {
+        let topology = &self.shared.config.topology;
+        let seconds = Topology::retry_delay_seconds(delay);
+        let channel = self
+            .shared
+            .current_channel()
+            .ok_or(PublishError::Unavailable)?;
+        declare_retry_queue(&channel, topology, seconds)
+            .await
+            .map_err(PublishError::Channel)?;
+        let waiting = Outgoing {
+            // The default exchange routes by queue name.
+            exchange: String::new(),
+            routing_key: topology.retry_queue(seconds),
+            ..message.clone()
+        };
+        self.publish(&waiting).await?;
+        Ok(Duration::from_secs(seconds))
+    }
+
     pub(crate) fn connects(&self) -> u64 {
         self.shared.connects.load(Ordering::Relaxed)
     }
@@ -309,6 +335,41 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
     Ok(())
 }
 
+/// A queue where sync jobs wait `seconds`, then go back to the jobs
+/// exchange (dead-lettered at least once: a job is never dropped on the
+/// way back). Published to through the default exchange, by name; declared
+/// when first used, so installs that never retry hold no such queue.
+pub(crate) async fn declare_retry_queue(
+    channel: &Channel,
+    topology: &Topology,
+    seconds: u64,
+) -> Result<(), lapin::Error> {
+    let ttl = i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    declare_quorum_queue(
+        channel,
+        &topology.retry_queue(seconds),
+        [
+            ("x-message-ttl", AMQPValue::LongLongInt(ttl)),
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString(topology.jobs_exchange().into()),
+            ),
+            (
+                "x-dead-letter-routing-key",
+                AMQPValue::LongString(Topology::SYNC_ROUTING_KEY.into()),
+            ),
+            (
+                "x-dead-letter-strategy",
+                AMQPValue::LongString("at-least-once".into()),
+            ),
+            // At-least-once dead-lettering requires it; a full retry queue
+            // refuses the publish, and the worker then waits in place instead.
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+        ],
+    )
+    .await
+}
+
 /// How often a message may be redelivered before it is dead-lettered.
 const DELIVERY_LIMIT: i64 = 20;
 
@@ -317,20 +378,31 @@ async fn declare_queue(
     name: &str,
     dead_letter_exchange: Option<&str>,
 ) -> Result<(), lapin::Error> {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
+    let dead_lettering = dead_letter_exchange.map(|exchange| {
+        [
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString(exchange.into()),
+            ),
+            ("x-delivery-limit", AMQPValue::LongLongInt(DELIVERY_LIMIT)),
+        ]
+    });
+    declare_quorum_queue(channel, name, dead_lettering.into_iter().flatten()).await
+}
+
+/// Declare a durable quorum queue with `arguments` besides its type.
+async fn declare_quorum_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: impl IntoIterator<Item = (&'static str, AMQPValue)>,
+) -> Result<(), lapin::Error> {
+    let mut table = FieldTable::default();
+    table.insert(
         "x-queue-type".into(),
         AMQPValue::LongString("quorum".into()),
     );
-    if let Some(exchange) = dead_letter_exchange {
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(exchange.into()),
-        );
-        arguments.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(DELIVERY_LIMIT),
-        );
+    for (key, value) in arguments {
+        table.insert(key.into(), value);
     }
     channel
         .queue_declare(
@@ -339,7 +411,7 @@ async fn declare_queue(
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
-            arguments,
+            table,
         )
         .await?;
     Ok(())

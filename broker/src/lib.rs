@@ -145,6 +145,32 @@ impl Broker {
         }
     }
 
+    /// Publish a sync job to come back to the jobs exchange after about
+    /// `delay` (rounded up to one of [`Topology::RETRY_DELAYS_SECONDS`] on
+    /// RabbitMQ, where it waits in a retry queue; a timer on the in-memory
+    /// backend). `Ok` once the backend holds it; returns the delay used.
+    ///
+    /// [`Topology::RETRY_DELAYS_SECONDS`]: pushsync_proto::Topology::RETRY_DELAYS_SECONDS
+    pub async fn publish_later(
+        &self,
+        message: &Outgoing,
+        delay: Duration,
+    ) -> Result<Duration, PublishError> {
+        match &self.backend {
+            Backend::Amqp(broker) => broker.publish_later(message, delay).await,
+            Backend::Memory(queue) => {
+                let (queue, message) = (queue.clone(), message.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(error) = queue.push_all(std::slice::from_ref(&message)) {
+                        tracing::warn!(error = %error, message_id = %message.message_id, "a delayed message was dropped: the in-memory queue is full");
+                    }
+                });
+                Ok(delay)
+            }
+        }
+    }
+
     /// Consume `queue` (on the in-memory backend: the messages published to
     /// the exchange feeding it, `exchange`), with at most `prefetch`
     /// unacknowledged deliveries at once. The consumer resubscribes by itself

@@ -149,3 +149,43 @@ async fn the_in_memory_backend_keeps_exchanges_apart_and_requeues() {
     next(&mut jobs).await.ack().await.unwrap();
     assert_eq!(queue.len(), 1, "the push event is still there");
 }
+
+#[tokio::test]
+async fn a_job_published_for_later_waits_in_a_retry_queue_and_comes_back() {
+    let inspect = TestBroker::connect().await;
+    let topology = unique_topology();
+    let broker = broker(&amqp_url(), &topology);
+    assert!(broker.wait_ready(WAIT).await);
+    let mut consumer = broker.consume(&topology.sync_jobs_queue(), &topology.jobs_exchange(), 8);
+    let started = std::time::Instant::now();
+    // 1.2 s rounds up to the 2 s queue.
+    let waits = broker
+        .publish_later(&job(&topology, "later"), Duration::from_millis(1200))
+        .await
+        .unwrap();
+    assert_eq!(waits, Duration::from_secs(2));
+    // Held by the broker, not by any consumer: nothing unacknowledged.
+    let early = tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await;
+    assert!(early.is_err(), "it came back before its delay");
+    let back = next(&mut consumer).await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(
+        (back.message_id.as_deref(), back.body.as_slice()),
+        (Some("later"), b"later".as_slice())
+    );
+    back.ack().await.unwrap();
+    broker.close().await;
+    inspect.delete_topology(&topology).await;
+
+    // The in-memory backend keeps the same promise with a timer.
+    let queue = MemoryQueue::new(4);
+    let memory = Broker::memory(queue.clone());
+    let topology = Topology::default();
+    memory
+        .publish_later(&job(&topology, "m"), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(queue.is_empty());
+    let back = tokio::time::timeout(WAIT, queue.pop()).await.unwrap();
+    assert_eq!(back.message_id, "m");
+}

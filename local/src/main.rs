@@ -188,7 +188,8 @@ async fn main() -> anyhow::Result<()> {
         () = stop.cancelled() => {}
         _ = index.ready() => {}
     }
-    let git = GitCache::new(state.join("git-cache"), Duration::from_secs(60));
+    let git = GitCache::new(state.join("git-cache"), Duration::from_secs(60))
+        .with_policy(pushsync_worker::git::RemotePolicy::permissive());
     let ctx = SyncContext {
         health_timeout: Duration::from_secs(60),
         health_poll: Duration::from_millis(250),

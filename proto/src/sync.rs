@@ -20,6 +20,15 @@ pub struct SyncJob {
     pub trigger: SyncTrigger,
     /// When the job was created.
     pub requested_at: Timestamp,
+    /// Attempts that failed so far: a job re-published to wait out its
+    /// retry backoff carries the count, so the retry limit holds across
+    /// re-publishes and workers. Absent (0) on a fresh job.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A namespaced reference to an Application.

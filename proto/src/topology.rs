@@ -67,4 +67,28 @@ impl Topology {
 
     /// Routing key of sync jobs.
     pub const SYNC_ROUTING_KEY: &'static str = "sync";
+
+    /// The delays, in seconds, of the queues where sync jobs wait out their
+    /// retry backoff: one queue per delay, each with that message TTL and
+    /// dead-lettering back to the jobs exchange. One TTL per queue keeps
+    /// expiry in FIFO order (RabbitMQ expires messages only at a queue's
+    /// head). Argo CD's default backoff (5 s doubling to 3 min) lands on
+    /// them exactly but for 160 s.
+    pub const RETRY_DELAYS_SECONDS: [u64; 10] = [1, 2, 5, 10, 20, 40, 80, 180, 300, 600];
+
+    /// The queue where sync jobs wait `seconds` (one of
+    /// [`Topology::RETRY_DELAYS_SECONDS`]) before returning to the jobs exchange.
+    pub fn retry_queue(&self, seconds: u64) -> String {
+        format!("{}.sync-retry.{seconds}s", self.prefix)
+    }
+
+    /// The shortest retry delay, in seconds, that is at least `delay` (the
+    /// longest one for anything longer).
+    pub fn retry_delay_seconds(delay: std::time::Duration) -> u64 {
+        let wanted = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        Self::RETRY_DELAYS_SECONDS
+            .into_iter()
+            .find(|&seconds| seconds >= wanted)
+            .unwrap_or(Self::RETRY_DELAYS_SECONDS[Self::RETRY_DELAYS_SECONDS.len() - 1])
+    }
 }

@@ -6,6 +6,7 @@
 //! No Kubernetes, broker or HTTP dependency: the receiver links it too.
 
 mod duration;
+mod size;
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 pub use duration::parse_duration;
+pub use size::parse_bytes;
 
 /// `EX_USAGE`: the configuration is unusable (the message names the variable).
 pub const EXIT_USAGE: u8 = 64;

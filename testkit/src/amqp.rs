@@ -95,11 +95,15 @@ impl TestBroker {
 
     /// Delete everything `topology` declared.
     pub async fn delete_topology(&self, topology: &Topology) {
+        let retry_queues = Topology::RETRY_DELAYS_SECONDS.map(|s| topology.retry_queue(s));
         for queue in [
             topology.push_events_queue(),
             topology.sync_jobs_queue(),
             topology.dead_letter(),
-        ] {
+        ]
+        .into_iter()
+        .chain(retry_queues)
+        {
             let _ = self
                 .channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

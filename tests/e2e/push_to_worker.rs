@@ -42,6 +42,8 @@ fn worker(prefix: &str, sandbox: &pushsync_sandbox::Sandbox, cache: &std::path::
     let mut env = env(prefix);
     env.push(("KUBECONFIG", sandbox.kubeconfig().display().to_string()));
     env.push(("PUSHSYNC_GIT_CACHE", cache.display().to_string()));
+    // The test's git daemon listens on loopback.
+    env.push(("PUSHSYNC_GIT_ALLOW_LOCAL_ADDRESSES", "true".to_owned()));
     env.push((
         "PUSHSYNC_HELM",
         pushsync_testkit::helm_binary().display().to_string(),

@@ -71,6 +71,8 @@ impl Fleet {
             ),
             ("PUSHSYNC_NAMESPACE", self.cluster.namespace().to_owned()),
             ("PUSHSYNC_LEASE_DURATION", "3s".to_owned()),
+            // The test's git daemon listens on loopback.
+            ("PUSHSYNC_GIT_ALLOW_LOCAL_ADDRESSES", "true".to_owned()),
             ("PUSHSYNC_LOCK_POLL", "100ms".to_owned()),
             ("PUSHSYNC_RETRY_BACKOFF", "200ms".to_owned()),
             ("PUSHSYNC_POLL_INTERVAL", self.poll_interval.to_owned()),

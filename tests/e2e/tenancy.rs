@@ -165,6 +165,8 @@ async fn the_worker_works_with_only_the_rights_deploy_grants_it() {
             ("PUSHSYNC_GIT_CACHE", cache.path().display().to_string()),
             ("PUSHSYNC_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
             ("PUSHSYNC_LEASE_DURATION", "3s".to_owned()),
+            // The test's git daemon listens on loopback.
+            ("PUSHSYNC_GIT_ALLOW_LOCAL_ADDRESSES", "true".to_owned()),
             ("PUSHSYNC_HEALTH_TIMEOUT", "20s".to_owned()),
         ],
     );

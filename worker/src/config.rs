@@ -10,7 +10,7 @@ use pushsync_proto::{AppRef, Topology};
 use pushsync_service::{LogFormat, parse_duration};
 use secrecy::SecretString;
 
-use crate::git::{Credentials, CredentialsError};
+use crate::git::{Credentials, CredentialsError, RemotePolicy, SocketTimeouts};
 use crate::index::Namespaces;
 use crate::loops::Settings;
 use crate::loops::poll::PollSettings;
@@ -81,6 +81,9 @@ pub struct Args {
     /// Longest retry delay when an Application names none.
     #[arg(long, env = "PUSHSYNC_RETRY_MAX_BACKOFF", default_value = "3m", value_parser = parse_duration)]
     pub retry_max_backoff: Duration,
+    /// Longest a sync job waits for its Application's lock (another sync) before it is re-queued.
+    #[arg(long, env = "PUSHSYNC_MAX_LOCK_WAIT", default_value = "10m", value_parser = parse_duration)]
+    pub max_lock_wait: Duration,
     /// Deprecated: PUSHSYNC_APPLICATION_NAMESPACES with one namespace.
     #[arg(long, env = "PUSHSYNC_WATCH_NAMESPACE", hide = true)]
     pub watch_namespace: Option<String>,
@@ -98,6 +101,29 @@ pub struct Args {
     /// How long a git fetch may take [default: 2m].
     #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT", value_parser = parse_duration)]
     pub git_timeout: Option<Duration>,
+    /// Schemes a repoURL may use (comma-separated; `file` allows local paths).
+    #[arg(
+        long,
+        env = "PUSHSYNC_GIT_ALLOWED_SCHEMES",
+        default_value = "https,ssh,git",
+        value_delimiter = ','
+    )]
+    pub git_allowed_schemes: Vec<String>,
+    /// Allow remotes on loopback, link-local (cloud metadata) and unspecified addresses.
+    #[arg(long, env = "PUSHSYNC_GIT_ALLOW_LOCAL_ADDRESSES")]
+    pub git_allow_local_addresses: bool,
+    /// Most bytes one fetch may receive (e.g. 1Gi).
+    #[arg(long, env = "PUSHSYNC_GIT_MAX_FETCH_BYTES", default_value = "1Gi", value_parser = pushsync_service::parse_bytes)]
+    pub git_max_fetch_bytes: u64,
+    /// Disk budget of the git cache (e.g. 4Gi; 0: unbounded); least recently used repositories are evicted.
+    #[arg(long, env = "PUSHSYNC_GIT_CACHE_MAX_BYTES", default_value = "4Gi", value_parser = pushsync_service::parse_bytes)]
+    pub git_cache_max_bytes: u64,
+    /// Longest TCP connect to a git remote.
+    #[arg(long, env = "PUSHSYNC_GIT_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub git_connect_timeout: Duration,
+    /// Longest wait for a git remote to send or take data on an open connection.
+    #[arg(long, env = "PUSHSYNC_GIT_IO_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub git_io_timeout: Duration,
     /// Deprecated: PUSHSYNC_GIT_TIMEOUT in seconds.
     #[arg(long, env = "PUSHSYNC_GIT_TIMEOUT_SECONDS", hide = true)]
     pub git_timeout_seconds: Option<u64>,
@@ -202,6 +228,14 @@ pub struct RunConfig {
     pub git_timeout: Duration,
     /// Git remote operations at once.
     pub max_git_fetches: usize,
+    /// Which remotes may be contacted.
+    pub git_policy: RemotePolicy,
+    /// Most bytes one fetch may receive.
+    pub git_max_fetch_bytes: u64,
+    /// Disk budget of the git cache (`None`: unbounded).
+    pub git_cache_max_bytes: Option<u64>,
+    /// libgit2's socket timeouts.
+    pub git_socket: SocketTimeouts,
     /// Longest wait for a wave or hook to become healthy.
     pub health_timeout: Duration,
     /// The kubectl binary, resolved (`None`: not installed; Kustomize
@@ -239,6 +273,9 @@ pub enum ConfigError {
         "PUSHSYNC_APPLICATION_NAMESPACES: {0:?} is neither `*` nor a comma-separated list of namespaces"
     )]
     Namespaces(String),
+    /// A scheme git cannot use, or a typo.
+    #[error("PUSHSYNC_GIT_ALLOWED_SCHEMES: {0:?} is not one of https, http, ssh, git, file")]
+    Scheme(String),
     /// A configured renderer is not an executable file (nor found on PATH).
     #[error("{name}: {program} is not an executable file, nor found on PATH")]
     MissingProgram {
@@ -256,6 +293,7 @@ impl ConfigError {
             Self::AmqpUri(error) => error.kind(),
             Self::NoAmqpUri => "no_amqp_uri",
             Self::Zero { .. } => "zero",
+            Self::Scheme(_) => "scheme",
             Self::Credentials(_) => "credentials",
             Self::NotAnApplication(_) => "not_an_application",
             Self::MissingProgram { .. } => "missing_program",
@@ -279,6 +317,24 @@ impl Args {
             if value == 0 {
                 return Err(ConfigError::Zero { name });
             }
+        }
+        if self.git_max_fetch_bytes == 0 {
+            return Err(ConfigError::Zero {
+                name: "PUSHSYNC_GIT_MAX_FETCH_BYTES",
+            });
+        }
+        for (name, value) in [
+            ("PUSHSYNC_GIT_CONNECT_TIMEOUT", self.git_connect_timeout),
+            ("PUSHSYNC_GIT_IO_TIMEOUT", self.git_io_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        if let Some(unknown) = self.git_allowed_schemes.iter().find(|s| {
+            !["https", "http", "ssh", "git", "file"].contains(&s.to_ascii_lowercase().as_str())
+        }) {
+            return Err(ConfigError::Scheme(unknown.clone()));
         }
         let topology = Topology::new(self.queue_prefix);
         let mut warnings = Vec::new();
@@ -341,6 +397,7 @@ impl Args {
                 max: self.retry_max_backoff,
             },
             drain: self.shutdown_grace,
+            max_wait: self.max_lock_wait,
         };
         let poll = PollSettings {
             interval: self.poll_interval,
@@ -377,6 +434,16 @@ impl Args {
             credentials,
             git_timeout,
             max_git_fetches: usize::from(self.max_git_fetches),
+            git_policy: RemotePolicy::new(
+                &self.git_allowed_schemes,
+                self.git_allow_local_addresses,
+            ),
+            git_max_fetch_bytes: self.git_max_fetch_bytes,
+            git_cache_max_bytes: (self.git_cache_max_bytes > 0).then_some(self.git_cache_max_bytes),
+            git_socket: SocketTimeouts {
+                connect: self.git_connect_timeout,
+                io: self.git_io_timeout,
+            },
             health_timeout,
             kubectl,
             helm,

@@ -90,6 +90,7 @@ pub fn job(app: AppRef, trigger: SyncTrigger, id: &str, topology: &Topology) -> 
         trigger,
         requested_at: jiff::Timestamp::now(),
         application: app,
+        failures: 0,
     });
     Some(Outgoing {
         exchange: topology.jobs_exchange(),

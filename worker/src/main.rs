@@ -173,10 +173,18 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
         projects_namespace = %config.namespace,
         "Application index ready"
     );
-    let git = GitCache::new(&config.git_cache, config.git_timeout)
+    // Before the first GitCache, whose constructor would set the defaults.
+    pushsync_worker::git::socket_timeouts(config.git_socket);
+    let mut git = GitCache::new(&config.git_cache, config.git_timeout)
         .observe_fetches(metrics.fetch_observer())
+        .observe_cache(metrics.cache_observer())
         .with_remote_slots(config.max_git_fetches)
-        .with_credentials(config.credentials);
+        .with_credentials(config.credentials)
+        .with_policy(config.git_policy)
+        .with_max_fetch_bytes(config.git_max_fetch_bytes);
+    if let Some(budget) = config.git_cache_max_bytes {
+        git = git.with_budget(budget);
+    }
     let tools = Tools {
         kubectl: config.kubectl.unwrap_or_else(|| "kubectl".into()),
         helm: config.helm.unwrap_or_else(|| "helm".into()),

@@ -21,7 +21,9 @@ pub const RESOURCES_TOTAL: &str = "pushsync_worker_resources_total";
 pub const DEAD_LETTERED_TOTAL: &str = "pushsync_worker_dead_lettered_total";
 /// Time per sync phase (`fetch`, `render`, `diff`, `apply`, `health`).
 pub const SYNC_PHASE_DURATION_SECONDS: &str = "pushsync_worker_sync_phase_duration_seconds";
-/// Sync jobs by how they ended (`synced`, `coalesced`, `stale`, `gone`, `dead_lettered`).
+/// Sync jobs by how they ended (`synced`, `coalesced`, `stale`, `gone`,
+/// `retried` (sent to a retry queue), `deferred` (lock busy too long),
+/// `dead_lettered`).
 pub const SYNC_JOBS_TOTAL: &str = "pushsync_worker_sync_jobs_total";
 /// Syncs running now in this worker.
 pub const SYNCS_RUNNING: &str = "pushsync_worker_syncs_running";
@@ -29,6 +31,10 @@ pub const SYNCS_RUNNING: &str = "pushsync_worker_syncs_running";
 pub const GIT_FETCH_DURATION_SECONDS: &str = "pushsync_worker_git_fetch_duration_seconds";
 /// Bytes received by git fetches.
 pub const GIT_FETCH_BYTES_TOTAL: &str = "pushsync_worker_git_fetch_bytes_total";
+/// Bytes the git cache holds on disk (after the last fetch).
+pub const GIT_CACHE_BYTES: &str = "pushsync_worker_git_cache_bytes";
+/// Cached repositories evicted to keep the git cache within its budget.
+pub const GIT_CACHE_EVICTIONS_TOTAL: &str = "pushsync_worker_git_cache_evictions_total";
 /// Applications by sync and health status, as this worker's index sees them.
 pub const APPLICATIONS: &str = "pushsync_worker_applications";
 /// Fallback poll cycles by result (`ran`, `failed`).
@@ -66,6 +72,10 @@ pub struct Metrics {
     pub git_fetch_duration: Histogram,
     /// See [`GIT_FETCH_BYTES_TOTAL`].
     pub git_fetch_bytes: IntCounter,
+    /// See [`GIT_CACHE_BYTES`].
+    pub git_cache_bytes: IntGauge,
+    /// See [`GIT_CACHE_EVICTIONS_TOTAL`].
+    pub git_cache_evictions: IntCounter,
     /// See [`APPLICATIONS`].
     pub applications: IntGaugeVec,
     /// See [`POLLS_TOTAL`].
@@ -130,6 +140,14 @@ impl Metrics {
         )?;
         let git_fetch_bytes =
             IntCounter::new(GIT_FETCH_BYTES_TOTAL, "Bytes received by git fetches.")?;
+        let git_cache_bytes = IntGauge::new(
+            GIT_CACHE_BYTES,
+            "Bytes the git cache holds on disk, as measured after the last fetch.",
+        )?;
+        let git_cache_evictions = IntCounter::new(
+            GIT_CACHE_EVICTIONS_TOTAL,
+            "Cached repositories evicted (least recently used first) to keep the git cache within PUSHSYNC_GIT_CACHE_MAX_BYTES.",
+        )?;
         let applications = IntGaugeVec::new(
             Opts::new(
                 APPLICATIONS,
@@ -156,6 +174,8 @@ impl Metrics {
             Box::new(syncs_running.clone()),
             Box::new(git_fetch_duration.clone()),
             Box::new(git_fetch_bytes.clone()),
+            Box::new(git_cache_bytes.clone()),
+            Box::new(git_cache_evictions.clone()),
             Box::new(applications.clone()),
             Box::new(polls.clone()),
             Box::new(poll_leader.clone()),
@@ -183,6 +203,8 @@ impl Metrics {
             syncs_running,
             git_fetch_duration,
             git_fetch_bytes,
+            git_cache_bytes,
+            git_cache_evictions,
             applications,
             polls,
             poll_leader,
@@ -199,6 +221,18 @@ impl Metrics {
         std::sync::Arc::new(move |took: std::time::Duration, received: u64| {
             duration.observe(took.as_secs_f64());
             bytes.inc_by(received);
+        })
+    }
+
+    /// A cache observer for [`crate::git::GitCache::observe_cache`].
+    pub fn cache_observer(&self) -> crate::git::CacheObserver {
+        let (bytes, evictions) = (
+            self.git_cache_bytes.clone(),
+            self.git_cache_evictions.clone(),
+        );
+        std::sync::Arc::new(move |total: u64, evicted: u64| {
+            bytes.set(i64::try_from(total).unwrap_or(i64::MAX));
+            evictions.inc_by(evicted);
         })
     }
 

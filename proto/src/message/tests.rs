@@ -99,6 +99,7 @@ fn sync_job_v1_matches_golden_file() {
             received_at: ts("2026-11-23T10:00:00.123Z"),
         },
         requested_at: ts("2026-11-23T10:00:00.200Z"),
+        failures: 0,
     };
     check_golden("sync-job-v1.json", &Message::SyncJobV1(job));
 }
@@ -138,6 +139,7 @@ fn sync_job_triggers_round_trip() {
             },
             trigger,
             requested_at: ts("2026-01-01T00:00:00Z"),
+            failures: 0,
         });
         assert_eq!(Message::decode(&job.encode().unwrap()).unwrap(), job);
     }

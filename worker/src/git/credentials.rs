@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::url::RemoteUrl;
+
 /// Why the credentials file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -104,10 +106,10 @@ impl Credentials {
     /// boundary, the longest. Never a raw string prefix: a credential for
     /// `https://github.com` is not one for `https://github.com.evil.tld/`.
     pub fn for_url(&self, url: &str) -> Option<&Credential> {
-        let target = Scope::parse(url)?;
+        let target = RemoteUrl::parse(url)?;
         self.0
             .iter()
-            .filter(|c| Scope::parse(&c.url).is_some_and(|scope| scope.covers(&target)))
+            .filter(|c| RemoteUrl::parse(&c.url).is_some_and(|scope| scope.covers(&target)))
             .max_by_key(|c| c.url.len())
     }
 }
@@ -116,109 +118,9 @@ impl Credential {
     /// Whether this credential may be offered to `url` (the URL a remote
     /// asks from, which differs from the configured one after a redirect).
     pub fn covers(&self, url: &str) -> bool {
-        match (Scope::parse(&self.url), Scope::parse(url)) {
+        match (RemoteUrl::parse(&self.url), RemoteUrl::parse(url)) {
             (Some(scope), Some(target)) => scope.covers(&target),
             _ => false,
         }
     }
-}
-
-/// Where a URL points, as far as credentials care.
-#[derive(Debug, PartialEq, Eq)]
-struct Scope {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
-    /// Path segments.
-    path: Vec<String>,
-}
-
-impl Scope {
-    /// `scheme://[user@]host[:port]/path`, or scp-like `user@host:path`
-    /// (read as `ssh`).
-    fn parse(url: &str) -> Option<Self> {
-        // A query or fragment ends the authority for a git client
-        // (`https://evil.tld?@github.com/x` is evil.tld's URL) but not for
-        // the reading below: such a URL has no scope, so no credential.
-        if url.contains(['?', '#']) {
-            return None;
-        }
-        let (scheme, rest) = match url.split_once("://") {
-            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-            None => {
-                let (authority, path) = url.split_once(':')?;
-                if authority.contains('/') {
-                    return None;
-                }
-                return Some(Self {
-                    scheme: "ssh".to_owned(),
-                    host: authority
-                        .rsplit_once('@')
-                        .map_or(authority, |(_, host)| host)
-                        .to_ascii_lowercase(),
-                    port: None,
-                    path: segments(path),
-                });
-            }
-        };
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        // An `@` after the first `/` makes the URL ambiguous (libgit2 reads
-        // `https://github.com%2Facme%2F@evil.tld/x`, decoded, as user
-        // `github.com/acme/` at `evil.tld`): no scope, so no credential.
-        if path.contains('@') {
-            return None;
-        }
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = match host_port.strip_prefix('[') {
-            // [v6]:port
-            Some(bracketed) => {
-                let (host, after) = bracketed.split_once(']')?;
-                let port = match after.strip_prefix(':') {
-                    Some(port) => Some(port.parse().ok()?),
-                    None if after.is_empty() => None,
-                    None => return None,
-                };
-                (host, port)
-            }
-            None => match host_port.split_once(':') {
-                Some((host, port)) => (host, Some(port.parse().ok()?)),
-                None => (host_port, None),
-            },
-        };
-        if host.is_empty() {
-            return None;
-        }
-        // A default port is the same place as no port.
-        let default = match scheme.as_str() {
-            "http" => Some(80),
-            "https" => Some(443),
-            "ssh" => Some(22),
-            "git" => Some(9418),
-            _ => None,
-        };
-        Some(Self {
-            port: port.filter(|port| Some(*port) != default),
-            scheme,
-            host: host.to_ascii_lowercase(),
-            path: segments(path),
-        })
-    }
-
-    /// Same scheme, host and port, and `self`'s path a segment prefix of
-    /// `target`'s.
-    fn covers(&self, target: &Self) -> bool {
-        self.scheme == target.scheme
-            && self.host == target.host
-            && self.port == target.port
-            && target.path.starts_with(&self.path)
-    }
-}
-
-/// The path's segments, query and fragment left out.
-fn segments(path: &str) -> Vec<String> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }

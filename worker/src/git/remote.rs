@@ -3,6 +3,7 @@
 //! transfer.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use git2::{Direction, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect};
@@ -64,68 +65,90 @@ fn auth_error(reason: &str) -> git2::Error {
     )
 }
 
-/// Turns a libgit2 error talking to `shown` into ours: past the deadline it
-/// is a timeout (the transfer callbacks aborted it), an authentication
-/// failure when credentials were refused or missing, else a failure.
-fn remote_failure(
-    shown: &str,
+/// One remote operation's bounds and what tripped them: the deadline and
+/// the received-bytes cap are enforced in libgit2's transfer callbacks
+/// (returning false aborts), and a libgit2 error is read back in their light.
+pub(super) struct Transfer {
+    /// The remote, without credentials.
+    shown: String,
     deadline: Instant,
     timeout: Duration,
-) -> impl Fn(git2::Error) -> GitError + Copy + '_ {
-    move |source| {
-        if source.code() == git2::ErrorCode::Auth || source.message().contains(AUTH_MARK) {
+    max_bytes: u64,
+    too_large: AtomicBool,
+}
+
+impl Transfer {
+    pub(super) fn new(url: &str, timeout: Duration, max_bytes: u64) -> Self {
+        Self {
+            shown: pushsync_proto::redact_url(url),
+            deadline: Instant::now() + timeout,
+            timeout,
+            max_bytes,
+            too_large: AtomicBool::new(false),
+        }
+    }
+
+    /// Turns a libgit2 error into ours: the cap or the deadline when one
+    /// aborted the transfer, an authentication failure when credentials
+    /// were refused or missing, else a failure.
+    fn failed(&self, source: git2::Error) -> GitError {
+        let shown = self.shown.clone();
+        if self.too_large.load(Ordering::Relaxed) {
+            GitError::TooLarge {
+                what: format!("the fetch from {shown}"),
+                limit: self.max_bytes,
+            }
+        } else if source.code() == git2::ErrorCode::Auth || source.message().contains(AUTH_MARK) {
             let message = source.message();
             let reason = message
                 .split_once(AUTH_MARK)
                 .map_or(message, |(_, reason)| reason);
             GitError::AuthenticationFailed {
-                url: shown.to_owned(),
+                url: shown,
                 reason: reason.to_owned(),
             }
-        } else if Instant::now() >= deadline {
+        } else if Instant::now() >= self.deadline {
             GitError::FetchTimedOut {
-                url: shown.to_owned(),
-                timeout,
+                url: shown,
+                timeout: self.timeout,
             }
         } else {
-            GitError::FetchFailed {
-                url: shown.to_owned(),
-                source,
-            }
+            GitError::FetchFailed { url: shown, source }
         }
+    }
+
+    /// Whether a transfer that received `bytes` so far may go on.
+    fn proceed(&self, bytes: usize) -> bool {
+        if bytes as u64 > self.max_bytes {
+            self.too_large.store(true, Ordering::Relaxed);
+            return false;
+        }
+        Instant::now() < self.deadline
     }
 }
 
 pub(super) fn list_blocking(
     path: &Path,
     url: &str,
-    timeout: Duration,
+    transfer: &Transfer,
     credential: Option<&Credential>,
 ) -> Result<RemoteHeads, GitError> {
     let repo = open_cache(path)?;
-    let shown = pushsync_proto::redact_url(url);
-    let deadline = Instant::now() + timeout;
-    let failed = remote_failure(&shown, deadline, timeout);
-    let mut remote = repo.remote_anonymous(url).map_err(failed)?;
-    Ok(RemoteHeads(ls_remote(
-        &mut remote,
-        deadline,
-        credential,
-        failed,
-    )?))
+    let mut remote = repo.remote_anonymous(url).map_err(|e| transfer.failed(e))?;
+    Ok(RemoteHeads(ls_remote(&mut remote, transfer, credential)?))
 }
 
 /// The remote's refs and their commits: one round trip, no objects.
-pub(super) fn ls_remote(
+fn ls_remote(
     remote: &mut git2::Remote<'_>,
-    deadline: Instant,
+    transfer: &Transfer,
     credential: Option<&Credential>,
-    failed: impl Fn(git2::Error) -> GitError + Copy,
 ) -> Result<Vec<(String, Oid)>, GitError> {
+    let failed = |e| transfer.failed(e);
     let connection = remote
         .connect_auth(
             Direction::Fetch,
-            Some(callbacks(deadline, credential)),
+            Some(callbacks(transfer, credential)),
             None,
         )
         .map_err(failed)?;
@@ -141,13 +164,11 @@ pub(super) fn resolve_blocking(
     path: &Path,
     url: &str,
     revision: &str,
-    timeout: Duration,
+    transfer: &Transfer,
     credential: Option<&Credential>,
 ) -> Result<(String, Option<Fetched>), GitError> {
     let repo = open_cache(path)?;
-    let shown = pushsync_proto::redact_url(url);
-    let deadline = Instant::now() + timeout;
-    let failed = remote_failure(&shown, deadline, timeout);
+    let failed = |e| transfer.failed(e);
     let is_commit = crate::routing::is_commit(revision);
     if is_commit
         && let Ok(oid) = Oid::from_str(revision)
@@ -159,7 +180,7 @@ pub(super) fn resolve_blocking(
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
     // Which ref, and which commit it points at: one round trip, no objects.
     let (ref_name, oid) = {
-        let heads = ls_remote(&mut remote, deadline, credential, failed)?;
+        let heads = ls_remote(&mut remote, transfer, credential)?;
         let found = if is_commit {
             None
         } else {
@@ -173,7 +194,7 @@ pub(super) fn resolve_blocking(
             .flatten()
     })
     .ok_or_else(|| GitError::RevisionNotFound {
-        url: shown.clone(),
+        url: transfer.shown.clone(),
         revision: revision.to_owned(),
     })?;
 
@@ -182,7 +203,8 @@ pub(super) fn resolve_blocking(
     }
     // A ref: fetch just that ref, shallow. A commit id: servers speaking the
     // protocol libgit2 uses refuse wants that are not ref tips, so fetch the
-    // branches and tags (whole history, unshallowing the cache) and look for it.
+    // branches and tags (whole history, unshallowing the cache, within the
+    // byte cap) and look for it.
     let refspecs: Vec<String> = match &ref_name {
         Some(name) => vec![format!(
             "+{name}:refs/pushsync/{}",
@@ -194,7 +216,7 @@ pub(super) fn resolve_blocking(
         ],
     };
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(deadline, credential));
+    options.remote_callbacks(callbacks(transfer, credential));
     options.download_tags(git2::AutotagOption::None);
     // Never follow a fetch to another host.
     options.follow_redirects(RemoteRedirect::None);
@@ -216,13 +238,16 @@ pub(super) fn resolve_blocking(
         .find_object(oid, None)
         .and_then(|object| object.peel_to_commit())
         .map_err(|_| GitError::RevisionNotFound {
-            url: shown,
+            url: transfer.shown.clone(),
             revision: revision.to_owned(),
         })?;
     Ok((commit.id().to_string(), Some(fetched)))
 }
 
-fn callbacks(deadline: Instant, credential: Option<&Credential>) -> RemoteCallbacks<'_> {
+fn callbacks<'a>(
+    transfer: &'a Transfer,
+    credential: Option<&'a Credential>,
+) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     // libgit2 asks again after a refusal: answer once, then give up.
     let mut asked = false;
@@ -268,8 +293,9 @@ fn callbacks(deadline: Instant, credential: Option<&Credential>) -> RemoteCallba
             "no configured credential is of a kind the remote accepts",
         ))
     });
-    // Returning false aborts the transfer: that is how a fetch stops at its deadline.
-    callbacks.transfer_progress(move |_| Instant::now() < deadline);
-    callbacks.sideband_progress(move |_| Instant::now() < deadline);
+    // Returning false aborts the transfer: that is how a fetch stops at its
+    // deadline or its byte cap.
+    callbacks.transfer_progress(|progress| transfer.proceed(progress.received_bytes()));
+    callbacks.sideband_progress(|_| transfer.proceed(0));
     callbacks
 }

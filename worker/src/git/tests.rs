@@ -10,7 +10,8 @@ use super::*;
 
 fn cache() -> (tempfile::TempDir, GitCache) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(dir.path(), Duration::from_secs(20));
+    let cache =
+        GitCache::new(dir.path(), Duration::from_secs(20)).with_policy(RemotePolicy::permissive());
     (dir, cache)
 }
 
@@ -219,7 +220,8 @@ async fn private_repositories_need_their_credentials_and_secrets_stay_out_of_err
 
     // No credentials configured: refused, not worth a retry, readable.
     let cache = tempfile::tempdir().unwrap();
-    let git = GitCache::new(cache.path(), Duration::from_secs(20));
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive());
     let error = git.resolve(&url, "main").await.unwrap_err();
     assert!(
         matches!(error, GitError::AuthenticationFailed { .. }),
@@ -239,8 +241,9 @@ async fn private_repositories_need_their_credentials_and_secrets_stay_out_of_err
             ssh_private_key_file: None,
         }])
     };
-    let git =
-        GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials(&wrong));
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .with_credentials(credentials(&wrong));
     let error = git.resolve(&url, "main").await.unwrap_err();
     assert!(
         matches!(error, GitError::AuthenticationFailed { .. }),
@@ -252,8 +255,9 @@ async fn private_repositories_need_their_credentials_and_secrets_stay_out_of_err
     // The right token, from a file (a mounted Secret): resolved and read.
     let right = secrets.path().join("token");
     std::fs::write(&right, "s3cr3t-token\n").unwrap();
-    let git =
-        GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials(&right));
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .with_credentials(credentials(&right));
     assert_eq!(git.resolve(&url, "main").await.unwrap(), head);
     let files = git
         .files(&url, &head, "apps/web", Limits::default())
@@ -349,12 +353,12 @@ async fn many_applications_on_one_branch_cost_one_fetch_per_new_commit() {
     let cache = tempfile::tempdir().unwrap();
     let fetches = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = fetches.clone();
-    let git = GitCache::new(cache.path(), Duration::from_secs(20)).observe_fetches(
-        std::sync::Arc::new(move |_, bytes| {
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .observe_fetches(std::sync::Arc::new(move |_, bytes| {
             assert!(bytes > 0, "a fetch receives objects");
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }),
-    );
+        }));
     // Fifty Applications on the branch resolve it, twenty at a time.
     let resolves: Vec<_> = (0..50).map(|_| git.resolve(&url, "main")).collect();
     let heads = futures_util::stream::iter(resolves)
@@ -424,7 +428,9 @@ async fn credentials_are_withheld_from_a_host_a_redirect_leads_to() {
         ssh_private_key_file: None,
     }]);
     let cache = tempfile::tempdir().unwrap();
-    let git = GitCache::new(cache.path(), Duration::from_secs(20)).with_credentials(credentials);
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .with_credentials(credentials);
     let error = git.resolve(&front_url, "main").await.unwrap_err();
     assert!(
         matches!(error, GitError::AuthenticationFailed { .. }),
@@ -432,4 +438,168 @@ async fn credentials_are_withheld_from_a_host_a_redirect_leads_to() {
     );
     assert!(error.to_string().contains("withheld"), "{error}");
     assert!(!format!("{error:?}").contains("s3cr3t-token"));
+}
+
+/// A listener that counts the connections it accepts.
+fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn repo_urls_aimed_at_the_workers_own_network_are_refused_before_any_connection() {
+    let repo = GitRepo::init();
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit("a");
+    let (port, accepted) = counting_listener();
+    let dir = tempfile::tempdir().unwrap();
+    // The policy a cluster install runs with.
+    let git = GitCache::new(dir.path(), Duration::from_secs(5));
+    let on_disk = repo.path().display().to_string();
+    for url in [
+        format!("git://127.0.0.1:{port}/repo"),
+        format!("https://localhost:{port}/repo"),
+        format!("https://[::ffff:127.0.0.1]:{port}/repo"),
+        format!("git://2130706433:{port}/repo"),
+        "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
+        format!("file://{on_disk}"),
+        on_disk.clone(),
+    ] {
+        for error in [
+            git.resolve(&url, "main").await.unwrap_err(),
+            git.heads(&url).await.map(|_| ()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(error, GitError::NotAllowed { .. }),
+                "{url}: {error:?}"
+            );
+            assert!(
+                !error.is_transient(),
+                "a refusal is the Application's to fix"
+            );
+        }
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was contacted"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing was cached"
+    );
+}
+
+#[tokio::test]
+async fn network_failures_tell_the_status_nothing_about_the_target() {
+    // A port nothing listens on: libgit2 says "connection refused", a port
+    // scanner's answer; the status message must not.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_dir, git) = cache();
+    let error = git
+        .resolve(&format!("git://127.0.0.1:{port}/x"), "main")
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    let public = error.public_message();
+    assert_eq!(
+        public,
+        format!("fetching from git://127.0.0.1:{port}/x failed (the worker's log has the cause)")
+    );
+    let detail = pushsync_service::error_chain(&error);
+    assert!(
+        detail.len() > public.len(),
+        "the log keeps the cause: {detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_over_the_byte_cap_stops_and_is_not_retried() {
+    let repo = GitRepo::init();
+    // Incompressible, so the pack is as large as the content.
+    let mut random = vec![0u8; 150_000];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut random,
+    )
+    .unwrap();
+    let noise: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    repo.write("big.txt", &noise);
+    repo.commit("big");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let dir = tempfile::tempdir().unwrap();
+    let git = GitCache::new(dir.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .with_max_fetch_bytes(16 * 1024);
+    let error = git
+        .resolve(&daemon.url_of(&repo), "main")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, GitError::TooLarge { limit: 16384, .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn the_cache_stays_within_its_disk_budget_evicting_the_least_recently_used() {
+    let repos: Vec<GitRepo> = (0..3)
+        .map(|i| {
+            let repo = GitRepo::init();
+            repo.write("a.yaml", &format!("a: {i}\n"));
+            repo.commit("a");
+            repo
+        })
+        .collect();
+    let daemons: Vec<GitDaemon> = repos.iter().map(GitDaemon::serve_repo).collect();
+    let urls: Vec<String> = repos
+        .iter()
+        .zip(&daemons)
+        .map(|(repo, daemon)| daemon.url_of(repo))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    // Room for about one small repository.
+    let git = GitCache::new(dir.path(), Duration::from_secs(20))
+        .with_policy(RemotePolicy::permissive())
+        .with_budget(1)
+        .observe_cache(std::sync::Arc::new(move |bytes, evicted| {
+            record.lock().unwrap().push((bytes, evicted));
+        }));
+    let repositories = || std::fs::read_dir(dir.path()).unwrap().count();
+    for url in &urls {
+        let commit = git.resolve(url, "main").await.unwrap();
+        // The one just fetched is never the one evicted: it is read next.
+        let files = git
+            .files(url, &commit, "", Limits::default())
+            .await
+            .unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(repositories(), 1, "only the latest stays on disk");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().map(|(_, e)| e).sum::<u64>(), 2, "{seen:?}");
+    assert!(seen.iter().all(|(bytes, _)| *bytes > 0), "{seen:?}");
+    // An evicted repository is fetched again when needed.
+    let calls = git.remote_calls();
+    let first = git.resolve(&urls[0], "main").await.unwrap();
+    assert_eq!(git.remote_calls(), calls + 1);
+    git.files(&urls[0], &first, "", Limits::default())
+        .await
+        .unwrap();
 }

@@ -50,6 +50,10 @@ pub struct SyncSettings {
     pub retry: RetryPolicy,
     /// On shutdown, how long running syncs may take to finish.
     pub drain: Duration,
+    /// Longest a job waits for its Application's lock while holding its
+    /// delivery; then it is published again to come back later. Keeps
+    /// deliveries well within RabbitMQ's `consumer_timeout` (30 min).
+    pub max_wait: Duration,
 }
 
 impl Default for SyncSettings {
@@ -60,6 +64,7 @@ impl Default for SyncSettings {
             lock_poll: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             drain: Duration::from_secs(30),
+            max_wait: Duration::from_secs(600),
         }
     }
 }
@@ -80,6 +85,15 @@ enum Failure {
 }
 
 impl Failure {
+    /// What the Application's status may say about it (a git failure's
+    /// cause stays in the log; see [`crate::git::GitError::public_message`]).
+    fn public_message(&self) -> String {
+        match self {
+            Self::Sync(Transient::Git(error)) => error.public_message(),
+            other => error_chain(other),
+        }
+    }
+
     /// A bounded label for logs.
     fn kind(&self) -> &'static str {
         match self {
@@ -102,6 +116,9 @@ enum Done {
     Gone,
     /// The pushed commit is already synced.
     Stale,
+    /// Waited for the Application's lock longer than `max_wait`: published
+    /// again to come back later, so no delivery is held for long.
+    Deferred,
     /// Shutting down: the job stays unacknowledged and is redelivered.
     Stopped,
 }
@@ -219,7 +236,9 @@ impl Syncer {
                 return;
             }
         };
-        let mut failures = 0;
+        // Failures before this delivery (a job re-published to wait out its
+        // backoff carries them), so the limit holds across re-publishes.
+        let mut failures = job.failures;
         loop {
             let error = match self.attempt(&job, &stop).await {
                 Ok(Done::Stopped) => return,
@@ -228,6 +247,7 @@ impl Syncer {
                         Done::Synced => "synced",
                         Done::Covered => "coalesced",
                         Done::Stale => "stale",
+                        Done::Deferred => "deferred",
                         _ => "gone",
                     };
                     inner
@@ -255,16 +275,61 @@ impl Syncer {
             let error_kind = error.kind();
             let Some(delay) = policy.delay(failures) else {
                 tracing::error!(application = %job.application, failures, error_kind, error = %message, "giving up on this job; dead-lettering it");
-                self.give_up(&job.application, failures, &message).await;
+                self.give_up(&job.application, failures, &error.public_message())
+                    .await;
                 self.dead_letter(delivery).await;
                 return;
             };
-            tracing::warn!(application = %job.application, failures, error_kind, retry_in_ms = delay.as_millis() as u64, error = %message, "sync attempt failed; retrying");
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
+            // Wait out the backoff in the broker, not here: a held delivery
+            // counts against the prefetch and RabbitMQ's consumer timeout.
+            match self.later(&job, failures, delay).await {
+                Ok(waits) => {
+                    tracing::warn!(application = %job.application, failures, error_kind, retry_in_ms = waits.as_millis() as u64, error = %message, "sync attempt failed; the job waits in a retry queue");
+                    inner
+                        .shared
+                        .metrics
+                        .sync_jobs
+                        .with_label_values(&["retried"])
+                        .inc();
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(error = %error, "acknowledging failed; the job will be redelivered (and also comes back from the retry queue)");
+                    }
+                    return;
+                }
+                Err(publish) => {
+                    tracing::warn!(application = %job.application, failures, error_kind, retry_in_ms = delay.as_millis() as u64, error = %message, publish_error = %publish, "sync attempt failed; the retry queue is unavailable, retrying in place");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
             }
         }
+    }
+
+    /// Publish `job` again, with `failures` so far, to come back after `delay`.
+    async fn later(
+        &self,
+        job: &SyncJob,
+        failures: u32,
+        delay: Duration,
+    ) -> Result<Duration, pushsync_broker::PublishError> {
+        let shared = &self.inner.shared;
+        let message = Message::SyncJobV1(SyncJob {
+            failures,
+            ..job.clone()
+        });
+        let body = message
+            .encode()
+            .map_err(|_| pushsync_broker::PublishError::Unavailable)?;
+        let outgoing = pushsync_broker::Outgoing {
+            exchange: shared.topology.jobs_exchange(),
+            routing_key: pushsync_proto::Topology::SYNC_ROUTING_KEY.to_owned(),
+            message_id: job.job_id.clone(),
+            schema: message.schema(),
+            body,
+        };
+        shared.broker.publish_later(&outgoing, delay).await
     }
 
     /// Where this process's jobs for `app` wait to be woken.
@@ -309,6 +374,7 @@ impl Syncer {
         // starts later; the lock itself is taken only with a slot in hand.
         let mut ticket = None;
         let mut slot = None;
+        let waiting_since = tokio::time::Instant::now();
         loop {
             if slot.is_none() {
                 slot = inner.slots.clone().try_acquire_owned().ok();
@@ -350,6 +416,14 @@ impl Syncer {
                 }
                 Claim::Busy { .. } => {
                     slot = None;
+                    if waiting_since.elapsed() >= inner.settings.max_wait
+                        && self
+                            .later(job, job.failures, inner.settings.lock_poll)
+                            .await
+                            .is_ok()
+                    {
+                        return Ok(Done::Deferred);
+                    }
                     if let Some(revision) = revision {
                         self.announce(&job.application, revision);
                     }

@@ -60,6 +60,8 @@ pub(super) async fn resolve(
         Err(error) => {
             let reason = match &error {
                 GitError::AuthenticationFailed { .. } => "AuthenticationFailed",
+                GitError::NotAllowed { .. } => "RepositoryNotAllowed",
+                GitError::TooLarge { .. } => "SourceTooLarge",
                 _ => "RevisionNotFound",
             };
             Ok(stop(

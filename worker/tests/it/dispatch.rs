@@ -67,7 +67,8 @@ async fn a_push_on_the_queue_ends_applied_with_its_status_written() {
     let index = Index::watch(sandbox.client(), &Namespaces::All, stop.clone());
     assert!(index.ready().await);
     let cache = tempfile::tempdir().unwrap();
-    let git = GitCache::new(cache.path(), Duration::from_secs(20));
+    let git = GitCache::new(cache.path(), Duration::from_secs(20))
+        .with_policy(pushsync_worker::git::RemotePolicy::permissive());
     let ctx = support::sync_context(&sandbox, git.clone());
     let shared = support::shared(
         &sandbox,

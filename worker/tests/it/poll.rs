@@ -93,7 +93,8 @@ impl Setup {
         Self {
             sandbox,
             queue: MemoryQueue::new(10_000),
-            git: GitCache::new(cache.path(), Duration::from_secs(20)),
+            git: GitCache::new(cache.path(), Duration::from_secs(20))
+                .with_policy(pushsync_worker::git::RemotePolicy::permissive()),
             _cache: cache,
         }
     }

@@ -49,6 +49,7 @@ async fn until(
 fn git_cache() -> GitCache {
     let cache = tempfile::tempdir().unwrap().keep();
     GitCache::new(cache, Duration::from_secs(20))
+        .with_policy(pushsync_worker::git::RemotePolicy::permissive())
 }
 
 /// The worker's loops over `sandbox` with `ctx`, the fallback poll an hour

@@ -18,7 +18,11 @@ use serde_json::json;
 use crate::support;
 
 fn context(sandbox: &Sandbox, cache: &std::path::Path) -> SyncContext {
-    support::sync_context(sandbox, GitCache::new(cache, Duration::from_secs(20)))
+    support::sync_context(
+        sandbox,
+        GitCache::new(cache, Duration::from_secs(20))
+            .with_policy(pushsync_worker::git::RemotePolicy::permissive()),
+    )
 }
 
 fn application(url: &str, prune: bool) -> Application {
@@ -723,4 +727,50 @@ async fn secret_values_written_in_the_cluster_never_reach_the_status() {
     ] {
         assert!(!status.contains(leaked), "{leaked} leaked into the status");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_urls_aimed_at_metadata_loopback_or_local_files_fail_with_nothing_fetched() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // The remote policy a cluster install runs with.
+    let ctx = support::sync_context(
+        &sandbox,
+        GitCache::new(cache.path(), Duration::from_secs(5)),
+    );
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {colour: blue}\n",
+    );
+    repo.commit("settings");
+    // A real repository on loopback, and the same one as a local path.
+    let daemon = GitDaemon::serve_repo(&repo);
+    for url in [
+        daemon.url_of(&repo),
+        format!("file://{}", repo.path().display()),
+        repo.path().display().to_string(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "https://metadata.google.internal/computeMetadata/v1/".to_owned(),
+    ] {
+        let outcome = sync(&ctx, &application(&url, true)).await.unwrap();
+        assert_eq!(outcome.phase, OperationPhase::Failed, "{url}");
+        let condition = outcome.condition.unwrap();
+        assert_eq!(condition.kind, "SourceFailed", "{url}");
+        assert_eq!(
+            condition.reason.as_deref(),
+            Some("RepositoryNotAllowed"),
+            "{url}"
+        );
+        assert!(outcome.resources.is_empty(), "{url}: nothing applied");
+    }
+    assert!(
+        std::fs::read_dir(cache.path()).unwrap().next().is_none(),
+        "nothing fetched"
+    );
+    let settings = Manifest {
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}),
+        source: "test".into(),
+    };
+    assert_eq!(ctx.cluster.get(&settings, "guestbook").await.unwrap(), None);
 }

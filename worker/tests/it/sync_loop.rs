@@ -100,7 +100,8 @@ impl Fixture {
         lease: Duration,
         lock_poll: Duration,
     ) {
-        let git = GitCache::new(self._cache.path().join(identity), Duration::from_secs(20));
+        let git = GitCache::new(self._cache.path().join(identity), Duration::from_secs(20))
+            .with_policy(pushsync_worker::git::RemotePolicy::permissive());
         let ctx = pushsync_worker::sync::SyncContext {
             health_timeout,
             ..support::sync_context(&self.sandbox, git.clone())

@@ -81,7 +81,8 @@ impl Setup {
             projects: Projects::read(sandbox.client(), support::PROJECTS),
             ..support::sync_context(
                 &sandbox,
-                GitCache::new(cache.path(), Duration::from_secs(20)),
+                GitCache::new(cache.path(), Duration::from_secs(20))
+                    .with_policy(pushsync_worker::git::RemotePolicy::permissive()),
             )
         };
         Self {
