@@ -33,10 +33,16 @@ test: deps broker lint ## Everything: lint, unit, integration and end-to-end tes
 test-unit: ## Only the tests beside the code: no broker, no sandbox (passes with RabbitMQ stopped)
 	$(CARGO) test --workspace --lib --locked
 
-lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction, unused dependencies
+lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction, unused dependencies, RustSec advisories
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) machete
+	# RustSec advisories, offline, against the vendored snapshot (third_party/advisory-db/;
+	# its commit and date are printed: later advisories are not checked). cargo-deny
+	# runs `cargo metadata`, which needs every target's crates downloaded.
+	@scripts/advisory-db.sh
+	$(CARGO) fetch --locked --quiet
+	$(PUSHSYNC_TOOLS)/bin/cargo-deny --offline --locked check advisories sources
 
 check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 	@scripts/check-deps.sh
@@ -44,12 +50,14 @@ check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps: ## Install the tools the tests use (promtool; pinned helm 4; cargo-machete)
+deps: ## Install the tools the tests and lint use (promtool; pinned helm 4; cargo-machete; pinned cargo-deny)
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
 	@dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
 	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	@scripts/install-helm.sh
+	@python3 -m pip --version >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip >/dev/null; }
+	@scripts/install-cargo-deny.sh
 	@command -v cargo-machete >/dev/null || $(CARGO) install --locked --quiet cargo-machete@0.9.2
 
 broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it if needed)

@@ -178,6 +178,8 @@ impl Receiver {
             .env("PUSHSYNC_LISTEN", format!("127.0.0.1:{port}"))
             .env("PUSHSYNC_AMQP_URL", amqp_url())
             .env("PUSHSYNC_QUEUE_PREFIX", topology.prefix())
+            // The bench has no worker to declare the queues.
+            .env("PUSHSYNC_DECLARE_TOPOLOGY", "true")
             .env("PUSHSYNC_GITHUB_SECRET", SECRET)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

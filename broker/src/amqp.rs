@@ -30,6 +30,8 @@ pub struct AmqpConfig {
     pub connection_name: String,
     /// Names of exchanges and queues.
     pub topology: Topology,
+    /// What to declare on connecting.
+    pub declare: Declare,
     /// How long a publish may wait for its confirm before it counts as failed.
     pub confirm_timeout: Duration,
     /// First delay before reconnecting; doubled per failure up to `max_backoff`.
@@ -45,6 +47,7 @@ impl AmqpConfig {
             uri,
             connection_name: connection_name.into(),
             topology: Topology::default(),
+            declare: Declare::default(),
             confirm_timeout: Duration::from_secs(5),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -278,25 +281,118 @@ async fn open(config: &AmqpConfig) -> Result<(Connection, Channel), lapin::Error
         ConnectionProperties::default().with_connection_name(config.connection_name.clone().into());
     let connection = Connection::connect(config.uri.expose_secret(), properties).await?;
     let channel = connection.create_channel().await?;
+    match config.declare {
+        Declare::Topology(bounds) => {
+            declare_topology(&connection, &config.topology, &bounds).await?;
+        }
+        Declare::CheckEvents => check_events_topology(&connection, &config.topology).await?,
+    }
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    declare_topology(&channel, &config.topology).await?;
     Ok((connection, channel))
 }
 
-/// Declare the exchanges and queues of `topology` (idempotent).
+/// What a connection declares on RabbitMQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declare {
+    /// Every exchange and queue, with these bounds (the worker: its broker
+    /// user may configure `<prefix>.*`).
+    Topology(QueueBounds),
+    /// Nothing: only check, passively, that the events exchange and the
+    /// push-events queue exist, and stay not ready until they do (the
+    /// receiver, whose broker user may only publish to the events exchange).
+    CheckEvents,
+}
+
+impl Default for Declare {
+    fn default() -> Self {
+        Self::Topology(QueueBounds::default())
+    }
+}
+
+/// How long the queues may grow. At the bound the push-events and sync-jobs
+/// queues refuse publishes (`reject-publish`: the receiver answers 503 and
+/// the forge retries; the dispatcher retries the push event), never drop
+/// what they hold; the dead-letter queue keeps the newest messages
+/// (`drop-head`: it is for inspection, and every dead-lettering is counted
+/// in `pushsync_worker_dead_lettered_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Most messages in the push-events and in the sync-jobs queue.
+    pub max_length: u64,
+    /// Most bytes of message bodies in each of them.
+    pub max_bytes: u64,
+    /// Most messages kept in the dead-letter queue.
+    pub dead_letter_max_length: u64,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        Self {
+            max_length: 100_000,
+            max_bytes: 512 * 1024 * 1024,
+            dead_letter_max_length: 10_000,
+        }
+    }
+}
+
+/// Check that the receiver's exchange and queue exist, declaring nothing
+/// (passive declares need no permission on RabbitMQ).
+pub async fn check_events_topology(
+    connection: &Connection,
+    topology: &Topology,
+) -> Result<(), lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .exchange_declare(
+            topology.events_exchange().as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            topology.push_events_queue().as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let _ = channel.close(200, ShortString::from("checked")).await;
+    Ok(())
+}
+
+/// Declare the exchanges and queues of `topology` (idempotent), on a
+/// channel of their own.
 ///
-/// Queues are quorum queues: replicated, persistent, and with a delivery limit
-/// after which a message that keeps failing is dead-lettered instead of
-/// looping forever.
-pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<(), lapin::Error> {
+/// Queues are quorum queues: replicated, persistent, bounded by `bounds`,
+/// and with a delivery limit after which a message that keeps failing is
+/// dead-lettered instead of looping forever. A queue an older release
+/// declared with other arguments is used as it is, with a warning (RabbitMQ
+/// refuses to change a queue's arguments; see README "Upgrading").
+pub async fn declare_topology(
+    connection: &Connection,
+    topology: &Topology,
+    bounds: &QueueBounds,
+) -> Result<(), lapin::Error> {
+    let mut declarer = Declarer {
+        connection,
+        channel: connection.create_channel().await?,
+    };
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
     let dead_letter = topology.dead_letter();
-    channel
+    declarer
+        .channel
         .exchange_declare(
             dead_letter.as_str().into(),
             ExchangeKind::Fanout,
@@ -304,8 +400,15 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
             FieldTable::default(),
         )
         .await?;
-    declare_queue(channel, &dead_letter, None).await?;
-    bind(channel, &dead_letter, &dead_letter, "").await?;
+    let dead_letter_bound = [
+        (
+            "x-max-length",
+            AMQPValue::LongLongInt(as_i64(bounds.dead_letter_max_length)),
+        ),
+        ("x-overflow", AMQPValue::LongString("drop-head".into())),
+    ];
+    declarer.queue(&dead_letter, dead_letter_bound).await?;
+    bind(&declarer.channel, &dead_letter, &dead_letter, "").await?;
 
     for (exchange, kind, queue, key) in [
         (
@@ -321,7 +424,8 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
             Topology::SYNC_ROUTING_KEY,
         ),
     ] {
-        channel
+        declarer
+            .channel
             .exchange_declare(
                 exchange.as_str().into(),
                 kind,
@@ -329,10 +433,76 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
                 FieldTable::default(),
             )
             .await?;
-        declare_queue(channel, &queue, Some(&dead_letter)).await?;
-        bind(channel, &queue, &exchange, key).await?;
+        let arguments = [
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString(dead_letter.as_str().into()),
+            ),
+            ("x-delivery-limit", AMQPValue::LongLongInt(DELIVERY_LIMIT)),
+            (
+                "x-max-length",
+                AMQPValue::LongLongInt(as_i64(bounds.max_length)),
+            ),
+            (
+                "x-max-length-bytes",
+                AMQPValue::LongLongInt(as_i64(bounds.max_bytes)),
+            ),
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+        ];
+        declarer.queue(&queue, arguments).await?;
+        bind(&declarer.channel, &queue, &exchange, key).await?;
     }
+    let _ = declarer
+        .channel
+        .close(200, ShortString::from("declared"))
+        .await;
     Ok(())
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Declares on a channel it replaces when RabbitMQ closes it for a queue
+/// that exists with other arguments.
+struct Declarer<'a> {
+    connection: &'a Connection,
+    channel: Channel,
+}
+
+impl Declarer<'_> {
+    async fn queue(
+        &mut self,
+        name: &str,
+        arguments: impl IntoIterator<Item = (&'static str, AMQPValue)>,
+    ) -> Result<(), lapin::Error> {
+        match declare_quorum_queue(&self.channel, name, arguments).await {
+            Err(error) if precondition_failed(&error) => {
+                tracing::warn!(
+                    queue = name,
+                    "the queue exists with other arguments (an older release declared it); using it as it is, without the bounds this release sets (README: Upgrading)"
+                );
+                self.channel = self.connection.create_channel().await?;
+                self.channel
+                    .queue_declare(
+                        name.into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..QueueDeclareOptions::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await?;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// RabbitMQ's 406: a redeclare with arguments other than the queue's.
+fn precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 406)
 }
 
 /// A queue where sync jobs wait `seconds`, then go back to the jobs
@@ -372,23 +542,6 @@ pub(crate) async fn declare_retry_queue(
 
 /// How often a message may be redelivered before it is dead-lettered.
 const DELIVERY_LIMIT: i64 = 20;
-
-async fn declare_queue(
-    channel: &Channel,
-    name: &str,
-    dead_letter_exchange: Option<&str>,
-) -> Result<(), lapin::Error> {
-    let dead_lettering = dead_letter_exchange.map(|exchange| {
-        [
-            (
-                "x-dead-letter-exchange",
-                AMQPValue::LongString(exchange.into()),
-            ),
-            ("x-delivery-limit", AMQPValue::LongLongInt(DELIVERY_LIMIT)),
-        ]
-    });
-    declare_quorum_queue(channel, name, dead_lettering.into_iter().flatten()).await
-}
 
 /// Declare a durable quorum queue with `arguments` besides its type.
 async fn declare_quorum_queue(

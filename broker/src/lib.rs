@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 use tokio::sync::watch;
 
-pub use amqp::{AmqpConfig, declare_topology};
+pub use amqp::{AmqpConfig, Declare, QueueBounds, check_events_topology, declare_topology};
 pub use consume::{AckError, Consumer, Delivery};
 pub use memory::MemoryQueue;
 

@@ -184,6 +184,10 @@ pub struct Args {
     #[arg(long, env = "PUSHSYNC_QUEUE_PREFIX", default_value = Topology::DEFAULT_PREFIX)]
     pub queue_prefix: String,
 
+    /// Declare the whole queue topology (needs a broker user that may configure it); by default the receiver only checks that the workers declared it, and stays not ready until they have.
+    #[arg(long, env = "PUSHSYNC_DECLARE_TOPOLOGY")]
+    pub declare_topology: bool,
+
     /// How long a publish may wait for RabbitMQ's confirm before answering 503.
     #[arg(long, env = "PUSHSYNC_CONFIRM_TIMEOUT", default_value = "5s", value_parser = pushsync_service::parse_duration)]
     pub confirm_timeout: Duration,
@@ -345,6 +349,11 @@ impl Args {
             let mut amqp = AmqpConfig::new(uri, format!("pushsync-receiver@{host}"));
             amqp.topology = topology;
             amqp.confirm_timeout = self.confirm_timeout;
+            // The receiver's broker user needs no configure permission: the
+            // workers declare the topology; the receiver only checks it.
+            if !self.declare_topology {
+                amqp.declare = pushsync_broker::Declare::CheckEvents;
+            }
             QueueConfig::Amqp(amqp)
         };
         let secrets = SecretSources {

@@ -121,3 +121,56 @@ impl TestBroker {
         }
     }
 }
+
+/// A RabbitMQ user of the local broker with the given permissions on the
+/// default vhost (regular expressions, as `rabbitmqctl set_permissions`
+/// takes them), deleted when dropped. Made with `rabbitmqctl`, so it needs
+/// the broker on this machine (it is, for tests and CI).
+pub struct BrokerUser {
+    /// The user name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl BrokerUser {
+    /// Create the user; `configure`, `write` and `read` are the permission
+    /// patterns (`^$` for none).
+    pub fn create(configure: &str, write: &str, read: &str) -> Self {
+        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        rabbitmqctl(&["add_user", &name, &password]);
+        rabbitmqctl(&["set_permissions", "-p", "/", &name, configure, write, read]);
+        Self { name, password }
+    }
+
+    /// The broker URL as this user.
+    pub fn url(&self) -> String {
+        format!("amqp://{}:{}@127.0.0.1:5672/%2f", self.name, self.password)
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_user", &self.name])
+            .output();
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let output = match std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) => panic!("rabbitmqctl is required for this test: {error}"),
+    };
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {} failed: {}",
+        args.first().copied().unwrap_or_default(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

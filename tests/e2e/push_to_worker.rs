@@ -118,6 +118,10 @@ async fn a_signed_push_reaches_a_worker_through_rabbitmq() {
 async fn pushes_accepted_while_no_worker_runs_wait_in_the_queue() {
     let broker = TestBroker::connect().await;
     let topology = unique_topology();
+    // The install's init step: the receiver only checks for the topology.
+    pushsync_broker::declare_topology(&broker.connection, &topology, &Default::default())
+        .await
+        .unwrap();
     let (receiver, base) = receiver(topology.prefix());
     assert!(
         wait_status(&format!("{base}/readyz"), 200, WAIT).await,

@@ -81,6 +81,19 @@ pub struct Args {
     /// Longest retry delay when an Application names none.
     #[arg(long, env = "PUSHSYNC_RETRY_MAX_BACKOFF", default_value = "3m", value_parser = parse_duration)]
     pub retry_max_backoff: Duration,
+    /// Most messages in the push-events and in the sync-jobs queue (more are refused, never dropped).
+    #[arg(long, env = "PUSHSYNC_QUEUE_MAX_LENGTH", default_value_t = 100_000)]
+    pub queue_max_length: u64,
+    /// Most bytes of messages in each of those queues (e.g. 512Mi).
+    #[arg(long, env = "PUSHSYNC_QUEUE_MAX_BYTES", default_value = "512Mi", value_parser = pushsync_service::parse_bytes)]
+    pub queue_max_bytes: u64,
+    /// Most messages kept in the dead-letter queue (the oldest go first).
+    #[arg(
+        long,
+        env = "PUSHSYNC_DEAD_LETTER_MAX_LENGTH",
+        default_value_t = 10_000
+    )]
+    pub dead_letter_max_length: u64,
     /// Longest a sync job waits for its Application's lock (another sync) before it is re-queued.
     #[arg(long, env = "PUSHSYNC_MAX_LOCK_WAIT", default_value = "10m", value_parser = parse_duration)]
     pub max_lock_wait: Duration,
@@ -184,6 +197,8 @@ pub struct Config {
     pub amqp_uri: SecretString,
     /// Exchange and queue names.
     pub topology: Topology,
+    /// How long the queues this worker declares may grow.
+    pub queue_bounds: pushsync_broker::QueueBounds,
     /// What to do.
     pub mode: Mode,
     /// Warnings about the settings (deprecated names, missing renderers),
@@ -318,10 +333,18 @@ impl Args {
                 return Err(ConfigError::Zero { name });
             }
         }
-        if self.git_max_fetch_bytes == 0 {
-            return Err(ConfigError::Zero {
-                name: "PUSHSYNC_GIT_MAX_FETCH_BYTES",
-            });
+        for (name, value) in [
+            ("PUSHSYNC_GIT_MAX_FETCH_BYTES", self.git_max_fetch_bytes),
+            ("PUSHSYNC_QUEUE_MAX_LENGTH", self.queue_max_length),
+            ("PUSHSYNC_QUEUE_MAX_BYTES", self.queue_max_bytes),
+            (
+                "PUSHSYNC_DEAD_LETTER_MAX_LENGTH",
+                self.dead_letter_max_length,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { name });
+            }
         }
         for (name, value) in [
             ("PUSHSYNC_GIT_CONNECT_TIMEOUT", self.git_connect_timeout),
@@ -338,6 +361,11 @@ impl Args {
         }
         let topology = Topology::new(self.queue_prefix);
         let mut warnings = Vec::new();
+        let queue_bounds = pushsync_broker::QueueBounds {
+            max_length: self.queue_max_length,
+            max_bytes: self.queue_max_bytes,
+            dead_letter_max_length: self.dead_letter_max_length,
+        };
         if let Some(Command::Request {
             application,
             refresh,
@@ -346,6 +374,7 @@ impl Args {
             return Ok(Config {
                 amqp_uri,
                 topology,
+                queue_bounds,
                 mode: request(application, refresh)?,
                 warnings,
             });
@@ -452,6 +481,7 @@ impl Args {
         Ok(Config {
             amqp_uri,
             topology,
+            queue_bounds,
             mode: Mode::Run(Box::new(run)),
             warnings,
         })

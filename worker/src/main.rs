@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use pushsync_broker::{AmqpConfig, Broker};
+use pushsync_broker::{AmqpConfig, Broker, Declare, QueueBounds};
 use pushsync_proto::{AppRef, SyncTrigger, Topology};
 use pushsync_service::{EXIT_USAGE, error_chain, init_logging};
 use pushsync_worker::apply::Cluster;
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let Config {
         amqp_uri,
         topology,
+        queue_bounds,
         mode,
         ..
     } = config;
@@ -56,20 +57,25 @@ fn main() -> ExitCode {
         Mode::Request {
             application,
             refresh,
-        } => runtime.block_on(request(amqp_uri, topology, application, refresh)),
-        Mode::Run(run) => runtime.block_on(serve(amqp_uri, topology, *run)),
+        } => runtime.block_on(request(
+            broker(amqp_uri, &topology, queue_bounds, "pushsync-worker-request"),
+            topology,
+            application,
+            refresh,
+        )),
+        Mode::Run(run) => runtime.block_on(serve(amqp_uri, topology, queue_bounds, *run)),
     }
 }
 
-fn broker(uri: SecretString, topology: &Topology, name: &str) -> Broker {
+fn broker(uri: SecretString, topology: &Topology, bounds: QueueBounds, name: &str) -> Broker {
     let mut amqp = AmqpConfig::new(uri, name);
     amqp.topology = topology.clone();
+    amqp.declare = Declare::Topology(bounds);
     Broker::amqp(amqp)
 }
 
 /// `pushsync-worker request`: one manual job, confirmed by the broker.
-async fn request(uri: SecretString, topology: Topology, app: AppRef, refresh: bool) -> ExitCode {
-    let broker = broker(uri, &topology, "pushsync-worker-request");
+async fn request(broker: Broker, topology: Topology, app: AppRef, refresh: bool) -> ExitCode {
     if !broker.wait_ready(Duration::from_secs(15)).await {
         eprintln!("pushsync-worker request: the message broker is not reachable");
         return ExitCode::FAILURE;
@@ -104,7 +110,12 @@ async fn request(uri: SecretString, topology: Topology, app: AppRef, refresh: bo
 }
 
 /// Run the worker until SIGTERM.
-async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> ExitCode {
+async fn serve(
+    uri: SecretString,
+    topology: Topology,
+    bounds: QueueBounds,
+    config: RunConfig,
+) -> ExitCode {
     let kube_config = match kube::Config::infer().await {
         Ok(kube_config) => kube_config,
         Err(error) => {
@@ -196,7 +207,7 @@ async fn serve(uri: SecretString, topology: Topology, config: RunConfig) -> Exit
         health_timeout: config.health_timeout,
         ..SyncContext::new(git.clone(), cluster, projects)
     };
-    let broker = broker(uri, &topology, "pushsync-worker");
+    let broker = broker(uri, &topology, bounds, "pushsync-worker");
     let shared = Shared {
         broker: broker.clone(),
         topology,

@@ -232,7 +232,7 @@ impl Ceiling {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        pushsync_broker::declare_topology(&channel, topology).await?;
+        pushsync_broker::declare_topology(&connection, topology, &Default::default()).await?;
         Ok(Self {
             connection,
             channel,

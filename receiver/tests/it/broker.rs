@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use pushsync_proto::Topology;
 use pushsync_proto::{Message, Provider, RefKind};
-use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
+use pushsync_testkit::amqp::{BrokerUser, TestBroker, amqp_url, unique_topology};
 use pushsync_testkit::proxy::TcpProxy;
 use pushsync_testkit::webhook_fixture;
 
@@ -360,4 +361,167 @@ async fn with_no_broker_reachable_pushes_get_503_but_health_is_fine() {
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     receiver.stop().await;
+}
+
+#[tokio::test]
+async fn the_receivers_broker_user_can_publish_push_events_and_nothing_else() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    // The receiver's user, as README's RabbitMQ permissions give it.
+    let events = regex_escape(&topology.events_exchange());
+    let user = BrokerUser::create("^$", &format!("^{events}$"), "^$");
+    let mut config = pushsync_broker::AmqpConfig::new(
+        secrecy::SecretString::from(user.url()),
+        "pushsync-receiver-test",
+    );
+    config.topology = topology.clone();
+    config.declare = pushsync_broker::Declare::CheckEvents;
+    config.max_backoff = Duration::from_millis(200);
+    let receiver = start(
+        pushsync_receiver::QueueConfig::Amqp(config),
+        all_secrets(),
+        |_| {},
+    )
+    .await;
+    // Nothing declared yet: the receiver waits for the workers, not ready.
+    assert!(!receiver.wait_ready(200, Duration::from_secs(2)).await);
+    pushsync_broker::declare_topology(&broker.connection, &topology, &Default::default())
+        .await
+        .unwrap();
+    assert!(receiver.wait_ready(200, WAIT).await, "ready once declared");
+    let delivery = github(
+        "push",
+        "least-privilege",
+        webhook_fixture("github-push-commits.json"),
+    );
+    let response = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        broker
+            .take(&topology.push_events_queue(), 1, WAIT)
+            .await
+            .len(),
+        1
+    );
+
+    // The same credentials in an attacker's hands (a compromised receiver).
+    let connection = lapin::Connection::connect(&user.url(), Default::default())
+        .await
+        .unwrap();
+    let refused = |error: lapin::Error| matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 403);
+    // A sync job straight onto the jobs exchange (one that applies with automation off).
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
+    let job = br#"{"schema":"sync-job/v1"}"#;
+    let published = match channel
+        .basic_publish(
+            topology.jobs_exchange().as_str().into(),
+            Topology::SYNC_ROUTING_KEY.into(),
+            Default::default(),
+            job,
+            Default::default(),
+        )
+        .await
+    {
+        Ok(confirm) => confirm.await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    assert!(
+        published.is_err_and(refused),
+        "publishing a sync job was not refused"
+    );
+    // Deleting or redeclaring queues, reading the jobs.
+    let channel = connection.create_channel().await.unwrap();
+    let deleted = channel
+        .queue_delete(
+            topology.push_events_queue().as_str().into(),
+            Default::default(),
+        )
+        .await;
+    assert!(
+        deleted.is_err_and(refused),
+        "deleting a queue was not refused"
+    );
+    let channel = connection.create_channel().await.unwrap();
+    let read = channel
+        .basic_get(
+            topology.sync_jobs_queue().as_str().into(),
+            Default::default(),
+        )
+        .await;
+    assert!(read.is_err_and(refused), "reading the jobs was not refused");
+    let left = broker.drain(&topology.sync_jobs_queue(), SETTLE).await;
+    assert!(left.is_empty(), "no job reached the queue");
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn a_full_events_queue_makes_the_receiver_answer_503_and_loses_nothing() {
+    let broker = TestBroker::connect().await;
+    let topology = unique_topology();
+    let bounds = pushsync_broker::QueueBounds {
+        max_length: 2,
+        ..Default::default()
+    };
+    pushsync_broker::declare_topology(&broker.connection, &topology, &bounds)
+        .await
+        .unwrap();
+    let mut config = pushsync_broker::AmqpConfig::new(
+        secrecy::SecretString::from(amqp_url()),
+        "pushsync-receiver-test",
+    );
+    config.topology = topology.clone();
+    config.declare = pushsync_broker::Declare::CheckEvents;
+    let receiver = start(
+        pushsync_receiver::QueueConfig::Amqp(config),
+        all_secrets(),
+        |_| {},
+    )
+    .await;
+    assert!(receiver.wait_ready(200, WAIT).await);
+    // Quorum queues enforce the bound when a publish finds the queue over
+    // it, so one more than the bound may be taken; then publishes are refused.
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let id = format!("full-{}", accepted.len() + 1);
+        let delivery = github("push", &id, webhook_fixture("github-push-commits.json"));
+        let response = receiver
+            .post(delivery.path, &delivery.headers, &delivery.body)
+            .await;
+        match response.status().as_u16() {
+            202 => accepted.push(Some(id)),
+            503 => {
+                assert!(response.headers().contains_key("retry-after"));
+                break id;
+            }
+            other => panic!("{id}: {other}"),
+        }
+        assert!(accepted.len() <= 3, "the bound of 2 is not enforced");
+    };
+    let held = broker.drain(&topology.push_events_queue(), SETTLE).await;
+    let ids: Vec<_> = held
+        .iter()
+        .map(|m| m.properties.message_id().as_ref().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(ids, accepted, "everything accepted is held, in order");
+    // Room again: the forge's retry of the refused delivery goes through.
+    let delivery = github(
+        "push",
+        &refused,
+        webhook_fixture("github-push-commits.json"),
+    );
+    let response = receiver
+        .post(delivery.path, &delivery.headers, &delivery.body)
+        .await;
+    assert_eq!(response.status(), 202);
+    receiver.stop().await;
+    broker.delete_topology(&topology).await;
+}
+
+/// `text` as a regular expression matching itself (names have dots).
+fn regex_escape(text: &str) -> String {
+    text.replace('.', r"\.")
 }
