@@ -325,6 +325,44 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_chart_that_renders_more_than_the_output_cap_is_stopped() {
+        // One ConfigMap of 100,000 keys, ~3 MB of output: valid, and within
+        // what one parse allows, so only the output cap stops it.
+        let chart = vec![
+            SourceFile {
+                path: "Chart.yaml".into(),
+                data: b"apiVersion: v2\nname: loud\nversion: 0.1.0\n".to_vec(),
+            },
+            SourceFile {
+                path: "templates/cm.yaml".into(),
+                data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: loud}\ndata:\n{{- range until 100000 }}\n  key{{ . }}: \"a value of some length\"\n{{- end }}\n".to_vec(),
+            },
+        ];
+        let helm = pushsync_testkit::helm_binary();
+        let capped = RenderLimits {
+            max_output_bytes: 1024 * 1024,
+            ..RenderLimits::default()
+        };
+        let error = render(&helm, &chart, &options(), TIMEOUT, capped)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                RenderError::TooLarge { what, limit: 1_048_576 } if what.contains("helm output")
+            ),
+            "{error}"
+        );
+        let rendered = render(&helm, &chart, &options(), TIMEOUT, RenderLimits::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            rendered[0].object["data"].as_object().map(|d| d.len()),
+            Some(100_000)
+        );
+    }
+
     #[test]
     fn release_names_follow_helm() {
         for good in ["guestbook", "a", "web-1", "my.release", &"a".repeat(53)] {

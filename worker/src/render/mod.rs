@@ -2,6 +2,7 @@
 //! manifests. Nothing is applied from a revision whose render or validation
 //! failed, so every check happens here, on the whole set, first.
 
+mod budget;
 mod cache;
 pub mod directory;
 pub mod helm;
@@ -195,20 +196,41 @@ impl Manifest {
     }
 }
 
-/// Bounds on a render.
+/// Bounds on a render. Every parse of a render draws on one budget of nodes
+/// and string bytes, aliases expanded (`budget.rs`); a tool's output is
+/// capped while it is read (`tool.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct RenderLimits {
     /// Most documents in the whole set.
     pub max_documents: usize,
     /// Largest single file to parse.
     pub max_file_bytes: usize,
+    /// Most YAML/JSON nodes in the whole render (one per value and one per
+    /// mapping key), aliases expanded.
+    pub max_nodes: usize,
+    /// Most bytes of strings and mapping keys in the whole render, aliases
+    /// expanded.
+    pub max_scalar_bytes: usize,
+    /// Most bytes Kustomize or Helm may write to its standard output.
+    pub max_output_bytes: usize,
 }
 
 impl Default for RenderLimits {
+    /// Nothing that rendered before these bounds is refused but directories
+    /// past them in total (or alias bombs): the node budget is four times
+    /// what serde-saphyr allows one parse (250,000, aliases expanded),
+    /// strings get what it allows one parse (64 MiB), and a tool's output what a
+    /// source may hold (`git::Limits::max_total_bytes`, 64 MiB). In memory a
+    /// node takes ~128 bytes besides its text, so one render at the bounds
+    /// holds ~120 MiB of nodes, up to 64 MiB of strings and, while it is
+    /// parsed, the output or files it came from.
     fn default() -> Self {
         Self {
             max_documents: 10_000,
             max_file_bytes: 4 * 1024 * 1024,
+            max_nodes: 1_000_000,
+            max_scalar_bytes: 64 * 1024 * 1024,
+            max_output_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -219,7 +241,8 @@ impl Default for RenderLimits {
 /// worker's: a missing program, a full disk — it is not retried either).
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// A file is not valid YAML or JSON (or exceeds the alias budget).
+    /// A file is not valid YAML or JSON (or exceeds serde-saphyr's own bounds
+    /// on one parse).
     #[error("{file}: not valid YAML/JSON: {message}")]
     Parse {
         /// The file.
@@ -279,7 +302,8 @@ pub enum RenderError {
         /// What it asked for.
         reason: String,
     },
-    /// More documents, or a larger file, than the limits allow.
+    /// More documents, a larger file or tool output, or more nodes or string
+    /// bytes than the limits allow.
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge {
         /// What was counted.
