@@ -25,6 +25,16 @@ pub use states::{
     ConditionStatus, HealthStatusCode, OperationPhase, ResourceSyncCode, ResultCode, SyncStatusCode,
 };
 
+/// The finalizer that makes deleting an Application delete what it applied,
+/// waiting until those objects are gone (foreground), as Argo CD's
+/// `resources-finalizer.argocd.argoproj.io` does. Opt-in: without it, a
+/// deleted Application leaves its objects in place.
+pub const RESOURCES_FINALIZER: &str = "pushsync.dev/resources-finalizer";
+
+/// The same, without waiting for the objects to be gone (background
+/// deletion; Argo CD's `…/background` variant).
+pub const RESOURCES_FINALIZER_BACKGROUND: &str = "pushsync.dev/resources-finalizer-background";
+
 /// The desired state: where the manifests come from and where they go.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -33,11 +43,15 @@ pub use states::{
     kind = "Application",
     namespaced,
     status = "ApplicationStatus",
-    shortname = "app",
+    // Not `app`/`apps`: Argo CD's, and both run side by side in a migration.
+    shortname = "psapp",
+    shortname = "psapps",
     category = "pushsync",
     printcolumn = r#"{"name":"Sync","type":"string","jsonPath":".status.sync.status"}"#,
     printcolumn = r#"{"name":"Health","type":"string","jsonPath":".status.health.status"}"#,
-    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.revision","priority":1}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.shortRevision"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","jsonPath":".spec.suspend","priority":1}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -57,15 +71,22 @@ pub struct ApplicationSpec {
     /// Differences that do not make the Application out of sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreDifference>,
+    /// No automated sync and no self-heal while true; a manual sync still
+    /// runs, and drift is still reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 impl ApplicationSpec {
-    /// Whether changes made in the cluster are reverted (`automated.selfHeal`).
+    /// Whether changes made in the cluster are reverted (`automated.selfHeal`,
+    /// and not suspended).
     pub fn self_heals(&self) -> bool {
-        self.sync_policy
-            .as_ref()
-            .and_then(|p| p.automated.as_ref())
-            .is_some_and(|a| a.self_heal)
+        !self.suspend
+            && self
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.automated.as_ref())
+                .is_some_and(|a| a.self_heal)
     }
 
     /// `path` of `repo_url` at `target_revision`, into `namespace`, synced
@@ -91,6 +112,7 @@ impl ApplicationSpec {
                 ..SyncPolicy::default()
             }),
             ignore_differences: Vec::new(),
+            suspend: false,
         }
     }
 
@@ -347,6 +369,9 @@ pub struct SyncStatus {
     /// The commit compared against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// Its first seven characters, for `kubectl get`'s Revision column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_revision: Option<String>,
     /// A digest of what was compared (rendered manifests and the settings
     /// that shape an apply): with unchanged live objects, an unchanged digest
     /// means nothing to compare again.
@@ -436,7 +461,10 @@ pub struct RevisionHistory {
     pub deployed_at: String,
 }
 
-/// A condition, as Kubernetes writes them.
+/// A condition, as Kubernetes writes them (`metav1.Condition`): besides the
+/// problems (`SourceFailed`, `RenderFailed`, …), kstatus' `Ready`,
+/// `Reconciling` and `Stalled`, so `kubectl wait --for=condition=Ready`
+/// and Flux/Argo-style tooling read an Application like any resource.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
@@ -451,9 +479,12 @@ pub struct Condition {
     /// What to tell a human.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When it last changed (RFC 3339).
+    /// When it last changed (RFC 3339): kept while the status stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
+    /// The `metadata.generation` it was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Every CRD, with the file it is checked in as under `deploy/crds/`.

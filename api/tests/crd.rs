@@ -28,6 +28,7 @@ async fn the_crd_serves_applications_with_a_status_subresource() {
             },
             sync_policy: None,
             ignore_differences: Vec::new(),
+            suspend: false,
         },
     );
     apps.create(&PostParams::default(), &app).await.unwrap();

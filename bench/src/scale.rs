@@ -447,6 +447,7 @@ pub async fn run(worker_bin: &Path) -> anyhow::Result<()> {
                         status: pushsync_api::SyncStatusCode::Synced,
                         revision: Some(repo.head()),
                         desired_digest: None,
+                        short_revision: None,
                     }),
                     operation_state: Some(OperationState {
                         phase: pushsync_api::OperationPhase::Succeeded,

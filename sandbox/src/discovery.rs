@@ -166,6 +166,9 @@ fn age(object: &Value) -> String {
 
 /// A `meta.k8s.io/v1` Table, as `kubectl get` asks for.
 pub fn table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
+    if !rt.printer_columns.is_empty() {
+        return custom_table(rt, objects, rv);
+    }
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
     ];
@@ -197,6 +200,56 @@ pub fn table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
                 cells.push(json!(format!("{have}/{want}")));
             }
             cells.push(json!(age(object)));
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+/// The Table of a custom resource with printer columns: Name, then each
+/// column's value as the API server's table convertor computes it (a date
+/// as an age, several values joined by commas, nothing found as null).
+fn custom_table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
+    columns.extend(rt.printer_columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority})
+    }));
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut cells = vec![
+                object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ];
+            cells.extend(rt.printer_columns.iter().map(|column| {
+                let found = column.path.find(object);
+                match (column.kind.as_str(), found.as_slice()) {
+                    (_, []) => Value::Null,
+                    ("date", [first, ..]) => {
+                        json!(age(&json!({"metadata": {"creationTimestamp": first}})))
+                    }
+                    ("string", values) if values.len() > 1 => json!(
+                        values
+                            .iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    ("string", [Value::String(s)]) => json!(s),
+                    ("string", [other]) => json!(other.to_string()),
+                    (_, [first, ..]) => (*first).clone(),
+                }
+            }));
             json!({"cells": cells, "object": object})
         })
         .collect();

@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod controllers;
 pub mod discovery;
+pub mod jsonpath;
 pub mod managed;
 pub mod patch;
 pub mod protobuf;

@@ -26,6 +26,60 @@ pub struct ResourceType {
     /// Whether the type is only ever created and answered, never stored
     /// (the self-review kinds of `authorization.k8s.io` and `authentication.k8s.io`).
     pub create_only: bool,
+    /// A CRD version's `additionalPrinterColumns` (empty: Name and Age).
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// One of a CRD's `additionalPrinterColumns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    /// Column header.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub kind: String,
+    /// OpenAPI format, passed through.
+    pub format: String,
+    /// Passed through to the Table.
+    pub description: String,
+    /// 0 shows in `kubectl get`, more only with `-o wide`.
+    pub priority: i64,
+    /// Where the value is.
+    pub path: crate::jsonpath::JsonPath,
+}
+
+/// The printer columns of a CRD version; one whose JSONPath this sandbox
+/// cannot read is an error, as the real server refuses the CRD.
+fn printer_columns(version: &Value) -> Result<Vec<PrinterColumn>, String> {
+    let Some(columns) = version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+    else {
+        return Ok(Vec::new());
+    };
+    columns
+        .iter()
+        .map(|column| {
+            let text = |key: &str| {
+                column
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let json_path = text("jsonPath");
+            let path = crate::jsonpath::JsonPath::parse(&json_path).ok_or_else(|| {
+                format!("additionalPrinterColumns: unsupported jsonPath {json_path:?}")
+            })?;
+            Ok(PrinterColumn {
+                name: text("name"),
+                kind: text("type"),
+                format: text("format"),
+                description: text("description"),
+                priority: column.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                path,
+            })
+        })
+        .collect()
 }
 
 impl ResourceType {
@@ -136,6 +190,7 @@ fn builtin(
         status,
         custom: false,
         create_only: false,
+        printer_columns: Vec::new(),
     }
 }
 
@@ -404,6 +459,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
             status: version.pointer("/subresources/status").is_some(),
             custom: true,
             create_only: false,
+            printer_columns: printer_columns(version)?,
         });
     }
     Ok(out)

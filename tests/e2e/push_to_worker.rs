@@ -193,6 +193,7 @@ async fn a_signed_push_through_the_receiver_is_applied_by_the_worker() {
             retry: None,
         }),
         ignore_differences: Vec::new(),
+        suspend: false,
     };
     apps.create(&Default::default(), &Application::new("web", spec))
         .await

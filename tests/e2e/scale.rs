@@ -484,6 +484,22 @@ async fn workers_ride_out_a_cut_broker_connection() {
             synced_at(app, &first)
         })
         .await;
+    // No job in flight when the connection goes: one still running (or
+    // waiting for the Lease) would resolve the branch after the next commit
+    // and rightly sync it, which is not what this test is about.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let published = fleet
+            .metric("pushsync_worker_sync_jobs_published_total")
+            .await;
+        let ended = fleet.metric("pushsync_worker_sync_jobs_total").await;
+        let running = fleet.metric("pushsync_worker_syncs_running").await;
+        if published > 0.0 && ended >= published && running == 0.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     proxy.cut();
     repo.write("apps/web/cm.yaml", &configmap("web", 1));

@@ -5,9 +5,12 @@
 //! written for Argo CD migrate unchanged):
 //! - `pushsync.dev/sync-wave` / `argocd.argoproj.io/sync-wave`: an integer, default 0;
 //! - `pushsync.dev/hook` / `argocd.argoproj.io/hook`: `PreSync`, `Sync`,
-//!   `PostSync`, `SyncFail` or `Skip` (comma-separated for several phases);
-//!   Helm's `helm.sh/hook` `pre-install`/`pre-upgrade` and
-//!   `post-install`/`post-upgrade` map to PreSync and PostSync, as Argo CD does;
+//!   `PostSync`, `SyncFail`, `PreDelete`, `PostDelete` or `Skip`
+//!   (comma-separated for several phases); Helm's `helm.sh/hook`
+//!   `pre-install`/`pre-upgrade` and `post-install`/`post-upgrade` map to
+//!   PreSync and PostSync, as Argo CD does, and `pre-delete`/`post-delete`
+//!   to PreDelete and PostDelete (run only when an Application with the
+//!   resources finalizer is deleted);
 //! - `pushsync.dev/hook-delete-policy` / `argocd.argoproj.io/hook-delete-policy`:
 //!   `HookSucceeded`, `HookFailed`, `BeforeHookCreation` (the default).
 
@@ -38,6 +41,11 @@ pub enum Phase {
     PostSync,
     /// Only when the sync failed.
     SyncFail,
+    /// When the Application is deleted (with the resources finalizer),
+    /// before its objects are.
+    PreDelete,
+    /// When the Application is deleted, after its objects are gone.
+    PostDelete,
 }
 
 /// When a hook object is deleted.
@@ -200,13 +208,15 @@ pub fn hook_phases(manifest: &Manifest) -> Result<Option<Vec<Phase>>, PlanError>
                 "Sync" => phases.push(Phase::Sync),
                 "PostSync" => phases.push(Phase::PostSync),
                 "SyncFail" => phases.push(Phase::SyncFail),
+                "PreDelete" => phases.push(Phase::PreDelete),
+                "PostDelete" => phases.push(Phase::PostDelete),
                 "Skip" => return Ok(Some(Vec::new())),
                 _ => {
                     return Err(invalid(
                         manifest,
                         name,
                         value,
-                        "PreSync, Sync, PostSync, SyncFail or Skip",
+                        "PreSync, Sync, PostSync, SyncFail, PreDelete, PostDelete or Skip",
                     ));
                 }
             }
@@ -219,9 +229,10 @@ pub fn hook_phases(manifest: &Manifest) -> Result<Option<Vec<Phase>>, PlanError>
             let phase = match part {
                 "pre-install" | "pre-upgrade" => Phase::PreSync,
                 "post-install" | "post-upgrade" => Phase::PostSync,
-                // Helm's delete/rollback/test hooks have no sync counterpart.
-                "pre-delete" | "post-delete" | "pre-rollback" | "post-rollback" | "test"
-                | "test-success" => continue,
+                "pre-delete" => Phase::PreDelete,
+                "post-delete" => Phase::PostDelete,
+                // Helm's rollback and test hooks have no counterpart.
+                "pre-rollback" | "post-rollback" | "test" | "test-success" => continue,
                 _ => {
                     return Err(invalid(
                         manifest,

@@ -3,7 +3,9 @@
 //! `status` subresource.
 
 use kube::api::{Api, Patch, PatchParams};
-use pushsync_api::{Application, Condition, ConditionStatus, OperationPhase};
+use pushsync_api::{
+    Application, Condition, ConditionStatus, HealthStatusCode, OperationPhase, SyncStatusCode,
+};
 use pushsync_proto::AppRef;
 use serde_json::{Value, json};
 
@@ -23,7 +25,100 @@ pub fn condition(kind: &str, reason: &str, message: &str) -> Condition {
         reason: Some(reason.to_owned()),
         message: Some(message.to_owned()),
         last_transition_time: Some(jiff::Timestamp::now().to_string()),
+        observed_generation: None,
     }
+}
+
+/// kstatus' `Ready` condition type: true when synced and healthy.
+pub const READY: &str = "Ready";
+/// kstatus' `Reconciling`: present (true) while resources are still rolling out.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus' `Stalled`: present (true) when a problem needs a change to Git
+/// or to the Application to go away.
+pub const STALLED: &str = "Stalled";
+
+/// The conditions `app` shows after an outcome with `problem` (if any),
+/// sync status `sync` and health `health`: `Ready` always, `Reconciling`
+/// and `Stalled` only when true (kstatus' abnormal-true polarity), and the
+/// problem itself. A condition whose status did not change keeps its
+/// `lastTransitionTime`.
+pub fn conditions(
+    app: Option<&Application>,
+    problem: Option<&Condition>,
+    sync: SyncStatusCode,
+    health: HealthStatusCode,
+    message: &str,
+) -> Vec<Condition> {
+    let (ready, reason, ready_message) = match problem {
+        Some(problem) => (
+            ConditionStatus::False,
+            problem
+                .reason
+                .clone()
+                .unwrap_or_else(|| problem.kind.clone()),
+            problem.message.clone().unwrap_or_default(),
+        ),
+        None => match (sync, health) {
+            (SyncStatusCode::Synced, HealthStatusCode::Healthy) => (
+                ConditionStatus::True,
+                "Synced".to_owned(),
+                message.to_owned(),
+            ),
+            (SyncStatusCode::OutOfSync, _) => (
+                ConditionStatus::False,
+                "OutOfSync".to_owned(),
+                message.to_owned(),
+            ),
+            (_, health) => (
+                ConditionStatus::False,
+                health.as_str().to_owned(),
+                message.to_owned(),
+            ),
+        },
+    };
+    let mut out = vec![Condition {
+        kind: READY.to_owned(),
+        status: ready,
+        reason: Some(reason),
+        message: Some(ready_message),
+        ..Condition::default()
+    }];
+    if problem.is_none() && health == HealthStatusCode::Progressing {
+        out.push(Condition {
+            kind: RECONCILING.to_owned(),
+            status: ConditionStatus::True,
+            reason: Some("Progressing".to_owned()),
+            message: Some(message.to_owned()),
+            ..Condition::default()
+        });
+    }
+    if let Some(problem) = problem {
+        out.push(Condition {
+            kind: STALLED.to_owned(),
+            ..problem.clone()
+        });
+        out.push(problem.clone());
+    }
+    let previous = app
+        .and_then(|app| app.status.as_ref())
+        .map(|status| status.conditions.as_slice())
+        .unwrap_or_default();
+    let now = jiff::Timestamp::now().to_string();
+    let generation = app.and_then(|app| app.metadata.generation);
+    for condition in &mut out {
+        condition.last_transition_time = previous
+            .iter()
+            .find(|p| p.kind == condition.kind && p.status == condition.status)
+            .and_then(|p| p.last_transition_time.clone())
+            .or_else(|| Some(now.clone()));
+        condition.observed_generation = generation;
+    }
+    out
+}
+
+/// A commit id's first seven characters (all of a shorter revision).
+pub fn short_revision(revision: &str) -> &str {
+    revision.get(..7).unwrap_or(revision)
 }
 
 /// The Application status after `outcome`, merged over the previous one:
@@ -32,9 +127,24 @@ pub fn condition(kind: &str, reason: &str, message: &str) -> Condition {
 pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
     let now = jiff::Timestamp::now().to_string();
     let mut status = json!({
-        "sync": {"status": outcome.sync_status, "revision": outcome.revision, "desiredDigest": outcome.desired_digest},
+        "sync": {
+            "status": outcome.sync_status,
+            "revision": outcome.revision,
+            "shortRevision": outcome.revision.as_deref().map(short_revision),
+            "desiredDigest": outcome.desired_digest,
+        },
         "health": {"status": outcome.health.health, "message": (!outcome.health.message.is_empty()).then_some(&outcome.health.message)},
-        "conditions": outcome.condition.iter().collect::<Vec<_>>(),
+        "conditions": conditions(
+            Some(app),
+            outcome.condition.as_ref(),
+            outcome.sync_status,
+            outcome.health.health,
+            if outcome.health.message.is_empty() || outcome.sync_status != SyncStatusCode::Synced {
+                &outcome.message
+            } else {
+                &outcome.health.message
+            },
+        ),
         "inventory": outcome.inventory,
         "resources": outcome.live,
         "reconciledAt": now,
@@ -116,7 +226,14 @@ pub async fn report(
     condition: Condition,
     mut status: Value,
 ) -> Result<Application, StatusError> {
-    status["conditions"] = json!([condition]);
+    let message = condition.message.clone().unwrap_or_default();
+    status["conditions"] = json!(conditions(
+        None,
+        Some(&condition),
+        SyncStatusCode::Unknown,
+        HealthStatusCode::Unknown,
+        &message,
+    ));
     merge(
         client,
         &app.namespace,

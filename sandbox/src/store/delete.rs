@@ -23,6 +23,13 @@ impl State {
             let mut marked = old.clone();
             metadata(&mut marked).insert("deletionTimestamp".to_owned(), json!(now()));
             metadata(&mut marked).insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+            // As the real server does: the controllers of an object being
+            // deleted see a new generation (apiserver rest.BeforeDelete).
+            if let Some(generation) = old.pointer("/metadata/generation").and_then(Value::as_i64)
+                && generation > 0
+            {
+                metadata(&mut marked).insert("generation".to_owned(), json!(generation + 1));
+            }
             return self.commit(events, rt, marked, "MODIFIED");
         }
         let removed = self.remove(events, rt, &old);

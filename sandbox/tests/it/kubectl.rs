@@ -282,6 +282,69 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_shows_a_crds_printer_columns() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = Kubectl {
+        kubeconfig: sandbox.kubeconfig(),
+    };
+    let crd = dir.path().join("crd.yaml");
+    std::fs::write(
+        &crd,
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Why, type: string, priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].message'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+"#,
+    )
+    .unwrap();
+    let gadget = dir.path().join("gadget.yaml");
+    std::fs::write(
+        &gadget,
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1, namespace: default}\nspec: {size: 3}\n",
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        kubectl.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+        kubectl.ok(&["create", "-f", gadget.to_str().unwrap()]);
+        kubectl.ok(&[
+            "patch",
+            "gadget",
+            "g1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Ready","status":"False","message":"still-warming"}]}}"#,
+        ]);
+        let plain = kubectl.ok(&["get", "gadgets"]);
+        let mut lines = plain.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "SIZE", "READY", "AGE"], "{plain}");
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(&row[..3], ["g1", "3", "False"], "{plain}");
+        assert!(row[3].ends_with('s'), "an age: {plain}");
+        let wide = kubectl.ok(&["get", "gadgets", "-o", "wide"]);
+        assert!(wide.lines().next().unwrap().contains("WHY"), "{wide}");
+        assert!(wide.contains("still-warming"), "{wide}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_updates() {
     let sandbox = Sandbox::start().await.unwrap();
     let kubectl = Kubectl {

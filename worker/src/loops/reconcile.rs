@@ -113,7 +113,10 @@ async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i6
         };
         let observed = app.status.as_ref().and_then(|s| s.observed_generation);
         let this = (app.metadata.uid.clone().unwrap_or_default(), generation);
-        if observed == Some(generation) || enqueued.get(&target) == Some(&this) {
+        // Being deleted: the job finishes the deletion (the API server bumps
+        // the generation then too, but a deletion must not hang on that).
+        let deleting = crate::sync::finalize::deleting(app);
+        if (observed == Some(generation) && !deleting) || enqueued.get(&target) == Some(&this) {
             continue;
         }
         if let Some(outgoing) = job(target.clone(), SyncTrigger::Poll, &id, &shared.topology) {

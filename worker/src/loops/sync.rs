@@ -82,6 +82,8 @@ enum Failure {
     Status(#[from] StatusError),
     #[error("the Application's lock expired during the sync (renewals failed)")]
     LockLost,
+    #[error("deleting the Application's objects is not finished: {0}")]
+    Finalizing(String),
 }
 
 impl Failure {
@@ -102,6 +104,7 @@ impl Failure {
             Self::Sync(error) => error.kind(),
             Self::Status(_) => "status",
             Self::LockLost => "lock_lost",
+            Self::Finalizing(_) => "finalizing",
         }
     }
 }
@@ -438,6 +441,39 @@ impl Syncer {
         }
     }
 
+    /// The Application is being deleted: finish that (its objects, hooks
+    /// and finalizer) instead of syncing.
+    async fn finalize(&self, app: &Application, lost: &CancellationToken) -> Result<Done, Failure> {
+        use crate::sync::finalize::{Finalized, finalize};
+        let inner = &self.inner;
+        let Some(app_ref) = crate::context::app_ref(app) else {
+            return Ok(Done::Gone);
+        };
+        let finalized = tokio::select! {
+            finalized = finalize(&inner.ctx, app) => finalized,
+            () = lost.cancelled() => return Err(Failure::LockLost),
+        };
+        match finalized {
+            Ok(Finalized::NotOurs) => {
+                inner.shared.leases.finish(&app_ref).await?;
+                Ok(Done::Gone)
+            }
+            Ok(Finalized::Done { deleted }) => {
+                tracing::info!(application = %app_ref, deleted, "the Application was deleted with its objects");
+                inner.shared.leases.finish(&app_ref).await?;
+                Ok(Done::Gone)
+            }
+            Ok(Finalized::Pending(why)) => {
+                let _ = inner.shared.leases.abandon(&app_ref).await;
+                Err(Failure::Finalizing(why))
+            }
+            Err(error) => {
+                let _ = inner.shared.leases.abandon(&app_ref).await;
+                Err(error.into())
+            }
+        }
+    }
+
     /// Tell a sync of `app` running in this process that `revision` waits.
     fn announce(&self, app: &AppRef, revision: &str) {
         if let Ok(running) = self.inner.running.lock()
@@ -496,6 +532,9 @@ impl Syncer {
                     return Err(error);
                 }
             };
+            if crate::sync::finalize::deleting(&app) {
+                return self.finalize(&app, &lost).await;
+            }
             if let Some(received_at) = push_received_at
                 && !follow_up
             {

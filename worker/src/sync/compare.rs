@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::source::Desired;
 use super::{
-    PRUNE_ANNOTATION, Read, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key,
-    manifest_of, read, reference, transient_or,
+    Read, RefKey, Request, SyncContext, Target, Transient, is_namespaced, key, manifest_of, read,
+    reference, transient_or,
 };
 use crate::apply::ApplyOptions;
 use crate::health::{self, Assessment};
@@ -70,8 +70,11 @@ impl Compared {
 pub struct Leftover {
     /// The object.
     pub resource: ResourceRef,
-    /// Protected from pruning by `pushsync.dev/prune: "false"`.
+    /// Protected from pruning (`Prune=false`, see [`super::options`]).
     pub protected: bool,
+    /// Out of Git without making the Application out of sync
+    /// (`IgnoreExtraneous`).
+    pub ignored: bool,
     /// The live object's uid (it is deleted only while it is that object).
     pub uid: String,
     /// Why the project does not let it be pruned (its rules tightened
@@ -134,6 +137,14 @@ async fn resources(
 async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared, Transient> {
     let (namespace, ignore_differences) = (target.destination.as_str(), &target.ignore_differences);
     let manifest = &step.manifest;
+    // Its CRD is not there yet and it says that is expected: it compares
+    // as missing, and the apply finds out.
+    if super::options::ResourceOptions::of(&manifest.object).skip_dry_run_on_missing
+        && let Err(error) = ctx.cluster.resolve(manifest).await
+    {
+        transient_or(error)?;
+        return Ok(unknown_kind(manifest, target));
+    }
     let namespaced = is_namespaced(ctx, manifest).await?;
     let resource = reference(manifest, namespace, namespaced);
     let identity = manifest.identity();
@@ -263,6 +274,7 @@ async fn leftovers(
                 found.push(Leftover {
                     resource: gone.clone(),
                     protected: false,
+                    ignored: false,
                     uid: String::new(),
                     held: Some(refused),
                 });
@@ -279,11 +291,8 @@ async fn leftovers(
             );
             continue;
         }
-        let protected = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("false");
+        let options = super::options::ResourceOptions::of(&live);
+        let (protected, ignored) = (options.no_prune, options.ignore_extraneous);
         let held = target.project.as_ref().and_then(|project| {
             let object = tenancy::Object {
                 group: &gone.group,
@@ -300,6 +309,7 @@ async fn leftovers(
         found.push(Leftover {
             resource: gone.clone(),
             protected,
+            ignored,
             uid: live
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
@@ -382,4 +392,24 @@ async fn unchanged(
         }
     }
     Ok(Some(found))
+}
+
+/// A resource whose kind the cluster does not serve (yet), compared as missing.
+fn unknown_kind(manifest: &Manifest, target: &Target) -> Compared {
+    // Namespaced unless it names none and no namespace applies: the kind's
+    // scope is unknown until its CRD exists.
+    let resource = reference(manifest, &target.destination, true);
+    Compared {
+        identity: manifest.identity(),
+        status: ResourceStatus {
+            resource,
+            status: ResourceSyncCode::Missing,
+            health: Some(HealthStatusCode::Missing),
+            diff: None,
+            resource_version: None,
+        },
+        health: health::assess(None),
+        shared_with: None,
+        refused: None,
+    }
 }

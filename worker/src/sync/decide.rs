@@ -74,7 +74,9 @@ pub(super) fn decide(
             leftovers,
         });
     }
-    let out_of_sync = changed > 0 || unpruned > 0;
+    // `IgnoreExtraneous` leftovers are pruned when pruning is on (above),
+    // but never make the Application out of sync.
+    let out_of_sync = changed > 0 || leftovers.iter().any(|l| !l.protected && !l.ignored);
     let mut inventory: Vec<ResourceRef> = resources
         .iter()
         .map(|c| c.status.resource.clone())
@@ -87,7 +89,9 @@ pub(super) fn decide(
             .into_iter()
             .map(|l| leftover_status(l.resource, l.protected)),
     );
-    let why = if target.automated {
+    let why = if target.suspended {
+        "the Application is suspended"
+    } else if target.automated {
         "selfHeal is off"
     } else {
         "automated sync is off"

@@ -29,7 +29,9 @@
 pub mod admission;
 pub mod compare;
 pub mod decide;
+pub mod finalize;
 pub mod operation;
+pub mod options;
 pub mod outcome;
 pub mod source;
 mod wave;
@@ -256,8 +258,10 @@ pub struct Target {
     pub destination: String,
     /// What the previous sync applied (only these may be pruned).
     pub previous: Vec<ResourceRef>,
-    /// `syncPolicy.automated` is set.
+    /// `syncPolicy.automated` is set and `spec.suspend` is not.
     pub automated: bool,
+    /// `spec.suspend`.
+    pub suspended: bool,
     /// `automated.prune`.
     pub prune: bool,
     /// `automated.selfHeal`.
@@ -285,7 +289,9 @@ impl Target {
                 .as_ref()
                 .map(|s| s.inventory.clone())
                 .unwrap_or_default(),
-            automated: policy.automated.is_some(),
+            // Suspended: no automated sync (nor self-heal); manual ones run.
+            automated: policy.automated.is_some() && !spec.suspend,
+            suspended: spec.suspend,
             prune: policy.automated.as_ref().is_some_and(|a| a.prune),
             self_heal: spec.self_heals(),
             create_namespace: policy.option("CreateNamespace"),

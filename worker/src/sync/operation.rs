@@ -174,7 +174,7 @@ async fn prune(
                 .or_else(|e| super::transient_or(e).map(|_| ()))?;
             (ResultCode::Pruned, None)
         } else {
-            out_of_sync |= !gone.protected;
+            out_of_sync |= !gone.protected && !gone.ignored;
             inventory.push(gone.resource.clone());
             kept.push(leftover_status(gone.resource.clone(), gone.protected));
             if gone.protected {
@@ -226,11 +226,55 @@ async fn waves(
     newer: &super::Newer,
     progress: &mut Progress,
 ) -> Result<Option<Interrupted>, Transient> {
-    for phase in [Phase::PreSync, Phase::Sync, Phase::PostSync] {
+    phases(
+        ctx,
+        target,
+        desired,
+        &[Phase::PreSync, Phase::Sync, Phase::PostSync],
+        newer,
+        progress,
+    )
+    .await
+}
+
+/// Run the waves of `phases` of the whole plan, hooks deleted by their
+/// policies; `Ok(None)` when all settled, else why not (in words).
+pub(super) async fn run_phases(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    phases_to_run: &[Phase],
+) -> Result<Option<String>, Transient> {
+    let mut progress = Progress::default();
+    let interrupted = phases(
+        ctx,
+        target,
+        desired,
+        phases_to_run,
+        &super::Newer::default(),
+        &mut progress,
+    )
+    .await?;
+    Ok(interrupted.map(|i| match i {
+        Interrupted::Failed(why) | Interrupted::Superseded(why) => why,
+    }))
+}
+
+async fn phases(
+    ctx: &SyncContext,
+    target: &Target,
+    desired: &Desired,
+    phases: &[Phase],
+    newer: &super::Newer,
+    progress: &mut Progress,
+) -> Result<Option<Interrupted>, Transient> {
+    for &phase in phases {
         for wave in desired.plan.waves(phase) {
             let mut applied = Vec::with_capacity(wave.steps.len());
             for step in &wave.steps {
-                match wave::apply_step(ctx, step, target, target.replace).await? {
+                let replace = target.replace
+                    || super::options::ResourceOptions::of(&step.manifest.object).replace;
+                match wave::apply_step(ctx, step, target, replace).await? {
                     Applied::Done(done) => {
                         let (result, step) = *done;
                         progress.results.push(result);

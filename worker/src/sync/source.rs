@@ -105,6 +105,7 @@ pub(super) async fn render(
     for manifest in plan
         .manifests()
         .filter(|m| !new_kinds.contains_key(&(m.group().to_owned(), m.kind().to_owned())))
+        .filter(|m| !super::options::ResourceOptions::of(&m.object).skip_dry_run_on_missing)
     {
         if let Err(error) = ctx.cluster.resolve(manifest).await {
             let message = transient_or(error)?.to_string();

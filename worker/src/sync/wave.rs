@@ -136,14 +136,25 @@ async fn wait_gone(
     manifest: &Manifest,
     namespace: &str,
 ) -> Result<(), Transient> {
+    gone_within(ctx, manifest, namespace).await.map(|_| ())
+}
+
+/// Whether `manifest`'s object is gone within the health timeout.
+pub(super) async fn gone_within(
+    ctx: &SyncContext,
+    manifest: &Manifest,
+    namespace: &str,
+) -> Result<bool, Transient> {
     let deadline = tokio::time::Instant::now() + ctx.health_timeout;
-    while tokio::time::Instant::now() < deadline {
+    loop {
         if live(ctx, manifest, namespace).await?.is_none() {
-            break;
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
         }
         tokio::time::sleep(ctx.health_poll).await;
     }
-    Ok(())
 }
 
 /// Wait until every object of the wave is healthy (or has no health rule).

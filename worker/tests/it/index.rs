@@ -23,6 +23,7 @@ fn app(name: &str, path: &str) -> Application {
             destination: Destination::default(),
             sync_policy: None,
             ignore_differences: Vec::new(),
+            suspend: false,
         },
     );
     app.metadata.namespace = Some("default".into());

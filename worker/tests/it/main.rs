@@ -8,6 +8,7 @@
     reason = "test code: a failed step fails the test"
 )]
 
+mod annotations;
 mod apply;
 mod dispatch;
 mod index;

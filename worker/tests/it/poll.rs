@@ -47,6 +47,7 @@ fn application(
                 ..SyncPolicy::default()
             }),
             ignore_differences: Vec::new(),
+            suspend: false,
         },
     );
     app.metadata.namespace = Some("default".into());
@@ -57,6 +58,7 @@ fn application(
                 status: SyncStatusCode::Synced,
                 revision: Some(revision.to_owned()),
                 desired_digest: None,
+                short_revision: None,
             }),
             operation_state: Some(OperationState {
                 phase,

@@ -277,3 +277,105 @@ async fn a_changed_project_re_syncs_its_applications_at_once() {
     );
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_application_with_the_resources_finalizer_deletes_its_objects_and_runs_its_delete_hooks()
+ {
+    let sandbox = support::sandbox_with_crds().await;
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "1"));
+    repo.write(
+        "apps/web/second.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second}\n",
+    );
+    // Argo CD's Delete=false: it outlives the Application.
+    repo.write(
+        "apps/web/keep.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep-me, annotations: {argocd.argoproj.io/sync-options: Delete=false}}\n",
+    );
+    // Delete hooks, one in Argo CD's spelling: never applied by a sync.
+    repo.write(
+        "apps/web/pre.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pre-delete-ran, annotations: {argocd.argoproj.io/hook: PreDelete}}\n",
+    );
+    repo.write(
+        "apps/web/post.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: post-delete-ran, annotations: {pushsync.dev/hook: PostDelete}}\n",
+    );
+    repo.write(
+        "apps/kept/cm.yaml",
+        &CM.replace("{V}", "kept").replace("name: web", "name: kept"),
+    );
+    let head = repo.commit("apps");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let url = daemon.url_of(&repo);
+    let stop = CancellationToken::new();
+    start_loops(
+        &sandbox,
+        support::sync_context(&sandbox, git_cache()),
+        &stop,
+    )
+    .await;
+
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sandbox.client(), "web");
+    let spec = ApplicationSpec::automated(&url, "main", "apps/web", "web")
+        .with_sync_option("CreateNamespace=true");
+    let mut app = Application::namespaced("default", "web", spec);
+    app.metadata.finalizers = Some(vec![pushsync_api::RESOURCES_FINALIZER.to_owned()]);
+    apps.create(&PostParams::default(), &app).await.unwrap();
+    until(&apps, "synced", |app| synced_at(app, &head)).await;
+    assert!(maps.get_opt("second").await.unwrap().is_some());
+    assert!(
+        maps.get_opt("pre-delete-ran").await.unwrap().is_none(),
+        "a delete hook is not applied by a sync"
+    );
+    // Someone else's object in the same namespace.
+    maps.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "bystander"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    apps.delete("web", &Default::default()).await.unwrap();
+    let started = Instant::now();
+    while apps.get_opt("web").await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Application was never let go: {:?}",
+            apps.get_opt("web").await.unwrap().and_then(|a| a.status)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for gone in ["web", "second"] {
+        assert!(
+            maps.get_opt(gone).await.unwrap().is_none(),
+            "{gone} was left"
+        );
+    }
+    for ran in ["pre-delete-ran", "post-delete-ran", "bystander", "keep-me"] {
+        assert!(maps.get_opt(ran).await.unwrap().is_some(), "{ran} missing");
+    }
+
+    // Without the finalizer: the Application goes, its objects stay.
+    let spec = ApplicationSpec::automated(&url, "main", "apps/kept", "web");
+    let kept = Application::namespaced("default", "kept", spec);
+    apps.create(&PostParams::default(), &kept).await.unwrap();
+    let started = Instant::now();
+    while maps.get_opt("kept").await.unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "kept never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    apps.delete("kept", &Default::default()).await.unwrap();
+    assert!(apps.get_opt("kept").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        maps.get_opt("kept").await.unwrap().is_some(),
+        "orphaned, as documented"
+    );
+    stop.cancel();
+}

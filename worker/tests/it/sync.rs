@@ -48,6 +48,7 @@ fn application(url: &str, prune: bool) -> Application {
                 retry: None,
             }),
             ignore_differences: Vec::new(),
+            suspend: false,
         },
     );
     app.metadata.namespace = Some("pushsync".into());
@@ -773,4 +774,59 @@ async fn repo_urls_aimed_at_metadata_loopback_or_local_files_fail_with_nothing_f
         source: "test".into(),
     };
     assert_eq!(ctx.cluster.get(&settings, "guestbook").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_application_reports_drift_but_only_a_manual_sync_applies() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(&sandbox, cache.path());
+    let repo = GitRepo::init();
+    repo.write(
+        "apps/guestbook/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {colour: blue}\n",
+    );
+    repo.commit("settings");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let mut app = application(&daemon.url_of(&repo), true);
+    app.spec
+        .sync_policy
+        .as_mut()
+        .unwrap()
+        .automated
+        .as_mut()
+        .unwrap()
+        .self_heal = true;
+    app.spec.suspend = true;
+    let settings = Manifest {
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}),
+        source: "test".into(),
+    };
+
+    // Automated and self-healing, but suspended: compared, not applied.
+    let outcome = sync(&ctx, &app).await.unwrap();
+    assert_eq!(outcome.phase, OperationPhase::Refreshed);
+    assert_eq!(outcome.sync_status, SyncStatusCode::OutOfSync);
+    assert!(outcome.message.contains("suspended"), "{}", outcome.message);
+    assert_eq!(ctx.cluster.get(&settings, "guestbook").await.unwrap(), None);
+
+    // A manual sync still runs.
+    let manual = Request {
+        manual: true,
+        ..Request::default()
+    };
+    let outcome = sync_with(&ctx, &app, &manual).await.unwrap();
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    assert!(
+        ctx.cluster
+            .get(&settings, "guestbook")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
