@@ -296,7 +296,7 @@ async fn serve(
         }
         (Route::Collection { rt, namespace }, "GET") => {
             let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse_for(query.get("fieldSelector").map_or("", String::as_str), rt)?;
             let table = wants_table(req);
             if rbac::is_watch(query) {
                 return watch::watch(shared.clone(), rt.clone(), namespace.clone(), labels, fields, query, table);
@@ -383,7 +383,7 @@ async fn serve(
         }
         (Route::Collection { rt, namespace }, "DELETE") => {
             let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse_for(query.get("fieldSelector").map_or("", String::as_str), rt)?;
             let (items, _) = store.list(rt, namespace.as_deref(), &labels, &fields);
             let mut deleted = Vec::new();
             for item in items {

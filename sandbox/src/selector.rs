@@ -137,13 +137,47 @@ impl LabelSelector {
 }
 
 /// A parsed field selector; `metadata.name` and `metadata.namespace` are
-/// supported, as for every kind in the real server.
+/// supported, as for every kind in the real server, and a kind's own field
+/// labels where the sandbox knows them (see [`FieldSelector::parse_for`]).
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// The field labels core `Event`s answer to besides the metadata ones (as
+/// the real server's event strategy lists them; `kubectl describe` selects
+/// an object's events by `involvedObject.*`).
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 impl FieldSelector {
+    /// Parse a selector for objects of `rt`: the metadata labels, and a
+    /// kind's own ones (core Events'); any other label is the real server's
+    /// 400.
+    pub fn parse_for(input: &str, rt: &crate::registry::ResourceType) -> Result<Self, ApiError> {
+        let extra: &[&str] = if rt.group.is_empty() && rt.kind == "Event" {
+            EVENT_FIELDS
+        } else {
+            &[]
+        };
+        Self::parse_with(input, extra)
+    }
+
     /// Parse `metadata.name=x,metadata.namespace!=y`.
     pub fn parse(input: &str) -> Result<Self, ApiError> {
+        Self::parse_with(input, &[])
+    }
+
+    fn parse_with(input: &str, extra: &[&str]) -> Result<Self, ApiError> {
         let mut out = Vec::new();
         for part in split_top(input) {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -158,7 +192,7 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
+            if !matches!(field, "metadata.name" | "metadata.namespace") && !extra.contains(&field) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
@@ -171,13 +205,12 @@ impl FieldSelector {
     /// Whether `object` satisfies every term.
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let pointer = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
+            let pointer = match field.as_str() {
+                "source" => "/source/component".to_owned(),
+                field => format!("/{}", field.replace('.', "/")),
             };
             let actual = object
-                .pointer(pointer)
+                .pointer(&pointer)
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             (actual == value) == *equal

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod config;
 pub mod context;
+pub mod events;
 pub mod git;
 pub mod health;
 pub mod http;

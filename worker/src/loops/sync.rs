@@ -464,6 +464,9 @@ impl Syncer {
                 Ok(Done::Gone)
             }
             Ok(Finalized::Pending(why)) => {
+                self.events()
+                    .record(app, crate::events::Kind::Warning, "DeletionPending", &why)
+                    .await;
                 let _ = inner.shared.leases.abandon(&app_ref).await;
                 Err(Failure::Finalizing(why))
             }
@@ -472,6 +475,14 @@ impl Syncer {
                 Err(error.into())
             }
         }
+    }
+
+    /// Events as this worker.
+    fn events(&self) -> crate::events::Recorder {
+        crate::events::Recorder::new(
+            self.inner.shared.client.clone(),
+            self.inner.shared.leases.identity(),
+        )
     }
 
     /// Tell a sync of `app` running in this process that `revision` waits.
@@ -591,6 +602,7 @@ impl Syncer {
                 let _ = inner.shared.leases.abandon(app_ref).await;
                 return Err(error.into());
             }
+            self.events().outcome(&app, &outcome).await;
             let finished = inner.shared.leases.finish(app_ref).await?;
             self.waiter(app_ref).notify_waiters();
             match finished {

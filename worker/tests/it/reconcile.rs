@@ -379,3 +379,82 @@ async fn deleting_an_application_with_the_resources_finalizer_deletes_its_object
     );
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_shows_what_the_worker_did() {
+    let sandbox = support::sandbox_with_crds().await;
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "1"));
+    repo.write("apps/broken/cm.yaml", "kind: [unclosed\n");
+    let head = repo.commit("web and a broken path");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let stop = CancellationToken::new();
+    start_loops(
+        &sandbox,
+        support::sync_context(&sandbox, git_cache()),
+        &stop,
+    )
+    .await;
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    let spec = ApplicationSpec::automated(&daemon.url_of(&repo), "main", "apps/web", "web")
+        .with_sync_option("CreateNamespace=true");
+    apps.create(
+        &PostParams::default(),
+        &Application::namespaced("default", "web", spec),
+    )
+    .await
+    .unwrap();
+    until(&apps, "synced", |app| synced_at(app, &head)).await;
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"source": {"path": "apps/broken"}}})),
+    )
+    .await
+    .unwrap();
+    until(&apps, "the render failure reported", |app| {
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.kind == "RenderFailed"))
+    })
+    .await;
+    let short = &head[..7];
+    let started = Instant::now();
+    let described = loop {
+        let mut command = std::process::Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(sandbox.kubeconfig())
+            .args(["describe", "psapp", "web", "-n", "default"]);
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        if text.contains("RenderFailed") || started.elapsed() > Duration::from_secs(20) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("{described}");
+    let events = described
+        .split("Events:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Events section:\n{described}"));
+    let line = |reason: &str| {
+        events
+            .lines()
+            .find(|l| l.contains(reason))
+            .map(str::to_owned)
+    };
+    let synced = line("Synced").unwrap_or_else(|| panic!("{events}"));
+    assert!(
+        synced.contains("Normal") && synced.contains(short),
+        "{synced}"
+    );
+    let failed = line("RenderFailed").unwrap_or_else(|| panic!("{events}"));
+    assert!(
+        failed.contains("Warning") && failed.contains("pushsync-worker"),
+        "{failed}"
+    );
+    stop.cancel();
+}

@@ -65,10 +65,20 @@ impl Syncer {
             "message": message,
             "finishedAt": condition.last_transition_time,
         }});
-        if let Err(error) =
-            crate::status::report(&self.inner.shared.client, app, condition, operation).await
-        {
-            tracing::warn!(application = %app, error = %error_chain(&error), "could not record the give-up on the Application");
+        match crate::status::report(&self.inner.shared.client, app, condition, operation).await {
+            Ok(application) => {
+                self.events()
+                    .record(
+                        &application,
+                        crate::events::Kind::Warning,
+                        "RetriesExhausted",
+                        &message,
+                    )
+                    .await;
+            }
+            Err(error) => {
+                tracing::warn!(application = %app, error = %error_chain(&error), "could not record the give-up on the Application");
+            }
         }
     }
 }
