@@ -412,6 +412,12 @@ pub struct OperationState {
     /// Per-resource results.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceResult>,
+    /// The digest of the desired state it applied (see
+    /// `SyncStatus::desired_digest`): what automated sync compares a new
+    /// render with, since a comparison alone (a refresh, or while
+    /// suspended) moves `status.sync` but applies nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_digest: Option<String>,
 }
 
 /// What happened to one resource in a sync.

@@ -74,6 +74,14 @@ pub enum SyncTrigger {
         /// sync or selfHeal is off.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         refresh_only: bool,
+        /// Sync this revision (a commit id, branch or tag) instead of the
+        /// one `targetRevision` names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
+        /// A rollback to `revision`: automated sync is turned off first
+        /// (`spec.suspend`), so it does not bring the newer commit back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rollback: bool,
     },
     /// Live objects drifted from the desired state.
     SelfHeal,

@@ -22,6 +22,7 @@ pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod retry;
+pub mod rollback;
 pub mod routing;
 pub mod status;
 pub mod sync;

@@ -83,6 +83,8 @@ async fn request(broker: Broker, topology: Topology, app: AppRef, refresh: bool)
     let trigger = SyncTrigger::Manual {
         requested_by: Some(format!("cli@{}", default_identity())),
         refresh_only: refresh,
+        revision: None,
+        rollback: false,
     };
     let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
     let Some(job) = job(app.clone(), trigger, &id, &topology) else {

@@ -92,6 +92,21 @@ pub fn conditions(
             ..Condition::default()
         });
     }
+    if let Some(app) = app
+        && app.spec.suspend
+        && let Some(revision) = crate::rollback::rolled_back_to(app)
+    {
+        out.push(Condition {
+            kind: "AutoSyncDisabled".to_owned(),
+            status: ConditionStatus::True,
+            reason: Some("RolledBack".to_owned()),
+            message: Some(format!(
+                "rolled back to {}: automated sync and self-heal are off until spec.suspend is set to false",
+                short_revision(revision)
+            )),
+            ..Condition::default()
+        });
+    }
     if let Some(problem) = problem {
         out.push(Condition {
             kind: STALLED.to_owned(),
@@ -178,6 +193,7 @@ pub fn status_patch(app: &Application, outcome: &Outcome) -> Value {
             "startedAt": outcome.started_at.to_string(),
             "finishedAt": now,
             "resources": outcome.resources,
+            "desiredDigest": outcome.desired_digest,
         });
     }
     json!({ "status": status })

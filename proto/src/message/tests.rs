@@ -112,7 +112,9 @@ fn a_manual_trigger_from_before_refreshes_existed_is_a_sync() {
         trigger,
         SyncTrigger::Manual {
             requested_by: Some("alice".into()),
-            refresh_only: false
+            refresh_only: false,
+            revision: None,
+            rollback: false,
         }
     );
 }
@@ -125,10 +127,20 @@ fn sync_job_triggers_round_trip() {
         SyncTrigger::Manual {
             requested_by: Some("alice".into()),
             refresh_only: false,
+            revision: None,
+            rollback: false,
         },
         SyncTrigger::Manual {
             requested_by: None,
             refresh_only: true,
+            revision: None,
+            rollback: false,
+        },
+        SyncTrigger::Manual {
+            requested_by: Some("annotation".into()),
+            refresh_only: false,
+            revision: Some("0d1a26e".into()),
+            rollback: true,
         },
     ] {
         let job = Message::SyncJobV1(SyncJob {

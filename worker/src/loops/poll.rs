@@ -10,9 +10,10 @@
 //! call per repository however many Applications share it.
 //!
 //! Manual triggers: the annotation `pushsync.dev/sync` (sync now, even
-//! without automated sync) or `pushsync.dev/refresh` (compare now, apply as
-//! the policy says) on an Application becomes a job on the same queue; the
-//! leader then removes the annotation.
+//! without automated sync), `pushsync.dev/refresh` (compare now, apply as
+//! the policy says) or `pushsync.dev/rollback: <revision>` (back to a
+//! revision of `status.history`, automated sync off) on an Application
+//! becomes a job on the same queue; the leader then removes the annotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,9 @@ use crate::git::RemoteHeads;
 pub const SYNC_ANNOTATION: &str = "pushsync.dev/sync";
 /// Annotation asking for a refresh now (compare; apply as the policy says).
 pub const REFRESH_ANNOTATION: &str = "pushsync.dev/refresh";
+/// Annotation asking for a rollback to the revision it names (one of
+/// `status.history`; automated sync is turned off, see [`crate::rollback`]).
+pub const ROLLBACK_ANNOTATION: &str = "pushsync.dev/rollback";
 
 /// How the poller runs.
 #[derive(Debug, Clone)]
@@ -299,7 +303,10 @@ impl Poller {
             let annotations = app.metadata.annotations.as_ref();
             let sync = annotations.is_some_and(|a| a.contains_key(SYNC_ANNOTATION));
             let refresh = annotations.is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
-            if !(sync || refresh) {
+            let rollback = annotations
+                .and_then(|a| a.get(ROLLBACK_ANNOTATION))
+                .cloned();
+            if !(sync || refresh || rollback.is_some()) {
                 continue;
             }
             let Some(target) = app_ref(&app) else {
@@ -313,7 +320,9 @@ impl Poller {
             }
             let trigger = SyncTrigger::Manual {
                 requested_by: Some("annotation".to_owned()),
-                refresh_only: !sync,
+                refresh_only: !sync && rollback.is_none(),
+                rollback: rollback.is_some(),
+                revision: rollback,
             };
             let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
             let Some(outgoing) = job(target.clone(), trigger, &id, &self.shared.topology) else {
@@ -326,7 +335,7 @@ impl Poller {
             if let Ok(mut handled) = self.handled.lock() {
                 handled.insert(target.clone(), version);
             }
-            let patch = json!({"metadata": {"annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null}}});
+            let patch = json!({"metadata": {"annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null, ROLLBACK_ANNOTATION: null}}});
             let api = Api::<Application>::namespaced(self.shared.client.clone(), &target.namespace);
             if let Err(error) = api
                 .patch(&target.name, &PatchParams::default(), &Patch::Merge(patch))

@@ -526,6 +526,12 @@ impl Syncer {
             SyncTrigger::Push { received_at, .. } => Some(*received_at),
             _ => None,
         };
+        let (mut revision, rollback) = match &job.trigger {
+            SyncTrigger::Manual {
+                revision, rollback, ..
+            } => (revision.clone(), *rollback),
+            _ => (None, false),
+        };
         inner.shared.metrics.syncs_running.inc();
         let _running = GaugeGuard(inner.shared.metrics.syncs_running.clone());
         // The push-to-sync lag is the first sync's; follow-ups serve others.
@@ -546,6 +552,32 @@ impl Syncer {
             if crate::sync::finalize::deleting(&app) {
                 return self.finalize(&app, &lost).await;
             }
+            let app = match crate::rollback::prepare(
+                &inner.shared.client,
+                app,
+                revision.as_deref(),
+                rollback && !follow_up,
+            )
+            .await
+            {
+                Ok(crate::rollback::Prepared::Go(app, resolved)) => {
+                    if rollback && !follow_up {
+                        revision = Some(resolved);
+                    }
+                    app
+                }
+                Ok(crate::rollback::Prepared::Refused(app, why)) => {
+                    self.events()
+                        .record(&app, crate::events::Kind::Warning, "RollbackFailed", &why)
+                        .await;
+                    inner.shared.leases.finish(app_ref).await?;
+                    return Ok(Done::Synced);
+                }
+                Err(error) => {
+                    let _ = inner.shared.leases.abandon(app_ref).await;
+                    return Err(Failure::Read(error));
+                }
+            };
             if let Some(received_at) = push_received_at
                 && !follow_up
             {
@@ -562,6 +594,9 @@ impl Syncer {
                 manual,
                 push_received_at,
                 newer: newer.clone(),
+                // The asked-for revision is the first sync's; follow-ups
+                // serve later requests, which name none.
+                revision: revision.clone().filter(|_| !follow_up),
             };
             let started = std::time::Instant::now();
             let outcome = tokio::select! {

@@ -58,14 +58,27 @@ pub(super) fn decide(
         .operation_state
         .as_ref()
         .is_some_and(|o| o.phase != OperationPhase::Succeeded);
-    let synced = status.sync.as_ref();
-    // New desired state: another commit, or the same commit rendered or
-    // applied differently because the spec changed (a status written before
-    // digests existed does not count as a change).
-    let new_desired = synced.and_then(|s| s.revision.as_deref()) != Some(desired.revision.as_str())
-        || synced
-            .and_then(|s| s.desired_digest.as_deref())
-            .is_some_and(|digest| digest != desired.digest);
+    // New desired state: another commit than the last one *applied*, or
+    // the same commit rendered or applied differently because the spec
+    // changed (a status written before digests existed does not count as a
+    // change). Against the last operation, not `status.sync`: a comparison
+    // that applied nothing (while suspended, or before automation was
+    // turned on) moves `status.sync` without deploying anything.
+    let (applied_revision, applied_digest) = match status.operation_state.as_ref() {
+        Some(operation) if operation.revision.is_some() => (
+            operation.revision.as_deref(),
+            operation.desired_digest.as_deref(),
+        ),
+        _ => {
+            let synced = status.sync.as_ref();
+            (
+                synced.and_then(|s| s.revision.as_deref()),
+                synced.and_then(|s| s.desired_digest.as_deref()),
+            )
+        }
+    };
+    let new_desired = applied_revision != Some(desired.revision.as_str())
+        || applied_digest.is_some_and(|digest| digest != desired.digest);
     let apply = request.manual
         || (target.automated && (failed_before || (differs && (target.self_heal || new_desired))));
     if apply {

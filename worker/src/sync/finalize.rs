@@ -125,7 +125,7 @@ async fn delete_hooks(
         .and_then(|s| s.revision.clone());
     let revision = match synced {
         Some(revision) => revision,
-        None => match source::resolve(ctx, app, target).await {
+        None => match source::resolve(ctx, app, target, None).await {
             Ok(Verdict::Go(revision)) => revision,
             Ok(Verdict::Stop(outcome)) => {
                 skipped(app, &outcome.message);

@@ -135,6 +135,9 @@ pub struct Request {
     /// abandoned when one differs from the revision being synced, and the
     /// sync ends `Superseded`, so the newer commit goes next.
     pub newer: Newer,
+    /// Sync this revision instead of the one `targetRevision` names (a
+    /// rollback, or a sync of a given commit).
+    pub revision: Option<String>,
 }
 
 /// The newest revision other requests are waiting to have synced (set by
@@ -204,7 +207,7 @@ async fn stages(
     let ctx = &admitted;
 
     let clock = Instant::now();
-    let revision = match source::resolve(ctx, app, &target).await? {
+    let revision = match source::resolve(ctx, app, &target, request.revision.as_deref()).await? {
         Verdict::Go(revision) => revision,
         Verdict::Stop(outcome) => return Ok(*outcome),
     };

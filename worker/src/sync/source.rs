@@ -43,16 +43,17 @@ fn stop<T>(
     )))
 }
 
-/// The commit `app`'s `targetRevision` names now.
+/// The commit `app`'s `targetRevision` (or `instead`) names now.
 pub(super) async fn resolve(
     ctx: &SyncContext,
     app: &Application,
     target: &Target,
+    instead: Option<&str>,
 ) -> Result<Verdict<String>, Transient> {
     let source = &app.spec.source;
     match ctx
         .git
-        .resolve(&source.repo_url, &source.target_revision)
+        .resolve(&source.repo_url, instead.unwrap_or(&source.target_revision))
         .await
     {
         Ok(revision) => Ok(Verdict::Go(revision)),

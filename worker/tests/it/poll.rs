@@ -297,7 +297,9 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
         job.trigger,
         SyncTrigger::Manual {
             requested_by: Some("annotation".into()),
-            refresh_only: false
+            refresh_only: false,
+            revision: None,
+            rollback: false,
         }
     );
     wait_async(|| {

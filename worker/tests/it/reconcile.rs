@@ -458,3 +458,127 @@ async fn kubectl_describe_shows_what_the_worker_did() {
     );
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_deploys_an_earlier_revision_and_turns_automated_sync_off_until_resumed() {
+    let sandbox = support::sandbox_with_crds().await;
+    let repo = GitRepo::init();
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "1"));
+    let v1 = repo.commit("v1");
+    let daemon = GitDaemon::serve_repo(&repo);
+    let stop = CancellationToken::new();
+    start_loops(
+        &sandbox,
+        support::sync_context(&sandbox, git_cache()),
+        &stop,
+    )
+    .await;
+    let apps: Api<Application> = Api::namespaced(sandbox.client(), "default");
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sandbox.client(), "web");
+    let version = || {
+        let maps = maps.clone();
+        async move { maps.get("web").await.unwrap().data.unwrap()["version"].clone() }
+    };
+    let annotate = |key: &'static str, value: String| {
+        let apps = apps.clone();
+        async move {
+            apps.patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"annotations": {key: value}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let spec = ApplicationSpec::automated(&daemon.url_of(&repo), "main", "apps/web", "web")
+        .with_sync_option("CreateNamespace=true");
+    apps.create(
+        &PostParams::default(),
+        &Application::namespaced("default", "web", spec),
+    )
+    .await
+    .unwrap();
+    until(&apps, "v1 synced", |app| synced_at(app, &v1)).await;
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "2"));
+    let v2 = repo.commit("v2");
+    annotate("pushsync.dev/sync", "now".into()).await;
+    until(&apps, "v2 synced", |app| synced_at(app, &v2)).await;
+
+    // Back to v1, by its short id.
+    annotate("pushsync.dev/rollback", v1[..7].to_owned()).await;
+    let app = until_app(&apps, "rolled back", |app| synced_at(app, &v1)).await;
+    assert_eq!(version().await, "1");
+    assert!(app.spec.suspend, "automated sync is off");
+    let condition = app
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.kind == "AutoSyncDisabled")
+                .cloned()
+        })
+        .expect("a condition says why");
+    assert_eq!(condition.reason.as_deref(), Some("RolledBack"));
+    assert!(condition.message.unwrap().contains(&v1[..7]));
+
+    // A new commit is seen but not applied while suspended.
+    repo.write("apps/web/cm.yaml", &CM.replace("{V}", "3"));
+    let v3 = repo.commit("v3");
+    annotate("pushsync.dev/refresh", "now".into()).await;
+    until(&apps, "v3 compared", |app| {
+        app.status
+            .as_ref()
+            .and_then(|s| s.sync.as_ref())
+            .is_some_and(|s| {
+                s.revision.as_deref() == Some(v3.as_str()) && s.status == SyncStatusCode::OutOfSync
+            })
+    })
+    .await;
+    assert_eq!(version().await, "1");
+
+    // A revision it never deployed: refused, nothing changes.
+    annotate("pushsync.dev/rollback", "deadbeefdeadbeef".into()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(version().await, "1");
+    let app = apps.get("web").await.unwrap();
+    assert!(app.spec.suspend);
+    assert_eq!(
+        app.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("pushsync.dev/rolled-back-to"))
+            .map(String::as_str),
+        Some(v1.as_str())
+    );
+
+    // Resumed: automated sync brings the branch head back.
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .unwrap();
+    let app = until_app(&apps, "v3 synced after resume", |app| synced_at(app, &v3)).await;
+    assert_eq!(version().await, "3");
+    assert!(
+        !app.status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.kind == "AutoSyncDisabled")
+    );
+    stop.cancel();
+}
+
+/// [`until`], returning the Application that satisfied `done`.
+async fn until_app(
+    apps: &Api<Application>,
+    what: &str,
+    done: impl Fn(&Application) -> bool,
+) -> Application {
+    until(apps, what, &done).await;
+    apps.get("web").await.unwrap()
+}
