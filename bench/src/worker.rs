@@ -40,6 +40,75 @@ fn application(name: &str, url: &str, path: &str) -> Application {
     Application::namespaced("default", name, spec)
 }
 
+/// The "rollout" app at `version`: ten ConfigMaps and a Deployment the
+/// sandbox never makes available (a rollout that lasts until superseded).
+fn rollout(version: usize) -> String {
+    format!(
+        "{}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: slow\n  annotations: {{sandbox.pushsync.dev/health: progressing}}\nspec:\n  selector: {{matchLabels: {{app: slow}}}}\n  template:\n    metadata: {{labels: {{app: slow}}, annotations: {{version: \"{version}\"}}}}\n    spec: {{containers: [{{name: slow, image: \"nginx:1.27\"}}]}}\n",
+        configmaps(10, version)
+    )
+}
+
+/// Signed Gitea pushes to the receiver, and the wait for what they apply.
+struct Pushes {
+    client: reqwest::Client,
+    base: String,
+    url: String,
+}
+
+impl Pushes {
+    /// Push `before..after` touching `path`, and wait until `cm-0` in
+    /// `maps` holds `version`; how long that took.
+    async fn applied(
+        &self,
+        before: &str,
+        after: &str,
+        path: &str,
+        version: usize,
+        maps: &Api<k8s_openapi::api::core::v1::ConfigMap>,
+    ) -> anyhow::Result<Duration> {
+        let url = &self.url;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "ref": "refs/heads/main", "before": before, "after": after,
+            "commits": [{"id": after, "added": [], "removed": [], "modified": [path]}],
+            "repository": {"full_name": "bench/repo", "clone_url": url, "html_url": url},
+        }))?;
+        let sent = Instant::now();
+        let status = self
+            .client
+            .post(format!("{}/hooks/gitea", self.base))
+            .header("content-type", "application/json")
+            .header("x-gitea-event", "push")
+            .header("x-gitea-delivery", format!("bench-{after}"))
+            .header(
+                "x-gitea-signature",
+                pushsync_testkit::sign::gitea_signature(SECRET, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .context("posting the push")?
+            .status();
+        anyhow::ensure!(status == 202, "the receiver answered {status}");
+        let want = version.to_string();
+        loop {
+            if let Ok(cm) = maps.get("cm-0").await
+                && cm
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d.get("version") == Some(&want))
+            {
+                return Ok(sent.elapsed());
+            }
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(30),
+                "push {version} of {path} was not applied within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted
         .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
@@ -154,6 +223,11 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "the receiver never became ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let pushes = Pushes {
+        client,
+        base,
+        url: url.clone(),
+    };
     let small: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(sandbox.client(), "small");
     let mut before = repo.head();
@@ -161,49 +235,46 @@ pub async fn run(sandbox_bin: &std::path::Path) -> anyhow::Result<()> {
     for version in 1..=20 {
         repo.write("apps/small/cms.yaml", &configmaps(10, version));
         let after = repo.commit(&format!("v{version}"));
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ref": "refs/heads/main", "before": before, "after": after,
-            "commits": [{"id": after, "added": [], "removed": [], "modified": ["apps/small/cms.yaml"]}],
-            "repository": {"full_name": "bench/repo", "clone_url": url, "html_url": url},
-        }))?;
-        let sent = Instant::now();
-        let status = client
-            .post(format!("{base}/hooks/gitea"))
-            .header("content-type", "application/json")
-            .header("x-gitea-event", "push")
-            .header("x-gitea-delivery", format!("bench-{version}"))
-            .header(
-                "x-gitea-signature",
-                pushsync_testkit::sign::gitea_signature(SECRET, &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .context("posting the push")?
-            .status();
-        anyhow::ensure!(status == 202, "the receiver answered {status}");
-        let want = version.to_string();
-        loop {
-            if let Ok(cm) = small.get("cm-0").await
-                && cm
-                    .data
-                    .as_ref()
-                    .is_some_and(|d| d.get("version") == Some(&want))
-            {
-                break;
-            }
-            anyhow::ensure!(
-                sent.elapsed() < Duration::from_secs(30),
-                "push {version} was not applied within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        latencies.push(sent.elapsed());
+        let took = pushes
+            .applied(&before, &after, "apps/small/cms.yaml", version, &small)
+            .await?;
+        latencies.push(took);
         before = after;
     }
     latencies.sort();
     println!(
         "  push → applied (10 resources, signed webhook → receiver → RabbitMQ → worker → API): p50 {:.1} ms, p99 {:.1} ms over {} pushes",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+
+    // The same while the previous push's rollout is still waited for: a
+    // Deployment that never becomes available beside the ConfigMaps, so
+    // every sync waits for health (30 s) until the next push supersedes it.
+    apps.create(
+        &PostParams::default(),
+        &application("rollout", &url, "apps/rollout"),
+    )
+    .await?;
+    let rolling: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.client(), "rollout");
+    let mut latencies = Vec::new();
+    for version in 1..=21 {
+        repo.write("apps/rollout/all.yaml", &rollout(version));
+        let after = repo.commit(&format!("rollout v{version}"));
+        let took = pushes
+            .applied(&before, &after, "apps/rollout/all.yaml", version, &rolling)
+            .await?;
+        // The first push finds nothing rolling out: not counted.
+        if version > 1 {
+            latencies.push(took);
+        }
+        before = after;
+    }
+    latencies.sort();
+    println!(
+        "  push → applied while the previous push's rollout is waited for (superseded at once): p50 {:.1} ms, p99 {:.1} ms over {} pushes (beside the idle figure above)",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.len()
