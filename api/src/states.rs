@@ -60,6 +60,10 @@ words!(SyncStatusCode {
 pub enum HealthStatusCode {
     /// Running as intended.
     Healthy,
+    /// Paused on purpose (a paused Deployment, a suspended Job or CronJob),
+    /// as Argo CD says. Read since this release; written from the next one
+    /// (a word is added readers first).
+    Suspended,
     /// No health rule for this kind: assumed fine, reported as such.
     #[default]
     Unknown,
@@ -72,6 +76,7 @@ pub enum HealthStatusCode {
 }
 words!(HealthStatusCode {
     Healthy,
+    Suspended,
     Unknown,
     Progressing,
     Degraded,
@@ -83,6 +88,7 @@ impl<'de> Deserialize<'de> for HealthStatusCode {
         let word = std::borrow::Cow::<str>::deserialize(deserializer)?;
         Ok(match word.as_ref() {
             "Healthy" => Self::Healthy,
+            "Suspended" => Self::Suspended,
             "Progressing" => Self::Progressing,
             "Degraded" => Self::Degraded,
             "Missing" => Self::Missing,
@@ -193,10 +199,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn suspended_is_read_and_ranks_between_healthy_and_unknown() {
+        let health: HealthStatusCode =
+            serde_json::from_value(serde_json::json!("Suspended")).unwrap();
+        assert_eq!(health, HealthStatusCode::Suspended);
+        assert_eq!(serde_json::to_value(health).unwrap(), "Suspended");
+        assert!(HealthStatusCode::Healthy < health && health < HealthStatusCode::Unknown);
+    }
+
+    #[test]
     fn unknown_words_read_as_unknown_and_known_ones_round_trip() {
         let status: crate::ApplicationStatus = serde_json::from_value(serde_json::json!({
             "sync": {"status": "Bogus"},
-            "health": {"status": "Suspended"},
+            "health": {"status": "Paused"},
             "operationState": {"phase": "Terminating", "resources": [
                 {"version": "v1", "kind": "ConfigMap", "name": "a", "status": "SyncFailed", "hookPhase": "Pending"}
             ]},

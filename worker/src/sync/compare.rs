@@ -229,7 +229,7 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
             } else {
                 ResourceSyncCode::Synced
             },
-            health: Some(verdict.health),
+            health: crate::health::known(verdict.health),
             diff: difference.map(truncate),
         },
         health: verdict,
@@ -384,7 +384,7 @@ async fn unchanged(
             let verdict = health::assess(Some(object));
             found.push((
                 ResourceStatus {
-                    health: Some(verdict.health),
+                    health: crate::health::known(verdict.health),
                     ..(*resource).clone()
                 },
                 verdict,

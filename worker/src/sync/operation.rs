@@ -341,7 +341,7 @@ fn synced(resources: Vec<Compared>, verdicts: &HashMap<String, Assessment>) -> V
             resource_version: None,
             health: verdicts
                 .get(&c.identity)
-                .map(|a| a.health)
+                .and_then(|a| crate::health::known(a.health))
                 .or(c.status.health),
             ..c.status
         })

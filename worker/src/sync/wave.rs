@@ -189,6 +189,8 @@ pub(super) async fn wait_healthy(
                         verdict.message
                     )));
                 }
+                // Paused on purpose: nothing to wait for.
+                HealthStatusCode::Suspended => {}
                 HealthStatusCode::Progressing | HealthStatusCode::Missing => {
                     pending = Some(what());
                 }
