@@ -203,13 +203,7 @@ pub fn table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
             json!({"cells": cells, "object": object})
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+    table_of(&columns, &rows, rv)
 }
 
 /// The Table of a custom resource with printer columns: Name, then each
@@ -253,6 +247,11 @@ fn custom_table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
             json!({"cells": cells, "object": object})
         })
         .collect();
+    table_of(&columns, &rows, rv)
+}
+
+/// The `meta.k8s.io/v1` Table envelope.
+fn table_of(columns: &[Value], rows: &[Value], rv: u64) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

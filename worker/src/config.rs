@@ -185,8 +185,14 @@ pub enum Command {
         application: String,
         /// Only compare with Git and apply as the sync policy says, instead
         /// of a sync that applies even without automated sync.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["revision", "rollback"])]
         refresh: bool,
+        /// Sync this revision (commit, branch or tag) instead of the one targetRevision names.
+        #[arg(long, conflicts_with = "rollback")]
+        revision: Option<String>,
+        /// Roll back to this revision of the Application's history; automated sync is turned off (spec.suspend) until resumed.
+        #[arg(long, value_name = "REVISION")]
+        rollback: Option<String>,
     },
 }
 
@@ -215,8 +221,8 @@ pub enum Mode {
     Request {
         /// The Application.
         application: AppRef,
-        /// Only a refresh.
-        refresh: bool,
+        /// What to ask for (a `SyncTrigger::Manual`).
+        trigger: pushsync_proto::SyncTrigger,
     },
 }
 
@@ -369,13 +375,21 @@ impl Args {
         if let Some(Command::Request {
             application,
             refresh,
+            revision,
+            rollback,
         }) = self.command
         {
+            let trigger = pushsync_proto::SyncTrigger::Manual {
+                requested_by: Some(format!("cli@{}", default_identity())),
+                refresh_only: refresh,
+                rollback: rollback.is_some(),
+                revision: rollback.or(revision),
+            };
             return Ok(Config {
                 amqp_uri,
                 topology,
                 queue_bounds,
-                mode: request(application, refresh)?,
+                mode: request(application, trigger)?,
                 warnings,
             });
         }
@@ -489,7 +503,7 @@ impl Args {
 }
 
 /// `request NAMESPACE/NAME [--refresh]`.
-fn request(application: String, refresh: bool) -> Result<Mode, ConfigError> {
+fn request(application: String, trigger: pushsync_proto::SyncTrigger) -> Result<Mode, ConfigError> {
     let application = application
         .split_once('/')
         .filter(|(n, a)| !n.is_empty() && !a.is_empty() && !a.contains('/'))
@@ -500,7 +514,7 @@ fn request(application: String, refresh: bool) -> Result<Mode, ConfigError> {
         .ok_or(ConfigError::NotAnApplication(application))?;
     Ok(Mode::Request {
         application,
-        refresh,
+        trigger,
     })
 }
 
@@ -542,6 +556,42 @@ pub fn default_identity() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_asks_for_a_sync_a_refresh_a_revision_or_a_rollback() {
+        let trigger = |extra: &[&str]| match config(extra).unwrap().mode {
+            Mode::Request { trigger, .. } => trigger,
+            Mode::Run(_) => panic!("not a request"),
+        };
+        let manual =
+            |refresh_only, revision: Option<&str>, rollback| pushsync_proto::SyncTrigger::Manual {
+                requested_by: Some(format!("cli@{}", default_identity())),
+                refresh_only,
+                revision: revision.map(str::to_owned),
+                rollback,
+            };
+        assert_eq!(trigger(&["request", "a/b"]), manual(false, None, false));
+        assert_eq!(
+            trigger(&["request", "a/b", "--refresh"]),
+            manual(true, None, false)
+        );
+        assert_eq!(
+            trigger(&["request", "a/b", "--revision", "v1.2"]),
+            manual(false, Some("v1.2"), false)
+        );
+        assert_eq!(
+            trigger(&["request", "a/b", "--rollback", "0d1a26e"]),
+            manual(false, Some("0d1a26e"), true)
+        );
+        for conflicting in [
+            &["request", "a/b", "--refresh", "--rollback", "x"][..],
+            &["request", "a/b", "--revision", "y", "--rollback", "x"],
+        ] {
+            let mut argv = vec!["pushsync-worker", "--amqp-url", "amqp://h"];
+            argv.extend_from_slice(conflicting);
+            assert!(Args::try_parse_from(argv).is_err(), "{conflicting:?}");
+        }
+    }
 
     fn config(extra: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["pushsync-worker", "--amqp-url", "amqp://h"];

@@ -10,7 +10,7 @@ use pushsync_broker::{AmqpConfig, Broker, Declare, QueueBounds};
 use pushsync_proto::{AppRef, SyncTrigger, Topology};
 use pushsync_service::{EXIT_USAGE, error_chain, init_logging};
 use pushsync_worker::apply::Cluster;
-use pushsync_worker::config::{Args, Config, Mode, RunConfig, default_identity};
+use pushsync_worker::config::{Args, Config, Mode, RunConfig};
 use pushsync_worker::context::{Leadership, Shared, job};
 use pushsync_worker::git::GitCache;
 use pushsync_worker::http::Readiness;
@@ -56,12 +56,12 @@ fn main() -> ExitCode {
     match mode {
         Mode::Request {
             application,
-            refresh,
+            trigger,
         } => runtime.block_on(request(
             broker(amqp_uri, &topology, queue_bounds, "pushsync-worker-request"),
             topology,
             application,
-            refresh,
+            trigger,
         )),
         Mode::Run(run) => runtime.block_on(serve(amqp_uri, topology, queue_bounds, *run)),
     }
@@ -75,16 +75,30 @@ fn broker(uri: SecretString, topology: &Topology, bounds: QueueBounds, name: &st
 }
 
 /// `pushsync-worker request`: one manual job, confirmed by the broker.
-async fn request(broker: Broker, topology: Topology, app: AppRef, refresh: bool) -> ExitCode {
+async fn request(
+    broker: Broker,
+    topology: Topology,
+    app: AppRef,
+    trigger: SyncTrigger,
+) -> ExitCode {
     if !broker.wait_ready(Duration::from_secs(15)).await {
         eprintln!("pushsync-worker request: the message broker is not reachable");
         return ExitCode::FAILURE;
     }
-    let trigger = SyncTrigger::Manual {
-        requested_by: Some(format!("cli@{}", default_identity())),
-        refresh_only: refresh,
-        revision: None,
-        rollback: false,
+    let what = match &trigger {
+        SyncTrigger::Manual {
+            rollback: true,
+            revision: Some(revision),
+            ..
+        } => format!("rollback to {revision}"),
+        SyncTrigger::Manual {
+            revision: Some(revision),
+            ..
+        } => format!("sync of {revision}"),
+        SyncTrigger::Manual {
+            refresh_only: true, ..
+        } => "refresh".to_owned(),
+        _ => "sync".to_owned(),
     };
     let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
     let Some(job) = job(app.clone(), trigger, &id, &topology) else {
@@ -95,10 +109,7 @@ async fn request(broker: Broker, topology: Topology, app: AppRef, refresh: bool)
     broker.close().await;
     match published {
         Ok(()) => {
-            println!(
-                "queued a {} of {app}",
-                if refresh { "refresh" } else { "sync" }
-            );
+            println!("queued a {what} of {app}");
             ExitCode::SUCCESS
         }
         Err(error) => {
