@@ -100,13 +100,19 @@ impl AmqpBroker {
     ) -> Result<Duration, PublishError> {
         let topology = &self.shared.config.topology;
         let seconds = Topology::retry_delay_seconds(delay);
-        let channel = self
+        // Declared on a channel of its own: a refusal (406) closes that
+        // one, not the shared publish channel.
+        let connection = self
             .shared
-            .current_channel()
+            .current_connection()
             .ok_or(PublishError::Unavailable)?;
-        declare_retry_queue(&channel, topology, seconds)
+        let channel = connection
+            .create_channel()
             .await
             .map_err(PublishError::Channel)?;
+        let declared = declare_retry_queue(&channel, topology, seconds).await;
+        let _ = channel.close(200, ShortString::from("declared")).await;
+        declared.map_err(PublishError::Channel)?;
         let waiting = Outgoing {
             // The default exchange routes by queue name.
             exchange: String::new(),

@@ -16,6 +16,9 @@ pub(super) struct Usage {
 #[derive(Debug)]
 struct Entry {
     bytes: u64,
+    /// Found on disk at start (an earlier run's): older than anything
+    /// this process used.
+    earlier_run: bool,
     used: Instant,
     /// The URL it caches, when this process used it (directories found at
     /// start are known only by their hashed name).
@@ -56,6 +59,7 @@ impl Usage {
                     path,
                     Entry {
                         bytes,
+                        earlier_run: true,
                         used: long_ago,
                         url: None,
                     },
@@ -68,9 +72,11 @@ impl Usage {
     pub(super) fn touch(&mut self, path: &Path, url: &str) {
         let entry = self.repos.entry(path.to_path_buf()).or_insert(Entry {
             bytes: 0,
+            earlier_run: false,
             used: Instant::now(),
             url: None,
         });
+        entry.earlier_run = false;
         entry.used = Instant::now();
         entry.url = Some(url.to_owned());
     }
@@ -94,15 +100,16 @@ impl Usage {
         if total <= budget {
             return Vec::new();
         }
-        let mut candidates: Vec<(Instant, PathBuf)> = self
+        // An earlier run's first, then least recently used.
+        let mut candidates: Vec<(bool, Instant, PathBuf)> = self
             .repos
             .iter()
             .filter(|(path, _)| path.as_path() != keep)
-            .map(|(path, entry)| (entry.used, path.clone()))
+            .map(|(path, entry)| (!entry.earlier_run, entry.used, path.clone()))
             .collect();
         candidates.sort();
         let mut victims = Vec::new();
-        for (_, path) in candidates {
+        for (_, _, path) in candidates {
             if total <= budget {
                 break;
             }
@@ -123,6 +130,7 @@ impl Usage {
             victim.path,
             Entry {
                 bytes,
+                earlier_run: false,
                 used: Instant::now(),
                 url: victim.url,
             },

@@ -179,6 +179,9 @@ mod tests {
             "../../etc",
             "http://github.com/a/b",
             "ftp://h/x",
+            // libgit2 reads these as SSH to 127.0.0.1 on a chosen port.
+            "[127.0.0.1:22]:x",
+            "[localhost:8080]:x",
         ] {
             let refused = policy.check(url);
             assert!(

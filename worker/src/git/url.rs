@@ -84,13 +84,19 @@ impl RemoteUrl {
         let rest = match transport {
             Transport::Url(scheme) => &url[scheme.len() + 3..],
             Transport::ScpLike => {
+                // libgit2 also reads `[host:port]:path` and `[v6]:path`
+                // here; we do not vouch for any bracketed form.
+                if url.contains(['[', ']']) {
+                    return None;
+                }
                 let (authority, path) = url.split_once(':')?;
-                return Some(Self {
+                let host = authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host)
+                    .to_ascii_lowercase();
+                return plain_host(&host).then(|| Self {
                     scheme: transport.scheme(),
-                    host: authority
-                        .rsplit_once('@')
-                        .map_or(authority, |(_, host)| host)
-                        .to_ascii_lowercase(),
+                    host,
                     port: None,
                     path: segments(path),
                 });
@@ -122,9 +128,10 @@ impl RemoteUrl {
                 None => (host_port, None),
             },
         };
-        if host.is_empty() || host.contains('%') {
-            // No host (`file:///x`), or a percent-encoded one: what it
-            // decodes to is the resolver's guess, not ours.
+        if !plain_host(host) {
+            // No host (`file:///x`), a percent-encoded one (what it decodes
+            // to is the resolver's guess, not ours), or characters no host
+            // name or address has.
             return None;
         }
         Some(Self {
@@ -150,6 +157,15 @@ impl RemoteUrl {
             && self.port == target.port
             && target.path.starts_with(&self.path)
     }
+}
+
+/// A host name or address as written: letters, digits, `.`, `-`, `_`, and
+/// `:` (an IPv6 literal, brackets already removed); nothing else.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
@@ -210,6 +226,12 @@ mod tests {
             "file:///srv/repo",
             "/srv/repo",
             "https://host:notaport/x",
+            // libgit2's bracketed scp forms, and hosts no resolver should see.
+            "[127.0.0.1:22]:x",
+            "[localhost:8080]:x",
+            "git@[::1]:x",
+            "https://a b/x",
+            "https://a\\b/x",
         ] {
             assert_eq!(RemoteUrl::parse(ambiguous), None, "{ambiguous}");
         }

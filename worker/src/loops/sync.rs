@@ -590,10 +590,17 @@ impl Syncer {
                     .push_to_sync_start
                     .observe(lag.max(0.0));
             }
+            let named = revision.is_some() && !follow_up;
             let request = Request {
                 manual,
                 push_received_at,
-                newer: newer.clone(),
+                // A sync of a named revision (a rollback) is not superseded
+                // by the branch moving on: it finishes first.
+                newer: if named {
+                    crate::sync::Newer::default()
+                } else {
+                    newer.clone()
+                },
                 // The asked-for revision is the first sync's; follow-ups
                 // serve later requests, which name none.
                 revision: revision.clone().filter(|_| !follow_up),

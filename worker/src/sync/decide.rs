@@ -77,6 +77,15 @@ pub(super) fn decide(
             )
         }
     };
+    // A status from before operations recorded their digest: the compared
+    // digest stands in while it is of the same revision.
+    let applied_digest = applied_digest.or_else(|| {
+        status
+            .sync
+            .as_ref()
+            .filter(|s| s.revision.as_deref() == applied_revision)
+            .and_then(|s| s.desired_digest.as_deref())
+    });
     let new_desired = applied_revision != Some(desired.revision.as_str())
         || applied_digest.is_some_and(|digest| digest != desired.digest);
     let apply = request.manual

@@ -68,20 +68,37 @@ pub async fn finalize(ctx: &SyncContext, app: &Application) -> Result<Finalized,
     let mut deleted = 0;
     let mut refused = Vec::new();
     let mut kept = Vec::new();
+    let mut refused_reads = Vec::new();
     for resource in &target.previous {
         let manifest = manifest_of(resource);
-        // `Delete=false` (Argo CD's sync option): it outlives the Application.
-        if let super::Read::Found(live) = super::read(ctx, &manifest, &target.destination).await?
-            && super::options::ResourceOptions::of(&live).no_delete
-        {
-            kept.push(super::key(resource));
-            continue;
+        match super::read(ctx, &manifest, &target.destination).await? {
+            super::Read::Absent => continue,
+            // Never deleted blind, never counted as gone.
+            super::Read::Forbidden(refused) => {
+                refused_reads.push(refused);
+                continue;
+            }
+            super::Read::Found(live) => {
+                // Another Application's (shared, or re-marked): not ours to delete.
+                let owner = crate::tenancy::owner_of(&target.app, &live);
+                if owner != crate::tenancy::Owner::This {
+                    tracing::info!(application = %target.app, object = %format!("{} {}", resource.kind, resource.name), owner = ?owner, "left in place: it is not this Application's");
+                    kept.push(super::key(resource));
+                    continue;
+                }
+                // `Delete=false` (Argo CD's sync option): it outlives the Application.
+                if super::options::ResourceOptions::of(&live).no_delete {
+                    kept.push(super::key(resource));
+                    continue;
+                }
+            }
         }
         match admission::delete_owned(ctx, &target, &manifest).await? {
             Ok(()) => deleted += 1,
             Err(why) => refused.push(why),
         }
     }
+    refused.extend(refused_reads);
     if !refused.is_empty() {
         return Ok(Finalized::Pending(refused.join("; ")));
     }
@@ -118,11 +135,14 @@ async fn delete_hooks(
     app: &Application,
     target: &Target,
 ) -> Result<Option<source::Desired>, Transient> {
-    let synced = app
-        .status
-        .as_ref()
-        .and_then(|s| s.sync.as_ref())
-        .and_then(|s| s.revision.clone());
+    // The revision last applied (a comparison alone may have moved
+    // `status.sync` to one never deployed).
+    let synced = app.status.as_ref().and_then(|s| {
+        s.history
+            .last()
+            .map(|h| h.revision.clone())
+            .or_else(|| s.sync.as_ref().and_then(|sync| sync.revision.clone()))
+    });
     let revision = match synced {
         Some(revision) => revision,
         None => match source::resolve(ctx, app, target, None).await {
@@ -143,13 +163,20 @@ async fn delete_hooks(
         skipped(app, &error.public_message());
         return Ok(None);
     }
-    match source::render(ctx, app, target, revision).await? {
-        Verdict::Go(desired) => Ok(Some(desired)),
+    let mut desired = match source::render(ctx, app, target, revision).await? {
+        Verdict::Go(desired) => desired,
         Verdict::Stop(outcome) => {
             skipped(app, &outcome.message);
-            Ok(None)
+            return Ok(None);
         }
+    };
+    // Hooks are held to the Project and marked as this Application's, as
+    // in a sync (a hook may not do at deletion what a sync may not).
+    if let Verdict::Stop(outcome) = admission::hold(ctx, target, &mut desired).await? {
+        skipped(app, &outcome.message);
+        return Ok(None);
     }
+    Ok(Some(desired))
 }
 
 fn skipped(app: &Application, why: &str) {
@@ -164,6 +191,10 @@ fn skipped(app: &Application, why: &str) {
 /// the version read (the merge patch carries its resourceVersion, so a
 /// concurrent change is a conflict, retried, never a lost update).
 async fn remove_finalizers(client: &kube::Client, app: &Application) -> Result<(), Transient> {
+    remove(client, app, true).await
+}
+
+async fn remove(client: &kube::Client, app: &Application, retry: bool) -> Result<(), Transient> {
     let (Some(name), Some(namespace)) = (
         app.metadata.name.as_deref(),
         app.metadata.namespace.as_deref(),
@@ -189,6 +220,20 @@ async fn remove_finalizers(client: &kube::Client, app: &Application) -> Result<(
         Ok(_) => Ok(()),
         // Already gone: someone else finished it.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        // Changed meanwhile (another finalizer, an annotation removed): once
+        // more against what is there now.
+        Err(kube::Error::Api(status)) if status.code == 409 && retry => {
+            match api.get_opt(name).await {
+                Ok(Some(current)) => Box::pin(remove(client, &current, false)).await,
+                Ok(None) => Ok(()),
+                Err(source) => Err(Transient::Api(Box::new(
+                    crate::apply::ApplyError::Transient {
+                        what: format!("reading {namespace}/{name} to remove its finalizer"),
+                        source,
+                    },
+                ))),
+            }
+        }
         Err(source) => Err(Transient::Api(Box::new(
             crate::apply::ApplyError::Transient {
                 what: format!("removing the finalizer of {namespace}/{name}"),

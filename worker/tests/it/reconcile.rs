@@ -505,9 +505,19 @@ async fn a_rollback_deploys_an_earlier_revision_and_turns_automated_sync_off_unt
     annotate("pushsync.dev/sync", "now".into()).await;
     until(&apps, "v2 synced", |app| synced_at(app, &v2)).await;
 
-    // Back to v1, by its short id.
+    // Back to v1, by its short id. Deployed, while compared with the
+    // branch it is out of sync (as in Argo CD): the last operation says it.
     annotate("pushsync.dev/rollback", v1[..7].to_owned()).await;
-    let app = until_app(&apps, "rolled back", |app| synced_at(app, &v1)).await;
+    let app = until_app(&apps, "rolled back", |app| {
+        app.status
+            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
+            .is_some_and(|o| {
+                o.revision.as_deref() == Some(v1.as_str())
+                    && o.phase == pushsync_api::OperationPhase::Succeeded
+            })
+    })
+    .await;
     assert_eq!(version().await, "1");
     assert!(app.spec.suspend, "automated sync is off");
     let condition = app
