@@ -16,6 +16,8 @@
 //!    once the attempts are spent the job is dead-lettered and the
 //!    Application says why.
 
+mod deleting;
+mod renew;
 mod report;
 
 use std::sync::Arc;
@@ -27,15 +29,16 @@ use pushsync_broker::Delivery;
 use pushsync_proto::{AppRef, Message, SyncJob, SyncTrigger};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
 use pushsync_service::error_chain;
 
 use crate::context::Shared;
-use crate::lease::{Claim, Finish, LeaseError, Leases, Renewal};
+use crate::lease::{Claim, Finish, LeaseError};
 use crate::retry::RetryPolicy;
 use crate::status::StatusError;
-use crate::sync::{Newer, Request, SyncContext, Transient, sync_with};
+use crate::sync::{Request, SyncContext, Transient, sync_with};
+
+use renew::{GaugeGuard, renew};
 
 /// How the sync side runs.
 #[derive(Debug, Clone)]
@@ -441,50 +444,6 @@ impl Syncer {
         }
     }
 
-    /// The Application is being deleted: finish that (its objects, hooks
-    /// and finalizer) instead of syncing.
-    async fn finalize(&self, app: &Application, lost: &CancellationToken) -> Result<Done, Failure> {
-        use crate::sync::finalize::{Finalized, finalize};
-        let inner = &self.inner;
-        let Some(app_ref) = crate::context::app_ref(app) else {
-            return Ok(Done::Gone);
-        };
-        let finalized = tokio::select! {
-            finalized = finalize(&inner.ctx, app) => finalized,
-            () = lost.cancelled() => return Err(Failure::LockLost),
-        };
-        match finalized {
-            Ok(Finalized::NotOurs) => {
-                inner.shared.leases.finish(&app_ref).await?;
-                Ok(Done::Gone)
-            }
-            Ok(Finalized::Done { deleted }) => {
-                tracing::info!(application = %app_ref, deleted, "the Application was deleted with its objects");
-                inner.shared.leases.finish(&app_ref).await?;
-                Ok(Done::Gone)
-            }
-            Ok(Finalized::Pending(why)) => {
-                self.events()
-                    .record(app, crate::events::Kind::Warning, "DeletionPending", &why)
-                    .await;
-                let _ = inner.shared.leases.abandon(&app_ref).await;
-                Err(Failure::Finalizing(why))
-            }
-            Err(error) => {
-                let _ = inner.shared.leases.abandon(&app_ref).await;
-                Err(error.into())
-            }
-        }
-    }
-
-    /// Events as this worker.
-    fn events(&self) -> crate::events::Recorder {
-        crate::events::Recorder::new(
-            self.inner.shared.client.clone(),
-            self.inner.shared.leases.identity(),
-        )
-    }
-
     /// Tell a sync of `app` running in this process that `revision` waits.
     fn announce(&self, app: &AppRef, revision: &str) {
         if let Ok(running) = self.inner.running.lock()
@@ -656,60 +615,5 @@ impl Syncer {
                 }
             }
         }
-    }
-}
-
-/// Keep `app`'s Lease while the returned handle lives: renew it every third
-/// of its duration, read it every `look` in between (the lock poll
-/// interval: other workers' newer revisions are heard as soon as their jobs
-/// would look, without more writes), and announce newer requested
-/// revisions to the running sync; the token is cancelled once the Lease is
-/// lost. The returned sender announces too (jobs of this process).
-fn renew(
-    leases: Leases,
-    app: AppRef,
-    look: Duration,
-) -> (Announce, Newer, CancellationToken, AbortOnDropHandle<()>) {
-    let (announce, newer) = Newer::channel();
-    let lost = CancellationToken::new();
-    let sender = announce.clone();
-    let renew_every = (leases.duration() / 3).max(Duration::from_millis(100));
-    let tick = look.clamp(Duration::from_millis(100), renew_every);
-    let task = tokio::spawn({
-        let lost = lost.clone();
-        async move {
-            let mut renewed = tokio::time::Instant::now();
-            loop {
-                tokio::time::sleep(tick).await;
-                let answer = if renewed.elapsed() + tick > renew_every {
-                    renewed = tokio::time::Instant::now();
-                    leases.renew(&app).await
-                } else {
-                    leases.peek(&app).await
-                };
-                match answer {
-                    Ok(Renewal::Held { newer }) => {
-                        announce.send_replace(newer.flatten());
-                    }
-                    Ok(Renewal::Lost) => {
-                        lost.cancel();
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::warn!(application = %app, error_kind = error.kind(), error = %error_chain(&error), "renewing or reading the sync lock failed");
-                    }
-                }
-            }
-        }
-    });
-    (sender, newer, lost, AbortOnDropHandle::new(task))
-}
-
-/// Decrements a gauge when dropped.
-struct GaugeGuard(prometheus::IntGauge);
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
