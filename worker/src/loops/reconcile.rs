@@ -23,13 +23,20 @@ use crate::tenancy::Projects;
 /// moved here, or an enqueue failed and is worth another try).
 const RESCAN: Duration = Duration::from_secs(5);
 
+/// How often an Application still being deleted gets another job (its
+/// last one may have been given up on: a Git host down, a hook failing).
+const DELETION_RETRY: Duration = Duration::from_secs(300);
+
+/// The object (uid) and generation a job was last enqueued for, and when.
+type Enqueued = ((String, i64), std::time::Instant);
+
 /// Enqueue a sync of every Application whose spec is newer than its last
 /// sync, while this worker leads, until `stop`.
 pub async fn run(shared: Shared, projects: Projects, stop: CancellationToken) {
     // The object (uid) and generation a job was last enqueued for, per
     // Application: one job per spec change, not one per wake-up while the
     // sync runs; a deleted and recreated Application is a new object.
-    let mut enqueued: HashMap<AppRef, (String, i64)> = HashMap::new();
+    let mut enqueued: HashMap<AppRef, Enqueued> = HashMap::new();
     // The same per Project; `None` until the first look (Projects that
     // exist at start are not changes — hence the wait for their listing).
     let mut rules: Option<HashMap<String, (String, String)>> = None;
@@ -102,7 +109,7 @@ async fn enqueue_of_projects(shared: &Shared, projects: &[String]) {
     }
 }
 
-async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i64)>) {
+async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, Enqueued>) {
     let apps = shared.index.applications();
     let mut jobs = Vec::new();
     let mut due = Vec::new();
@@ -116,7 +123,11 @@ async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i6
         // Being deleted: the job finishes the deletion (the API server bumps
         // the generation then too, but a deletion must not hang on that).
         let deleting = crate::sync::finalize::deleting(app);
-        if (observed == Some(generation) && !deleting) || enqueued.get(&target) == Some(&this) {
+        let last = enqueued.get(&target);
+        let again = deleting && last.is_some_and(|(_, at)| at.elapsed() >= DELETION_RETRY);
+        if (observed == Some(generation) && !deleting)
+            || (last.is_some_and(|(seen, _)| *seen == this) && !again)
+        {
             continue;
         }
         if let Some(outgoing) = job(target.clone(), SyncTrigger::Poll, &id, &shared.topology) {
@@ -127,7 +138,7 @@ async fn enqueue_due(shared: &Shared, enqueued: &mut HashMap<AppRef, (String, i6
     if !jobs.is_empty() && shared.enqueue(&jobs).await {
         for (target, this) in due {
             tracing::info!(application = %target, generation = this.1, "new or changed Application: sync enqueued");
-            enqueued.insert(target, this);
+            enqueued.insert(target, (this, std::time::Instant::now()));
         }
     }
     // Forget Applications that are gone (a lookup per remembered one, not a
