@@ -243,8 +243,15 @@ pub async fn report(
     mut status: Value,
 ) -> Result<Application, StatusError> {
     let message = condition.message.clone().unwrap_or_default();
+    // As stored now, so unchanged conditions keep their transition times
+    // (and a rollback's AutoSyncDisabled stays); one read on a rare path.
+    let current = Api::<Application>::namespaced(client.clone(), &app.namespace)
+        .get_opt(&app.name)
+        .await
+        .ok()
+        .flatten();
     status["conditions"] = json!(conditions(
-        None,
+        current.as_ref(),
         Some(&condition),
         SyncStatusCode::Unknown,
         HealthStatusCode::Unknown,
