@@ -382,7 +382,7 @@ pub async fn check_events_topology(
 /// and with a delivery limit after which a message that keeps failing is
 /// dead-lettered instead of looping forever. A queue an older release
 /// declared with other arguments is used as it is, with a warning (RabbitMQ
-/// refuses to change a queue's arguments; see README "Upgrading").
+/// refuses to change a queue's arguments; see deploy/README.md).
 pub async fn declare_topology(
     connection: &Connection,
     topology: &Topology,
@@ -486,7 +486,7 @@ impl Declarer<'_> {
             Err(error) if precondition_failed(&error) => {
                 tracing::warn!(
                     queue = name,
-                    "the queue exists with other arguments (an older release declared it); using it as it is, without the bounds this release sets (README: Upgrading)"
+                    "the queue exists with other arguments (an older release declared it); using it as it is, without the bounds this release sets (deploy/README.md: upgrading)"
                 );
                 self.channel = self.connection.create_channel().await?;
                 self.channel
