@@ -26,5 +26,5 @@ pub use message::{CONTENT_TYPE, DecodeError, Message};
 pub use push::{ChangedPaths, GitRef, Provider, PushEvent, RefKind, Repository};
 pub use redact::redact_url;
 pub use repo::{RepoId, RepoIdError};
-pub use sync::{AppRef, SyncJob, SyncTrigger};
+pub use sync::{AppRef, ResourceSelector, SyncJob, SyncTrigger};
 pub use topology::Topology;

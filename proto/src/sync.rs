@@ -46,6 +46,40 @@ impl fmt::Display for AppRef {
     }
 }
 
+/// One resource of an Application, as a sync of selected resources names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResourceSelector {
+    /// API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace (`None`: the Application's destination, or cluster-scoped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ResourceSelector {
+    /// Read `[GROUP]:KIND:[NAMESPACE/]NAME`, as `argocd app sync --resource`
+    /// writes it (`apps:Deployment:web`, `:ConfigMap:team/settings`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, ':');
+        let (group, kind, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        let (namespace, name) = match rest.split_once('/') {
+            Some((namespace, name)) => (Some(namespace.to_owned()), name),
+            None => (None, rest),
+        };
+        (!kind.is_empty() && !name.is_empty()).then(|| Self {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            namespace,
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// What caused a sync job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -82,6 +116,10 @@ pub enum SyncTrigger {
         /// (`spec.suspend`), so it does not bring the newer commit back.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         rollback: bool,
+        /// Apply only these resources (empty: all): hooks do not run and
+        /// nothing is pruned, as Argo CD's `sync --resource`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resources: Vec<ResourceSelector>,
     },
     /// Live objects drifted from the desired state.
     SelfHeal,

@@ -193,6 +193,9 @@ pub enum Command {
         /// Roll back to this revision of the Application's history; automated sync is turned off (spec.suspend) until resumed.
         #[arg(long, value_name = "REVISION")]
         rollback: Option<String>,
+        /// Apply only this resource (repeatable): `[GROUP]:KIND:[NAMESPACE/]NAME`, as `argocd app sync --resource`; hooks do not run and nothing is pruned.
+        #[arg(long = "resource", value_name = "[GROUP]:KIND:[NAMESPACE/]NAME", conflicts_with_all = ["refresh", "rollback"])]
+        resources: Vec<String>,
     },
 }
 
@@ -286,6 +289,11 @@ pub enum ConfigError {
     /// The git credentials file is unusable.
     #[error("PUSHSYNC_GIT_CREDENTIALS")]
     Credentials(#[source] CredentialsError),
+    /// A `--resource` is not `[GROUP]:KIND:[NAMESPACE/]NAME`.
+    #[error(
+        "--resource {0:?} is not [GROUP]:KIND:[NAMESPACE/]NAME (e.g. apps:Deployment:web, :ConfigMap:team/settings)"
+    )]
+    NotAResource(String),
     /// `request`'s argument is not `NAMESPACE/NAME`.
     #[error("{0:?} is not NAMESPACE/NAME")]
     NotAnApplication(String),
@@ -317,6 +325,7 @@ impl ConfigError {
             Self::Scheme(_) => "scheme",
             Self::Credentials(_) => "credentials",
             Self::NotAnApplication(_) => "not_an_application",
+            Self::NotAResource(_) => "not_a_resource",
             Self::MissingProgram { .. } => "missing_program",
             Self::Namespaces(_) => "namespaces",
         }
@@ -377,12 +386,21 @@ impl Args {
             refresh,
             revision,
             rollback,
+            resources,
         }) = self.command
         {
+            let resources = resources
+                .iter()
+                .map(|r| {
+                    pushsync_proto::ResourceSelector::parse(r)
+                        .ok_or_else(|| ConfigError::NotAResource(r.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let trigger = pushsync_proto::SyncTrigger::Manual {
                 requested_by: Some(format!("cli@{}", default_identity())),
                 refresh_only: refresh,
                 rollback: rollback.is_some(),
+                resources,
                 revision: rollback.or(revision),
             };
             return Ok(Config {
@@ -569,8 +587,33 @@ mod tests {
                 refresh_only,
                 revision: revision.map(str::to_owned),
                 rollback,
+                resources: Vec::new(),
             };
         assert_eq!(trigger(&["request", "a/b"]), manual(false, None, false));
+        match trigger(&[
+            "request",
+            "a/b",
+            "--resource",
+            "apps:Deployment:web",
+            "--resource",
+            ":ConfigMap:team/settings",
+        ]) {
+            pushsync_proto::SyncTrigger::Manual { resources, .. } => assert_eq!(
+                resources,
+                [
+                    pushsync_proto::ResourceSelector::parse("apps:Deployment:web").unwrap(),
+                    pushsync_proto::ResourceSelector {
+                        group: String::new(),
+                        kind: "ConfigMap".into(),
+                        namespace: Some("team".into()),
+                        name: "settings".into(),
+                    },
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let error = config(&["request", "a/b", "--resource", "Deployment/web"]).unwrap_err();
+        assert!(error.to_string().contains("[GROUP]:KIND"), "{error}");
         assert_eq!(
             trigger(&["request", "a/b", "--refresh"]),
             manual(true, None, false)

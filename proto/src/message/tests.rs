@@ -115,6 +115,7 @@ fn a_manual_trigger_from_before_refreshes_existed_is_a_sync() {
             refresh_only: false,
             revision: None,
             rollback: false,
+            resources: Vec::new(),
         }
     );
 }
@@ -129,18 +130,21 @@ fn sync_job_triggers_round_trip() {
             refresh_only: false,
             revision: None,
             rollback: false,
+            resources: Vec::new(),
         },
         SyncTrigger::Manual {
             requested_by: None,
             refresh_only: true,
             revision: None,
             rollback: false,
+            resources: Vec::new(),
         },
         SyncTrigger::Manual {
             requested_by: Some("annotation".into()),
             refresh_only: false,
             revision: Some("0d1a26e".into()),
             rollback: true,
+            resources: Vec::new(),
         },
     ] {
         let job = Message::SyncJobV1(SyncJob {

@@ -322,6 +322,7 @@ impl Poller {
                 requested_by: Some("annotation".to_owned()),
                 refresh_only: !sync && rollback.is_none(),
                 rollback: rollback.is_some(),
+                resources: Vec::new(),
                 revision: rollback,
             };
             let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());

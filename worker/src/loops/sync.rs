@@ -485,11 +485,14 @@ impl Syncer {
             SyncTrigger::Push { received_at, .. } => Some(*received_at),
             _ => None,
         };
-        let (mut revision, rollback) = match &job.trigger {
+        let (mut revision, rollback, resources) = match &job.trigger {
             SyncTrigger::Manual {
-                revision, rollback, ..
-            } => (revision.clone(), *rollback),
-            _ => (None, false),
+                revision,
+                rollback,
+                resources,
+                ..
+            } => (revision.clone(), *rollback, resources.clone()),
+            _ => (None, false, Vec::new()),
         };
         inner.shared.metrics.syncs_running.inc();
         let _running = GaugeGuard(inner.shared.metrics.syncs_running.clone());
@@ -563,6 +566,11 @@ impl Syncer {
                 // The asked-for revision is the first sync's; follow-ups
                 // serve later requests, which name none.
                 revision: revision.clone().filter(|_| !follow_up),
+                resources: if follow_up {
+                    Vec::new()
+                } else {
+                    resources.clone()
+                },
             };
             let started = std::time::Instant::now();
             let outcome = tokio::select! {

@@ -138,6 +138,8 @@ pub struct Request {
     /// Sync this revision instead of the one `targetRevision` names (a
     /// rollback, or a sync of a given commit).
     pub revision: Option<String>,
+    /// Apply only these resources (empty: all).
+    pub resources: Vec<pushsync_proto::ResourceSelector>,
 }
 
 /// The newest revision other requests are waiting to have synced (set by
@@ -200,6 +202,7 @@ async fn stages(
     timings: &mut Timings,
 ) -> Result<Outcome, Transient> {
     let mut target = Target::of(app);
+    target.selection.clone_from(&request.resources);
     let admitted = match admission::admit(ctx, app, &mut target).await? {
         Verdict::Go(admitted) => admitted,
         Verdict::Stop(outcome) => return Ok(*outcome),
@@ -275,6 +278,24 @@ pub struct Target {
     pub replace: bool,
     /// The spec's `ignoreDifferences`.
     pub ignore_differences: Vec<pushsync_api::IgnoreDifference>,
+    /// Only these resources are applied (empty: all); hooks do not run and
+    /// nothing is pruned (a sync of selected resources).
+    pub selection: Vec<pushsync_proto::ResourceSelector>,
+}
+
+impl Target {
+    /// Whether `manifest` is applied by this sync.
+    pub fn selects(&self, manifest: &Manifest) -> bool {
+        self.selection.is_empty()
+            || self.selection.iter().any(|s| {
+                s.group == manifest.group()
+                    && s.kind == manifest.kind()
+                    && s.name == manifest.name()
+                    && s.namespace.as_deref().is_none_or(|namespace| {
+                        namespace == manifest.namespace().unwrap_or(&self.destination)
+                    })
+            })
+    }
 }
 
 impl Target {
@@ -300,6 +321,7 @@ impl Target {
             create_namespace: policy.option("CreateNamespace"),
             replace: policy.option("Replace"),
             ignore_differences: spec.ignore_differences.clone(),
+            selection: Vec::new(),
         }
     }
 }

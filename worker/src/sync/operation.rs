@@ -164,25 +164,31 @@ async fn prune(
         .iter()
         .map(|c| c.status.resource.clone())
         .collect();
-    let mut out_of_sync = false;
+    let partial = !target.selection.is_empty();
+    // What a sync of selected resources left alone may still differ.
+    let mut out_of_sync = partial
+        && resources
+            .iter()
+            .any(|c| !selected(target, c) && c.differs());
     let mut kept = Vec::new();
     for gone in leftovers {
-        let (status, message) = if target.prune && !gone.protected && gone.held.is_none() {
-            ctx.cluster
-                .delete_exact(&manifest_of(&gone.resource), &target.destination, &gone.uid)
-                .await
-                .or_else(|e| super::transient_or(e).map(|_| ()))?;
-            (ResultCode::Pruned, None)
-        } else {
-            out_of_sync |= !gone.protected && !gone.ignored;
-            inventory.push(gone.resource.clone());
-            kept.push(leftover_status(gone.resource.clone(), gone.protected));
-            if gone.protected {
-                (ResultCode::PruneSkipped, None)
+        let (status, message) =
+            if target.prune && !partial && !gone.protected && gone.held.is_none() {
+                ctx.cluster
+                    .delete_exact(&manifest_of(&gone.resource), &target.destination, &gone.uid)
+                    .await
+                    .or_else(|e| super::transient_or(e).map(|_| ()))?;
+                (ResultCode::Pruned, None)
             } else {
-                (ResultCode::RequiresPruning, gone.held)
-            }
-        };
+                out_of_sync |= !gone.protected && !gone.ignored;
+                inventory.push(gone.resource.clone());
+                kept.push(leftover_status(gone.resource.clone(), gone.protected));
+                if gone.protected {
+                    (ResultCode::PruneSkipped, None)
+                } else {
+                    (ResultCode::RequiresPruning, gone.held)
+                }
+            };
         results.push(ResourceResult {
             resource: gone.resource,
             status,
@@ -195,7 +201,7 @@ async fn prune(
         .filter(|r| r.status == ResultCode::Synced)
         .count();
     let health = health::worst(progress.verdicts.values());
-    let mut live = synced(resources, &progress.verdicts);
+    let mut live = synced(target, resources, &progress.verdicts);
     live.extend(kept);
     Ok(Outcome {
         revision: Some(desired.revision.clone()),
@@ -271,7 +277,13 @@ async fn phases(
     for &phase in phases {
         for wave in desired.plan.waves(phase) {
             let mut applied = Vec::with_capacity(wave.steps.len());
-            for step in &wave.steps {
+            // A sync of selected resources: those only, and no hooks.
+            let partial = !target.selection.is_empty();
+            for step in wave
+                .steps
+                .iter()
+                .filter(|s| !partial || (!s.hook && target.selects(&s.manifest)))
+            {
                 let replace = target.replace
                     || super::options::ResourceOptions::of(&step.manifest.object).replace;
                 match wave::apply_step(ctx, step, target, replace).await? {
@@ -331,19 +343,46 @@ fn partial_inventory(previous: &[ResourceRef], results: &[ResourceResult]) -> Ve
 
 /// The compared resources as they are after a successful apply, with the
 /// health each wave settled at.
-fn synced(resources: Vec<Compared>, verdicts: &HashMap<String, Assessment>) -> Vec<ResourceStatus> {
+fn synced(
+    target: &Target,
+    resources: Vec<Compared>,
+    verdicts: &HashMap<String, Assessment>,
+) -> Vec<ResourceStatus> {
     resources
         .into_iter()
-        .map(|c| ResourceStatus {
-            status: ResourceSyncCode::Synced,
-            diff: None,
-            // Applying changed them: the next comparison records new ones.
-            resource_version: None,
-            health: verdicts
-                .get(&c.identity)
-                .and_then(|a| crate::health::known(a.health))
-                .or(c.status.health),
-            ..c.status
+        .map(|c| {
+            if selected(target, &c) {
+                applied(c, verdicts)
+            } else {
+                // Not part of a sync of selected resources: as compared.
+                c.status
+            }
         })
         .collect()
+}
+
+/// Whether a sync of selected resources applied `compared`.
+fn selected(target: &Target, compared: &Compared) -> bool {
+    target.selection.is_empty()
+        || target.selection.iter().any(|s| {
+            let r = &compared.status.resource;
+            s.group == r.group
+                && s.kind == r.kind
+                && s.name == r.name
+                && s.namespace.as_deref().is_none_or(|n| n == r.namespace)
+        })
+}
+
+fn applied(c: Compared, verdicts: &HashMap<String, Assessment>) -> ResourceStatus {
+    ResourceStatus {
+        status: ResourceSyncCode::Synced,
+        diff: None,
+        // Applying changed them: the next comparison records new ones.
+        resource_version: None,
+        health: verdicts
+            .get(&c.identity)
+            .and_then(|a| crate::health::known(a.health))
+            .or(c.status.health),
+        ..c.status
+    }
 }

@@ -318,3 +318,96 @@ async fn argo_cd_skip_dry_run_on_missing_resource_waits_for_a_crd_another_applic
     );
     assert!(fx.exists(&named("Widget", "example.com/v1", "w")).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_of_selected_resources_applies_those_only_runs_no_hook_and_prunes_nothing() {
+    let fx = Fixture::new().await;
+    let version = |name: &str, v: &str| {
+        serde_json::to_string(&json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name}, "data": {"v": v},
+        }))
+        .unwrap()
+    };
+    fx.repo
+        .write("app/a.json", &version("a", "1"))
+        .write("app/b.json", &version("b", "1"))
+        .write("app/gone.json", &version("gone", "1"));
+    fx.repo.commit("v1");
+    let mut app = application(&fx.url, true);
+    let outcome = sync(&fx.ctx, &app).await.unwrap();
+    remember(&mut app, &outcome);
+
+    fx.repo
+        .write("app/a.json", &version("a", "2"))
+        .write("app/b.json", &version("b", "2"))
+        .remove("app/gone.json")
+        .write(
+            "app/hook.json",
+            &serde_json::to_string(&json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "hook-ran", "annotations": {"argocd.argoproj.io/hook": "PreSync"}},
+            }))
+            .unwrap(),
+        );
+    fx.repo.commit("v2");
+    let request = pushsync_worker::sync::Request {
+        manual: true,
+        resources: vec![pushsync_proto::ResourceSelector::parse(":ConfigMap:a").unwrap()],
+        ..Default::default()
+    };
+    let outcome = pushsync_worker::sync::sync_with(&fx.ctx, &app, &request)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    let data = |name: &'static str| {
+        let cluster = fx.ctx.cluster.clone();
+        async move {
+            cluster
+                .get(&named("ConfigMap", "v1", name), "web")
+                .await
+                .unwrap()
+                .and_then(|cm| cm.pointer("/data/v").cloned())
+        }
+    };
+    assert_eq!(data("a").await, Some(json!("2")), "selected: applied");
+    assert_eq!(
+        data("b").await,
+        Some(json!("1")),
+        "not selected: left alone"
+    );
+    assert_eq!(data("gone").await, Some(json!("1")), "nothing pruned");
+    assert!(
+        !fx.exists(&named("ConfigMap", "v1", "hook-ran")).await,
+        "no hook ran"
+    );
+    assert_eq!(
+        outcome.sync_status,
+        SyncStatusCode::OutOfSync,
+        "b still differs"
+    );
+    let b = outcome
+        .live
+        .iter()
+        .find(|r| r.resource.name == "b")
+        .unwrap();
+    assert_eq!(b.status, ResourceSyncCode::OutOfSync);
+    assert!(
+        outcome.inventory.iter().any(|r| r.name == "gone"),
+        "what was not pruned stays in the inventory"
+    );
+    assert_eq!(
+        outcome
+            .resources
+            .iter()
+            .map(|r| r.resource.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "gone"],
+        "only the selected one applied; the leftover reported, not pruned"
+    );
+}

@@ -300,6 +300,7 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
             refresh_only: false,
             revision: None,
             rollback: false,
+            resources: Vec::new(),
         }
     );
     wait_async(|| {
