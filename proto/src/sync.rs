@@ -62,6 +62,15 @@ pub struct ResourceSelector {
 }
 
 impl ResourceSelector {
+    /// Whether this names the object `group`/`kind` `namespace`/`name` (a
+    /// selector without a namespace names it in any).
+    pub fn matches(&self, group: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        self.group == group
+            && self.kind == kind
+            && self.name == name
+            && self.namespace.as_deref().is_none_or(|n| n == namespace)
+    }
+
     /// Read `[GROUP]:KIND:[NAMESPACE/]NAME`, as `argocd app sync --resource`
     /// writes it (`apps:Deployment:web`, `:ConfigMap:team/settings`).
     pub fn parse(text: &str) -> Option<Self> {

@@ -182,12 +182,7 @@ pub fn table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let mut cells = vec![
-                object
-                    .pointer("/metadata/name")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            ];
+            let mut cells = vec![name_cell(object)];
             if ready {
                 let want = object
                     .pointer("/spec/replicas")
@@ -219,12 +214,7 @@ fn custom_table(rt: &ResourceType, objects: &[Value], rv: u64) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let mut cells = vec![
-                object
-                    .pointer("/metadata/name")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            ];
+            let mut cells = vec![name_cell(object)];
             cells.extend(rt.printer_columns.iter().map(|column| {
                 let found = column.path.find(object);
                 match (column.kind.as_str(), found.as_slice()) {
@@ -259,4 +249,12 @@ fn table_of(columns: &[Value], rows: &[Value], rv: u64) -> Value {
         "columnDefinitions": columns,
         "rows": rows,
     })
+}
+
+/// A row's first cell: the object's name.
+fn name_cell(object: &Value) -> Value {
+    object
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null)
 }

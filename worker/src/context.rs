@@ -84,20 +84,28 @@ impl Leadership {
 /// A sync job for `app`, ready to publish; `id` names what asked for it
 /// (a delivery, a poll cycle, a manual request) and makes the job's id.
 pub fn job(app: AppRef, trigger: SyncTrigger, id: &str, topology: &Topology) -> Option<Outgoing> {
-    let job_id = format!("{id}/{app}");
-    let job = Message::SyncJobV1(SyncJob {
-        job_id: job_id.clone(),
-        trigger,
-        requested_at: jiff::Timestamp::now(),
-        application: app,
-        failures: 0,
-    });
+    outgoing(
+        SyncJob {
+            job_id: format!("{id}/{app}"),
+            trigger,
+            requested_at: jiff::Timestamp::now(),
+            application: app,
+            failures: 0,
+        },
+        topology,
+    )
+}
+
+/// `job` as a message for the jobs exchange (`None` if it cannot be encoded).
+pub fn outgoing(job: SyncJob, topology: &Topology) -> Option<Outgoing> {
+    let message_id = job.job_id.clone();
+    let message = Message::SyncJobV1(job);
     Some(Outgoing {
         exchange: topology.jobs_exchange(),
         routing_key: Topology::SYNC_ROUTING_KEY.to_owned(),
-        message_id: job_id,
-        schema: job.schema(),
-        body: job.encode().ok()?,
+        message_id,
+        schema: message.schema(),
+        body: message.encode().ok()?,
     })
 }
 

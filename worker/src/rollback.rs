@@ -16,8 +16,9 @@ pub const ROLLED_BACK_TO: &str = "pushsync.dev/rolled-back-to";
 /// What a job does before its sync.
 #[derive(Debug)]
 pub enum Prepared {
-    /// Sync `Application` (as now stored); the revision a rollback resolved to.
-    Go(Application, String),
+    /// Sync `Application` (as now stored); for a rollback, the full commit
+    /// it resolved to.
+    Go(Application, Option<String>),
     /// A rollback that cannot be done: why (nothing was changed).
     Refused(Application, String),
 }
@@ -31,18 +32,19 @@ pub async fn prepare(
     revision: Option<&str>,
     rollback: bool,
 ) -> Result<Prepared, kube::Error> {
-    let stale = !app.spec.suspend && rolled_back_to(&app).is_some();
     if !rollback {
-        if stale {
-            let app = patch(
+        let stale = !app.spec.suspend && rolled_back_to(&app).is_some();
+        let app = if stale {
+            patch(
                 client,
                 &app,
                 json!({"metadata": {"annotations": {ROLLED_BACK_TO: null}}}),
             )
-            .await?;
-            return Ok(Prepared::Go(app, String::new()));
-        }
-        return Ok(Prepared::Go(app, String::new()));
+            .await?
+        } else {
+            app
+        };
+        return Ok(Prepared::Go(app, None));
     }
     let Some(wanted) = revision.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(Prepared::Refused(
@@ -92,7 +94,7 @@ pub async fn prepare(
     )
     .await?;
     tracing::info!(application = %crate::tenancy::app_key(&app), revision = %resolved, "rolling back: automated sync is off until spec.suspend is false");
-    Ok(Prepared::Go(app, resolved))
+    Ok(Prepared::Go(app, Some(resolved)))
 }
 
 /// The revision `app` was rolled back to, while that holds.

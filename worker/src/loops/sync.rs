@@ -38,7 +38,7 @@ use crate::retry::RetryPolicy;
 use crate::status::StatusError;
 use crate::sync::{Request, SyncContext, Transient, sync_with};
 
-use renew::{GaugeGuard, renew};
+use renew::{GaugeGuard, Running, renew};
 
 /// How the sync side runs.
 #[derive(Debug, Clone)]
@@ -152,26 +152,6 @@ struct Inner {
 
 /// Where newer revisions are announced to a running sync.
 type Announce = tokio::sync::watch::Sender<Option<String>>;
-
-/// Removes a running sync from [`Inner::running`] when it ends (only its
-/// own entry: a later sync of the same Application may have replaced it).
-struct Running {
-    inner: Arc<Inner>,
-    app: AppRef,
-    announce: Announce,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(mut running) = self.inner.running.lock()
-            && running
-                .get(&self.app)
-                .is_some_and(|current| current.same_channel(&self.announce))
-        {
-            running.remove(&self.app);
-        }
-    }
-}
 
 /// Whether `app` is already synced at `revision`: a push job for it is stale.
 fn deployed(app: &Application, revision: &str) -> bool {
@@ -313,31 +293,6 @@ impl Syncer {
         }
     }
 
-    /// Publish `job` again, with `failures` so far, to come back after `delay`.
-    async fn later(
-        &self,
-        job: &SyncJob,
-        failures: u32,
-        delay: Duration,
-    ) -> Result<Duration, pushsync_broker::PublishError> {
-        let shared = &self.inner.shared;
-        let message = Message::SyncJobV1(SyncJob {
-            failures,
-            ..job.clone()
-        });
-        let body = message
-            .encode()
-            .map_err(|_| pushsync_broker::PublishError::Unavailable)?;
-        let outgoing = pushsync_broker::Outgoing {
-            exchange: shared.topology.jobs_exchange(),
-            routing_key: pushsync_proto::Topology::SYNC_ROUTING_KEY.to_owned(),
-            message_id: job.job_id.clone(),
-            schema: message.schema(),
-            body,
-        };
-        shared.broker.publish_later(&outgoing, delay).await
-    }
-
     /// Where this process's jobs for `app` wait to be woken.
     fn waiter(&self, app: &AppRef) -> Arc<tokio::sync::Notify> {
         let Ok(mut waiters) = self.inner.waiters.lock() else {
@@ -444,19 +399,6 @@ impl Syncer {
         }
     }
 
-    /// Tell a sync of `app` running in this process that `revision` waits.
-    fn announce(&self, app: &AppRef, revision: &str) {
-        if let Ok(running) = self.inner.running.lock()
-            && let Some(announce) = running.get(app)
-        {
-            announce.send_if_modified(|newer| {
-                let changed = newer.as_deref() != Some(revision);
-                *newer = Some(revision.to_owned());
-                changed
-            });
-        }
-    }
-
     /// Holding the lock: sync until no request is left, renewing meanwhile.
     async fn hold(&self, job: &SyncJob, stop: &CancellationToken) -> Result<Done, Failure> {
         let inner = &self.inner;
@@ -523,8 +465,8 @@ impl Syncer {
             .await
             {
                 Ok(crate::rollback::Prepared::Go(app, resolved)) => {
-                    if rollback && !follow_up {
-                        revision = Some(resolved);
+                    if resolved.is_some() {
+                        revision = resolved;
                     }
                     app
                 }

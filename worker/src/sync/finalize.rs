@@ -68,14 +68,13 @@ pub async fn finalize(ctx: &SyncContext, app: &Application) -> Result<Finalized,
     let mut deleted = 0;
     let mut refused = Vec::new();
     let mut kept = Vec::new();
-    let mut refused_reads = Vec::new();
     for resource in &target.previous {
         let manifest = manifest_of(resource);
         match super::read(ctx, &manifest, &target.destination).await? {
             super::Read::Absent => continue,
             // Never deleted blind, never counted as gone.
-            super::Read::Forbidden(refused) => {
-                refused_reads.push(refused);
+            super::Read::Forbidden(why) => {
+                refused.push(why);
                 continue;
             }
             super::Read::Found(live) => {
@@ -91,14 +90,22 @@ pub async fn finalize(ctx: &SyncContext, app: &Application) -> Result<Finalized,
                     kept.push(super::key(resource));
                     continue;
                 }
+                // Checked above: this object, by uid (no second read).
+                let uid = live
+                    .pointer("/metadata/uid")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                match ctx
+                    .cluster
+                    .delete_exact(&manifest, &target.destination, uid)
+                    .await
+                {
+                    Ok(()) => deleted += 1,
+                    Err(error) => refused.push(super::transient_or(error)?.to_string()),
+                }
             }
         }
-        match admission::delete_owned(ctx, &target, &manifest).await? {
-            Ok(()) => deleted += 1,
-            Err(why) => refused.push(why),
-        }
     }
-    refused.extend(refused_reads);
     if !refused.is_empty() {
         return Ok(Finalized::Pending(refused.join("; ")));
     }

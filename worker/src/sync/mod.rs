@@ -286,14 +286,15 @@ pub struct Target {
 impl Target {
     /// Whether `manifest` is applied by this sync.
     pub fn selects(&self, manifest: &Manifest) -> bool {
+        let namespace = manifest.namespace().unwrap_or(&self.destination);
         self.selection.is_empty()
             || self.selection.iter().any(|s| {
-                s.group == manifest.group()
-                    && s.kind == manifest.kind()
-                    && s.name == manifest.name()
-                    && s.namespace.as_deref().is_none_or(|namespace| {
-                        namespace == manifest.namespace().unwrap_or(&self.destination)
-                    })
+                s.matches(
+                    manifest.group(),
+                    manifest.kind(),
+                    namespace,
+                    manifest.name(),
+                )
             })
     }
 }

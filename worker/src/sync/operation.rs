@@ -363,14 +363,12 @@ fn synced(
 
 /// Whether a sync of selected resources applied `compared`.
 fn selected(target: &Target, compared: &Compared) -> bool {
+    let r = &compared.status.resource;
     target.selection.is_empty()
-        || target.selection.iter().any(|s| {
-            let r = &compared.status.resource;
-            s.group == r.group
-                && s.kind == r.kind
-                && s.name == r.name
-                && s.namespace.as_deref().is_none_or(|n| n == r.namespace)
-        })
+        || target
+            .selection
+            .iter()
+            .any(|s| s.matches(&r.group, &r.kind, &r.namespace, &r.name))
 }
 
 fn applied(c: Compared, verdicts: &HashMap<String, Assessment>) -> ResourceStatus {

@@ -8,7 +8,9 @@ use pushsync_service::error_chain;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::Announce;
+use std::sync::Arc;
+
+use super::{Announce, Inner, Syncer};
 use crate::lease::{Leases, Renewal};
 use crate::sync::Newer;
 
@@ -64,5 +66,40 @@ pub(super) struct GaugeGuard(pub(super) prometheus::IntGauge);
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Removes a running sync from [`Inner::running`] when it ends (only its
+/// own entry: a later sync of the same Application may have replaced it).
+pub(super) struct Running {
+    pub(super) inner: Arc<Inner>,
+    pub(super) app: AppRef,
+    pub(super) announce: Announce,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.inner.running.lock()
+            && running
+                .get(&self.app)
+                .is_some_and(|current| current.same_channel(&self.announce))
+        {
+            running.remove(&self.app);
+        }
+    }
+}
+
+impl Syncer {
+    /// Tell a sync of `app` running in this process that `revision` waits.
+    pub(super) fn announce(&self, app: &AppRef, revision: &str) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(announce) = running.get(app)
+        {
+            announce.send_if_modified(|newer| {
+                let changed = newer.as_deref() != Some(revision);
+                *newer = Some(revision.to_owned());
+                changed
+            });
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! the dead-letter queue, and a condition on an Application given up on.
 
 use pushsync_api::ResultCode;
-use pushsync_broker::Delivery;
-use pushsync_proto::AppRef;
+use std::time::Duration;
+
+use pushsync_broker::{Delivery, PublishError};
+use pushsync_proto::{AppRef, SyncJob};
 use pushsync_service::error_chain;
 use serde_json::json;
 
@@ -11,6 +13,24 @@ use super::Syncer;
 use crate::sync::Outcome;
 
 impl Syncer {
+    /// Publish `job` again, with `failures` so far, to come back after
+    /// `delay` (it waits in a broker retry queue, not in this worker).
+    pub(super) async fn later(
+        &self,
+        job: &SyncJob,
+        failures: u32,
+        delay: Duration,
+    ) -> Result<Duration, PublishError> {
+        let shared = &self.inner.shared;
+        let job = SyncJob {
+            failures,
+            ..job.clone()
+        };
+        let outgoing =
+            crate::context::outgoing(job, &shared.topology).ok_or(PublishError::Unavailable)?;
+        shared.broker.publish_later(&outgoing, delay).await
+    }
+
     pub(super) async fn dead_letter(&self, delivery: Delivery) {
         let metrics = &self.inner.shared.metrics;
         metrics.dead_lettered.inc();
