@@ -735,3 +735,46 @@ async fn a_crd_in_the_repository_cannot_make_a_cluster_scoped_kind_look_namespac
     );
     assert_eq!(setup.writes(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_delete_hook_cannot_do_at_deletion_what_a_sync_may_not() {
+    let setup = Setup::new(team_a()).await;
+    let served = setup.repo(
+        "team-a-web",
+        &[(
+            "escalate.yaml",
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: team-a-admin, annotations: {argocd.argoproj.io/hook: PreDelete}}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: default, namespace: team-a}]\n",
+        )],
+    );
+    // Being deleted with the resources finalizer, its last deploy the
+    // commit holding the hook.
+    let mut app = application("web", &served.url, "team-a-dev");
+    app.metadata.finalizers = Some(vec![pushsync_api::RESOURCES_FINALIZER.to_owned()]);
+    app.status = Some(pushsync_api::ApplicationStatus {
+        history: vec![pushsync_api::RevisionHistory {
+            revision: served.repo.head(),
+            deployed_at: jiff::Timestamp::now().to_string(),
+        }],
+        ..Default::default()
+    });
+    let finalized = pushsync_worker::sync::finalize::finalize(&setup.ctx, &app)
+        .await
+        .unwrap();
+    assert_eq!(
+        finalized,
+        pushsync_worker::sync::finalize::Finalized::Done { deleted: 0 },
+        "the hooks are skipped, the deletion goes on"
+    );
+    assert!(
+        setup
+            .get(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                None,
+                "team-a-admin"
+            )
+            .await
+            .is_none(),
+        "the project's clusterResourceWhitelist holds at deletion too"
+    );
+}
