@@ -61,8 +61,8 @@ pub enum HealthStatusCode {
     /// Running as intended.
     Healthy,
     /// Paused on purpose (a paused Deployment, a suspended Job or CronJob),
-    /// as Argo CD says. Read since this release; written from the next one
-    /// (a word is added readers first).
+    /// as Argo CD says. Added readers first: read by the release before the
+    /// one that writes it.
     Suspended,
     /// No health rule for this kind: assumed fine, reported as such.
     #[default]

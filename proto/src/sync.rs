@@ -129,6 +129,11 @@ pub enum SyncTrigger {
         /// nothing is pruned, as Argo CD's `sync --resource`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         resources: Vec<ResourceSelector>,
+        /// Delete what the previous sync applied and Git no longer has:
+        /// `Some(true)` or `Some(false)` overrides `automated.prune` for this
+        /// sync (Argo CD's `app sync --prune`); `None` follows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prune: Option<bool>,
     },
     /// Live objects drifted from the desired state.
     SelfHeal,

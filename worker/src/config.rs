@@ -196,6 +196,12 @@ pub enum Command {
         /// Apply only this resource (repeatable): `[GROUP]:KIND:[NAMESPACE/]NAME`, as `argocd app sync --resource`; hooks do not run and nothing is pruned.
         #[arg(long = "resource", value_name = "[GROUP]:KIND:[NAMESPACE/]NAME", conflicts_with_all = ["refresh", "rollback"])]
         resources: Vec<String>,
+        /// Delete what the previous sync applied and Git no longer has, even when `automated.prune` is off.
+        #[arg(long, conflicts_with_all = ["refresh", "no_prune"])]
+        prune: bool,
+        /// Delete nothing, even when `automated.prune` is on.
+        #[arg(long, conflicts_with = "refresh")]
+        no_prune: bool,
     },
 }
 
@@ -387,6 +393,8 @@ impl Args {
             revision,
             rollback,
             resources,
+            prune,
+            no_prune,
         }) = self.command
         {
             let resources = resources
@@ -402,6 +410,7 @@ impl Args {
                 rollback: rollback.is_some(),
                 resources,
                 revision: rollback.or(revision),
+                prune: (prune || no_prune).then_some(prune),
             };
             return Ok(Config {
                 amqp_uri,

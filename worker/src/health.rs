@@ -47,14 +47,9 @@ impl Assessment {
 
     /// Argo CD's `Suspended` (a paused Deployment, a suspended Job).
     fn suspended(message: &str) -> Self {
-        Self::new(SUSPENDED, format!("suspended: {message}"))
+        Self::new(HealthStatusCode::Suspended, format!("suspended: {message}"))
     }
 }
-
-/// What Argo CD calls `Suspended` reads as: the status words have no
-/// `Suspended` yet (`pushsync_api::HealthStatusCode`), so it is `Progressing`
-/// with a message starting `suspended:`. The one place to change once they do.
-const SUSPENDED: HealthStatusCode = HealthStatusCode::Progressing;
 
 /// The worst of several verdicts, leaving out those without an opinion
 /// (`Unknown`: kinds without a health notion), as Argo CD leaves out

@@ -116,6 +116,7 @@ fn a_manual_trigger_from_before_refreshes_existed_is_a_sync() {
             revision: None,
             rollback: false,
             resources: Vec::new(),
+            prune: None,
         }
     );
 }
@@ -131,6 +132,7 @@ fn sync_job_triggers_round_trip() {
             revision: None,
             rollback: false,
             resources: Vec::new(),
+            prune: None,
         },
         SyncTrigger::Manual {
             requested_by: None,
@@ -138,6 +140,7 @@ fn sync_job_triggers_round_trip() {
             revision: None,
             rollback: false,
             resources: Vec::new(),
+            prune: None,
         },
         SyncTrigger::Manual {
             requested_by: Some("annotation".into()),
@@ -145,6 +148,7 @@ fn sync_job_triggers_round_trip() {
             revision: Some("0d1a26e".into()),
             rollback: true,
             resources: Vec::new(),
+            prune: None,
         },
     ] {
         let job = Message::SyncJobV1(SyncJob {

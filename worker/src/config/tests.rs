@@ -15,8 +15,17 @@ fn request_asks_for_a_sync_a_refresh_a_revision_or_a_rollback() {
             revision: revision.map(str::to_owned),
             rollback,
             resources: Vec::new(),
+            prune: None,
         };
     assert_eq!(trigger(&["request", "a/b"]), manual(false, None, false));
+    for (flag, prune) in [("--prune", true), ("--no-prune", false)] {
+        match trigger(&["request", "a/b", flag]) {
+            pushsync_proto::SyncTrigger::Manual { prune: got, .. } => {
+                assert_eq!(got, Some(prune), "{flag}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     match trigger(&[
         "request",
         "a/b",
@@ -56,6 +65,8 @@ fn request_asks_for_a_sync_a_refresh_a_revision_or_a_rollback() {
     for conflicting in [
         &["request", "a/b", "--refresh", "--rollback", "x"][..],
         &["request", "a/b", "--revision", "y", "--rollback", "x"],
+        &["request", "a/b", "--prune", "--no-prune"],
+        &["request", "a/b", "--refresh", "--prune"],
     ] {
         let mut argv = vec!["pushsync-worker", "--amqp-url", "amqp://h"];
         argv.extend_from_slice(conflicting);

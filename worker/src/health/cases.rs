@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use pushsync_api::HealthStatusCode;
 use serde_json::Value;
 
-use super::{HPA_WITHOUT_CONDITIONS, SUSPENDED, assess};
+use super::{HPA_WITHOUT_CONDITIONS, assess};
 
 /// Every vendored file and the verdict gitops-engine's `health_test.go`
 /// asserts for it (`None`: no health at all, its `assert.Nil`).
@@ -81,26 +81,12 @@ const CASES: &[(&str, Option<&str>)] = &[
 
 /// Where pushsync gives another verdict on purpose: the file, pushsync's
 /// verdict, and why. The README's health section lists the same.
-const DIFFERENCES: &[(&str, HealthStatusCode, &str)] = &[
-    (
-        "deployment-suspended.yaml",
-        SUSPENDED,
-        "the status words have no `Suspended` yet (api/src/states.rs): a paused \
-         Deployment reads `Progressing` with the message `suspended: …` until they do",
-    ),
-    (
-        "job-suspended.yaml",
-        SUSPENDED,
-        "the status words have no `Suspended` yet (api/src/states.rs): a suspended \
-         Job reads `Progressing` with the message `suspended: …` until they do",
-    ),
-    (
-        "hpa-v1-progressing-with-no-annotations.yaml",
-        HPA_WITHOUT_CONDITIONS,
-        "an autoscaler without conditions yet is Healthy, not Progressing, while the \
+const DIFFERENCES: &[(&str, HealthStatusCode, &str)] = &[(
+    "hpa-v1-progressing-with-no-annotations.yaml",
+    HPA_WITHOUT_CONDITIONS,
+    "an autoscaler without conditions yet is Healthy, not Progressing, while the \
          API sandbox the tests run against has no HPA controller to write them",
-    ),
-];
+)];
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/health/testdata")

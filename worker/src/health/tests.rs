@@ -227,11 +227,11 @@ fn paused_and_suspended_read_as_suspended() {
     );
     paused["spec"]["paused"] = json!(true);
     let got = assess(Some(&paused));
-    assert_eq!(got.health, SUSPENDED);
+    assert_eq!(got.health, HealthStatusCode::Suspended);
     assert!(got.message.starts_with("suspended:"), "{}", got.message);
     let job =
         json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"suspend": true}, "status": {}});
-    assert_eq!(assess(Some(&job)).health, SUSPENDED);
+    assert_eq!(assess(Some(&job)).health, HealthStatusCode::Suspended);
 }
 
 #[test]

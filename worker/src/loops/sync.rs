@@ -427,14 +427,15 @@ impl Syncer {
             SyncTrigger::Push { received_at, .. } => Some(*received_at),
             _ => None,
         };
-        let (mut revision, rollback, resources) = match &job.trigger {
+        let (mut revision, rollback, resources, prune) = match &job.trigger {
             SyncTrigger::Manual {
                 revision,
                 rollback,
                 resources,
+                prune,
                 ..
-            } => (revision.clone(), *rollback, resources.clone()),
-            _ => (None, false, Vec::new()),
+            } => (revision.clone(), *rollback, resources.clone(), *prune),
+            _ => (None, false, Vec::new(), None),
         };
         inner.shared.metrics.syncs_running.inc();
         let _running = GaugeGuard(inner.shared.metrics.syncs_running.clone());
@@ -454,7 +455,7 @@ impl Syncer {
                 }
             };
             if crate::sync::finalize::deleting(&app) {
-                return self.finalize(&app, &lost).await;
+                return self.finalize(&app, &lost, stop).await;
             }
             let app = match crate::rollback::prepare(
                 &inner.shared.client,
@@ -470,9 +471,9 @@ impl Syncer {
                     }
                     app
                 }
-                Ok(crate::rollback::Prepared::Refused(app, why)) => {
+                Ok(crate::rollback::Prepared::Refused(app, reason, why)) => {
                     self.events()
-                        .record(&app, crate::events::Kind::Warning, "RollbackFailed", &why)
+                        .record(&app, crate::events::Kind::Warning, reason, &why)
                         .await;
                     inner.shared.leases.finish(app_ref).await?;
                     return Ok(Done::Synced);
@@ -513,6 +514,7 @@ impl Syncer {
                 } else {
                     resources.clone()
                 },
+                prune: prune.filter(|_| !follow_up),
             };
             let started = std::time::Instant::now();
             let outcome = tokio::select! {

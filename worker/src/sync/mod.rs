@@ -140,6 +140,8 @@ pub struct Request {
     pub revision: Option<String>,
     /// Apply only these resources (empty: all).
     pub resources: Vec<pushsync_proto::ResourceSelector>,
+    /// Prune (or not) regardless of `automated.prune` (`None`: as it says).
+    pub prune: Option<bool>,
 }
 
 /// The newest revision other requests are waiting to have synced (set by
@@ -203,6 +205,9 @@ async fn stages(
 ) -> Result<Outcome, Transient> {
     let mut target = Target::of(app);
     target.selection.clone_from(&request.resources);
+    if let Some(prune) = request.prune {
+        target.prune = prune;
+    }
     let admitted = match admission::admit(ctx, app, &mut target).await? {
         Verdict::Go(admitted) => admitted,
         Verdict::Stop(outcome) => return Ok(*outcome),
@@ -268,7 +273,7 @@ pub struct Target {
     pub automated: bool,
     /// `spec.suspend`.
     pub suspended: bool,
-    /// `automated.prune`.
+    /// `automated.prune`, unless the request says otherwise.
     pub prune: bool,
     /// `automated.selfHeal`.
     pub self_heal: bool,

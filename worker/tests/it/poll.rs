@@ -301,6 +301,7 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
             revision: None,
             rollback: false,
             resources: Vec::new(),
+            prune: None,
         }
     );
     wait_async(|| {
@@ -322,6 +323,112 @@ async fn one_poller_leads_a_standby_takes_over_and_annotations_become_jobs() {
     wait(|| second.poll_leader.get() == 1).await;
     assert_eq!(first.poll_leader.get(), 0);
     standby_stop.cancel();
+    index_stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_annotation_names_resources_and_pruning_and_a_malformed_one_is_refused() {
+    let setup = Setup::new().await;
+    support::install_crds(&setup.sandbox).await;
+    let api: Api<Application> = Api::namespaced(setup.sandbox.client(), "default");
+    for (name, value) in [
+        ("bad", "apps:Deployment"),
+        (
+            "good",
+            "prune apps:Deployment:web, :ConfigMap:team/settings",
+        ),
+    ] {
+        let mut app = application(
+            name,
+            "https://example.com/r.git",
+            None,
+            OperationPhase::Failed,
+            false,
+        );
+        app.metadata.annotations = Some([(SYNC_ANNOTATION.to_owned(), value.to_owned())].into());
+        api.create(&PostParams::default(), &app).await.unwrap();
+    }
+    let index_stop = CancellationToken::new();
+    let index = Index::watch(setup.sandbox.client(), &Namespaces::All, index_stop.clone());
+    assert!(index.ready().await);
+    let (poller, _) = setup.poller("a", index);
+    let stop = CancellationToken::new();
+    tokio::spawn(poller.run(stop.clone()));
+
+    let job = setup
+        .queue
+        .pop_from(&Topology::default().jobs_exchange())
+        .await;
+    let Ok(Message::SyncJobV1(job)) = Message::decode(&job.body) else {
+        panic!("not a sync job");
+    };
+    assert_eq!(job.application.name, "good");
+    let SyncTrigger::Manual {
+        resources, prune, ..
+    } = job.trigger
+    else {
+        panic!("{:?}", job.trigger);
+    };
+    assert_eq!(prune, Some(true));
+    let names: Vec<_> = resources
+        .iter()
+        .map(|r| {
+            (
+                r.group.as_str(),
+                r.kind.as_str(),
+                r.namespace.as_deref(),
+                r.name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("apps", "Deployment", None, "web"),
+            ("", "ConfigMap", Some("team"), "settings")
+        ]
+    );
+
+    // The malformed request: an Event says why, the annotation goes, no job.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(setup.sandbox.client(), "default");
+    wait_async(|| {
+        let events = events.clone();
+        async move {
+            events
+                .list(&kube::api::ListParams::default().fields("involvedObject.name=bad"))
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("SyncRefused")
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("\"apps:Deployment\" is not a resource"))
+                })
+        }
+    })
+    .await;
+    for name in ["bad", "good"] {
+        wait_async(|| {
+            let api = api.clone();
+            async move {
+                api.get(name)
+                    .await
+                    .unwrap()
+                    .metadata
+                    .annotations
+                    .is_none_or(|a| !a.contains_key(SYNC_ANNOTATION))
+            }
+        })
+        .await;
+    }
+    assert!(
+        enqueued(&setup.queue).is_empty(),
+        "a refused request enqueues nothing"
+    );
+    stop.cancel();
     index_stop.cancel();
 }
 

@@ -366,6 +366,24 @@ async fn with_prune_off_removed_objects_stay_and_are_reported() {
     assert!(ctx.cluster.get(&b, "guestbook").await.unwrap().is_some());
     let patch = status_patch(&app, &outcome);
     assert_eq!(patch["status"]["sync"]["status"], "OutOfSync");
+
+    // A manual sync that says no-prune keeps it; one that says prune
+    // (`argocd app sync --prune`) deletes it although automated.prune is off.
+    for (prune, kept) in [(false, true), (true, false)] {
+        let request = Request {
+            manual: true,
+            prune: Some(prune),
+            ..Request::default()
+        };
+        let outcome = sync_with(&ctx, &app, &request).await.unwrap();
+        assert_eq!(
+            ctx.cluster.get(&b, "guestbook").await.unwrap().is_some(),
+            kept,
+            "prune {prune}: {}",
+            outcome.message
+        );
+        remember(&mut app, &outcome);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ impl Syncer {
         &self,
         app: &Application,
         lost: &CancellationToken,
+        stop: &CancellationToken,
     ) -> Result<Done, Failure> {
         use crate::sync::finalize::{Finalized, finalize};
         let inner = &self.inner;
@@ -23,6 +24,16 @@ impl Syncer {
         let finalized = tokio::select! {
             finalized = finalize(&inner.ctx, app) => finalized,
             () = lost.cancelled() => return Err(Failure::LockLost),
+            // Shutting down: as a sync, `drain` to finish, then the job goes
+            // back to the queue (deleting again is harmless).
+            () = async {
+                stop.cancelled().await;
+                tokio::time::sleep(inner.settings.drain).await;
+            } => {
+                tracing::warn!(application = %app_ref, "shutting down mid-deletion; the job goes back to the queue");
+                let _ = inner.shared.leases.abandon(&app_ref).await;
+                return Ok(Done::Stopped);
+            }
         };
         match finalized {
             Ok(Finalized::NotOurs) => {
