@@ -110,6 +110,8 @@ async fn the_worker_works_with_only_the_rights_deploy_grants_it() {
             "no",
         ),
         (&["create", "leases", "-n", "pushsync"], "yes"),
+        // Sync locks of deleted Applications are collected (lease.rs).
+        (&["delete", "leases", "-n", "pushsync"], "yes"),
         (&["create", "events", "-n", "team-a"], "yes"),
         (&["delete", "events", "-n", "team-a"], "no"),
         (&["list", "projects.pushsync.dev", "-n", "pushsync"], "yes"),
