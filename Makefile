@@ -9,7 +9,7 @@ export PATH := $(PUSHSYNC_TOOLS)/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-receiver test test-unit lint check-deps deps broker bench soak fmt clean-broker sandbox
+.PHONY: help run run-receiver test test-unit lint check-deps check-manifests deps broker bench soak fmt clean-broker sandbox
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test: deps broker lint ## Everything: lint, unit, integration and end-to-end tes
 test-unit: ## Only the tests beside the code: no broker, no sandbox (passes with RabbitMQ stopped)
 	$(CARGO) test --workspace --lib --locked
 
-lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction, unused dependencies, RustSec advisories
+lint: check-deps check-manifests ## cargo fmt --check, clippy -D warnings, dependency direction, unused dependencies, RustSec advisories, chart and monitoring checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) machete
@@ -47,6 +47,10 @@ lint: check-deps ## cargo fmt --check, clippy -D warnings, dependency direction,
 check-deps: ## Fail if a crate depends on what it must not (see ARCHITECTURE.md)
 	@scripts/check-deps.sh
 
+check-manifests: ## helm lint + chart/Kustomize parity, promtool check/test rules, dashboard checks
+	@scripts/check-chart.sh
+	@scripts/check-monitoring.sh
+
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
@@ -57,6 +61,7 @@ deps: ## Install the tools the tests and lint use (promtool; pinned helm 4; carg
 	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	@scripts/install-helm.sh
 	@python3 -m pip --version >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip >/dev/null; }
+	@python3 -c 'import yaml' 2>/dev/null || command -v yq >/dev/null || python3 -m pip install --quiet 'PyYAML==6.0.3'
 	@scripts/install-cargo-deny.sh
 	@command -v cargo-machete >/dev/null || $(CARGO) install --locked --quiet cargo-machete@0.9.2
 

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 macro_rules! words {
     ($ty:ident { $($variant:ident),+ $(,)? }) => {
         impl $ty {
+            /// Every word, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
             /// The word used in status.
             pub fn as_str(self) -> &'static str {
                 match self {

@@ -67,6 +67,17 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Every provider.
+    pub const ALL: [Self; 7] = [
+        Self::Github,
+        Self::Gitlab,
+        Self::Gitea,
+        Self::Forgejo,
+        Self::Gogs,
+        Self::BitbucketCloud,
+        Self::BitbucketServer,
+    ];
+
     /// A short stable name, used in logs, routing keys and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -142,6 +142,21 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
+        // Bounded label values start at zero, so a rate or an alert sees
+        // the first event and dashboards show the series before it.
+        for route in ["github", "gitlab", "gitea", "bitbucket"] {
+            requests.with_label_values(&[route, "push", "accepted"]);
+            request_duration.with_label_values(&[route]);
+            payload_size.with_label_values(&[route]);
+        }
+        for provider in pushsync_proto::Provider::ALL {
+            events_published.with_label_values(&[provider.as_str()]);
+        }
+        publish_duration.with_label_values(&["ok"]);
+        for result in ["ok", "error"] {
+            secret_reloads.with_label_values(&[result]);
+        }
+
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(payload_size.clone()))?;

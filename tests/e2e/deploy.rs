@@ -61,10 +61,53 @@ fn variables_of(name: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The chart rendered as `helm template` does (CRDs included).
+fn helm_template(values: &[&str]) -> String {
+    let output = Command::new(pushsync_testkit::helm_binary())
+        .args(["template", "pushsync"])
+        .arg(repo_root().join("charts/pushsync"))
+        .args(["--namespace", "pushsync", "--include-crds"])
+        .args(values)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_manifests_are_accepted_and_roll_out() {
+    accepted_and_rolled_out(&kustomize("deploy")).await;
+
+    // Autoscaling watches the queue the workers consume.
+    let autoscaling = kustomize("deploy/autoscaling");
+    let queue = pushsync_proto::Topology::default().sync_jobs_queue();
+    assert!(
+        autoscaling.contains(&format!("queueName: {queue}")),
+        "deploy/autoscaling does not watch {queue}"
+    );
+}
+
+/// The chart as `helm install` would apply it (scripts/check-chart.sh holds
+/// it to `deploy/`, object by object; here the API server takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helm_chart_is_accepted_and_rolls_out() {
+    accepted_and_rolled_out(&helm_template(&[])).await;
+    let queue = pushsync_proto::Topology::default().sync_jobs_queue();
+    let keda = helm_template(&["--set", "worker.autoscaling.keda.enabled=true"]);
+    assert!(
+        keda.contains(&format!("queueName: {queue}")),
+        "the chart's KEDA ScaledObject does not watch {queue}"
+    );
+}
+
+/// `rendered` is applied (a server-side dry run on a real cluster), its
+/// Deployments roll out, and every variable they set is one the binaries read.
+async fn accepted_and_rolled_out(rendered: &str) {
     let cluster = TestCluster::start(std::time::Duration::from_millis(100)).await;
-    let rendered = kustomize("deploy");
     let real = std::env::var_os("PUSHSYNC_TEST_KUBECONFIG").is_some();
     let mut apply = vec![
         "apply",
@@ -77,7 +120,7 @@ async fn the_deploy_manifests_are_accepted_and_roll_out() {
         // Never install pushsync into someone's cluster from a test.
         apply.push("--dry-run=server");
     }
-    kubectl(&cluster, &apply, Some(&rendered));
+    kubectl(&cluster, &apply, Some(rendered));
     if !real {
         for deployment in ["pushsync-receiver", "pushsync-worker"] {
             kubectl(
@@ -96,10 +139,22 @@ async fn the_deploy_manifests_are_accepted_and_roll_out() {
     }
 
     // Every variable the manifests set is one the binary reads.
-    let documents: Vec<serde_json::Value> = rendered
-        .split("\n---\n")
-        .map(|doc| serde_saphyr::from_str(doc).unwrap())
-        .collect();
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    let mut doc = String::new();
+    for line in rendered.lines().chain(["---"]) {
+        if line == "---" {
+            if doc
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                documents.push(serde_saphyr::from_str(&doc).unwrap());
+            }
+            doc.clear();
+        } else {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
     for (deployment, binary_name) in [
         ("pushsync-receiver", "pushsync-receiver"),
         ("pushsync-worker", "pushsync-worker"),
@@ -120,12 +175,4 @@ async fn the_deploy_manifests_are_accepted_and_roll_out() {
             );
         }
     }
-
-    // Autoscaling watches the queue the workers consume.
-    let autoscaling = kustomize("deploy/autoscaling");
-    let queue = pushsync_proto::Topology::default().sync_jobs_queue();
-    assert!(
-        autoscaling.contains(&format!("queueName: {queue}")),
-        "deploy/autoscaling does not watch {queue}"
-    );
 }

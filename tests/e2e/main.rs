@@ -13,6 +13,7 @@
 mod cluster;
 mod deploy;
 mod local;
+mod monitoring;
 mod process;
 mod push_to_worker;
 mod scale;

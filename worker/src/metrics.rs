@@ -43,6 +43,8 @@ pub const POLLS_TOTAL: &str = "pushsync_worker_polls_total";
 pub const POLL_LEADER: &str = "pushsync_worker_poll_leader";
 /// The renderers found at start-up, by tool and version (constant 1).
 pub const TOOL_INFO: &str = "pushsync_worker_tool_info";
+/// Constant 1, labelled with the worker's version.
+pub const BUILD_INFO: &str = "pushsync_worker_build_info";
 
 /// Handles to every metric, in a registry of their own.
 #[derive(Debug, Clone)]
@@ -167,8 +169,53 @@ impl Metrics {
             Opts::new(TOOL_INFO, "Renderers found at start-up (constant 1)."),
             &["tool", "version"],
         )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                BUILD_INFO,
+                "Constant 1, labelled with the worker's version.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Bounded label values start at zero, so a rate or an alert sees
+        // the first event and dashboards show the series before it.
+        for result in ["dispatched", "undecodable", "publish_failed"] {
+            push_events.with_label_values(&[result]);
+        }
+        for outcome in [
+            "succeeded",
+            "failed",
+            "superseded",
+            "refreshed",
+            "transient",
+        ] {
+            syncs.with_label_values(&[outcome]);
+        }
+        for result in ["synced", "pruned", "prune_skipped"] {
+            resources.with_label_values(&[result]);
+        }
+        for phase in ["fetch", "render", "diff", "apply", "health"] {
+            sync_phase_duration.with_label_values(&[phase]);
+        }
+        for result in [
+            "synced",
+            "coalesced",
+            "stale",
+            "gone",
+            "retried",
+            "deferred",
+            "dead_lettered",
+        ] {
+            sync_jobs.with_label_values(&[result]);
+        }
+        for result in ["ran", "failed"] {
+            polls.with_label_values(&[result]);
+        }
         for metric in [
-            Box::new(tool_info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
+            Box::new(tool_info.clone()),
             Box::new(sync_phase_duration.clone()),
             Box::new(sync_jobs.clone()),
             Box::new(syncs_running.clone()),
@@ -189,7 +236,7 @@ impl Metrics {
         registry.register(Box::new(push_to_sync_start.clone()))?;
         registry.register(Box::new(resources.clone()))?;
         registry.register(Box::new(dead_lettered.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             registry,
             push_events,
             sync_jobs_published,
@@ -209,7 +256,9 @@ impl Metrics {
             polls,
             poll_leader,
             tool_info,
-        })
+        };
+        metrics.count_applications(std::iter::empty());
+        Ok(metrics)
     }
 
     /// A fetch observer for [`crate::git::GitCache::observe_fetches`].
@@ -254,11 +303,15 @@ impl Metrics {
                 .entry((sync.to_owned(), health.to_owned()))
                 .or_default() += 1;
         }
-        self.applications.reset();
-        for ((sync, health), count) in counts {
-            self.applications
-                .with_label_values(&[&sync, &health])
-                .set(count);
+        // Every combination is exported, at zero when no Application is in
+        // it, so a series does not vanish when its last Application leaves.
+        for sync in pushsync_api::SyncStatusCode::ALL {
+            for health in pushsync_api::HealthStatusCode::ALL {
+                let key = (sync.as_str().to_owned(), health.as_str().to_owned());
+                self.applications
+                    .with_label_values(&[sync.as_str(), health.as_str()])
+                    .set(counts.get(&key).copied().unwrap_or(0));
+            }
         }
     }
 

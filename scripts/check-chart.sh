@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# charts/pushsync must not drift from deploy/. Checks, in order:
+#   1. helm lint --strict (defaults and every charts/pushsync/ci/*.yaml);
+#   2. helm template with default values equals `kubectl kustomize deploy/`
+#      object by object, and with worker.autoscaling.keda.enabled=true equals
+#      deploy/ plus deploy/autoscaling/ (the Deployment then leaves `replicas`
+#      to the autoscaler); the only differences allowed are the labels Helm
+#      conventionally adds (IGNORED_LABELS below) and the Namespace's
+#      helm.sh/resource-policy annotation;
+#   3. each charts/pushsync/ci/*.yaml renders with the effects it asks for;
+#   4. charts/pushsync/crds/ equals deploy/crds/ byte for byte;
+#   5. the schema refuses typos in values (e.g. --set worker.replica=2) and
+#      the templates refuse contradictory values.
+# Needs helm (4.x; PATH gets $PUSHSYNC_TOOLS/bin), kubectl, python3, and a
+# YAML reader: yq (the Python jq wrapper or mikefarah's) or else PyYAML.
+# Exits non-zero on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="${PUSHSYNC_TOOLS:-$HOME/.cache/pushsync-tools}/bin:$PATH"
+chart=charts/pushsync
+release=pushsync
+namespace=pushsync
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+failures=0
+pass() { printf 'ok    %s\n' "$*"; }
+fail() { printf 'FAIL  %s\n' "$*"; failures=$((failures + 1)); }
+
+for tool in helm kubectl python3; do
+  command -v "$tool" >/dev/null || { echo "check-chart: $tool is required" >&2; exit 2; }
+done
+helm version --short | grep -q '^v4\.' || { echo "check-chart: helm 4.x is required (scripts/install-helm.sh)" >&2; exit 2; }
+
+# A YAML stream on stdin to one JSON document per line. (Captured, not
+# piped into grep -q: a reader killed by SIGPIPE would fail under pipefail.)
+yq_about=
+if command -v yq >/dev/null; then
+  yq_about="$(yq --version 2>&1 || true) $(yq --help 2>&1 || true)"
+fi
+if [[ "$yq_about" == *mikefarah* ]]; then
+  reader="yq (mikefarah)"
+  to_jsonl() { yq -o=json -I=0 '.'; }
+elif [[ "$yq_about" == *"jq wrapper"* ]]; then
+  reader="yq (Python jq wrapper)"
+  to_jsonl() { yq -c '.'; }
+elif python3 -c 'import yaml' 2>/dev/null; then
+  reader="PyYAML"
+  to_jsonl() { python3 -c 'import json, sys, yaml
+for doc in yaml.safe_load_all(sys.stdin):
+    print(json.dumps(doc))'; }
+else
+  echo "check-chart: no YAML reader: install yq (apt-get install yq) or PyYAML (apt-get install python3-yaml)" >&2
+  exit 2
+fi
+echo "YAML reader: $reader"
+
+cat >"$work/compare.py" <<'PY'
+"""Object-by-object comparison of rendered manifests (JSON lines)."""
+import difflib
+import json
+import sys
+
+# Labels Helm charts conventionally add (Helm best practices, "Labels and
+# Annotations"); they identify the release and chart version and change
+# nothing the API server or the workloads do. The chart sets them on object
+# metadata only, never on selectors or pod templates, and only there are they
+# ignored.
+IGNORED_LABELS = {
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+}
+# Helm-only annotations, per kind: Helm reads them, the API server ignores them.
+IGNORED_ANNOTATIONS = {"Namespace": {"helm.sh/resource-policy"}}
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip() and line.strip() != "null"]
+
+
+def key(obj):
+    meta = obj.get("metadata", {})
+    return (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace", ""), meta.get("name"))
+
+
+def index(objs, where):
+    out = {}
+    for obj in objs:
+        k = key(obj)
+        if k in out:
+            sys.exit(f"{where}: {k} appears twice")
+        out[k] = obj
+    return out
+
+
+def strip(obj):
+    obj = json.loads(json.dumps(obj))
+    meta = obj.get("metadata", {})
+    for field, ignored in (("labels", IGNORED_LABELS),
+                           ("annotations", IGNORED_ANNOTATIONS.get(obj.get("kind"), set()))):
+        values = meta.get(field)
+        if values is None:
+            continue
+        for name in ignored:
+            values.pop(name, None)
+        if not values:
+            del meta[field]
+    return obj
+
+
+def show(k):
+    api, kind, ns, name = k
+    return f"{kind} {ns + '/' if ns else ''}{name} ({api})"
+
+
+def parity(base_path, chart_path, *options):
+    base = index(load(base_path), "kustomize")
+    chart = index(load(chart_path), "helm")
+    autoscaled = "--worker-autoscaled" in options
+    if autoscaled:
+        # The autoscaler owns the count: the chart leaves `replicas` out.
+        k = ("apps/v1", "Deployment", "pushsync", "pushsync-worker")
+        if "replicas" in chart[k]["spec"]:
+            print(f"  {show(k)}: spec.replicas is set although an autoscaler owns it")
+            return 1
+        base[k]["spec"].pop("replicas", None)
+    bad = 0
+    for k in sorted(base.keys() - chart.keys(), key=str):
+        print(f"  missing from the chart: {show(k)}")
+        bad += 1
+    for k in sorted(chart.keys() - base.keys(), key=str):
+        print(f"  only in the chart: {show(k)}")
+        bad += 1
+    for k in sorted(base.keys() & chart.keys(), key=str):
+        if k[1] != "CustomResourceDefinition":
+            labels = chart[k].get("metadata", {}).get("labels", {})
+            missing = sorted(IGNORED_LABELS - labels.keys())
+            if missing:
+                print(f"  {show(k)}: lacks the Helm labels {missing}")
+                bad += 1
+        a = json.dumps(strip(base[k]), indent=2, sort_keys=True).splitlines()
+        b = json.dumps(strip(chart[k]), indent=2, sort_keys=True).splitlines()
+        if a != b:
+            print(f"  differs: {show(k)}")
+            for line in difflib.unified_diff(a, b, "kustomize", "helm", lineterm="", n=3):
+                print("    " + line)
+            bad += 1
+    print(f"  {len(base)} objects compared")
+    return 1 if bad else 0
+
+
+# Expectations of the ci values files: each returns a list of failures.
+def find(objs, kind, name=None):
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def container(objs, deployment):
+    (d,) = find(objs, "Deployment", deployment)
+    return d, d["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(c):
+    names = [e["name"] for e in c["env"]]
+    return names, {e["name"]: e for e in c["env"]}
+
+
+def expect_digest_keda(objs):
+    errors = []
+    check = lambda ok, what: ok or errors.append(what)
+    check(not find(objs, "Namespace"), "namespace.create=false still renders a Namespace")
+    check(not find(objs, "NetworkPolicy"), "networkPolicy.enabled=false still renders NetworkPolicies")
+    check(not find(objs, "HorizontalPodAutoscaler"), "an HPA is rendered with only KEDA on")
+    rd, rc = container(objs, "pushsync-receiver")
+    wd, wc = container(objs, "pushsync-worker")
+    check(rc["image"] == "registry.example.com/pushsync/pushsync-receiver@sha256:" + "a" * 64,
+          f"receiver image by digest: {rc['image']}")
+    check(wc["image"] == "registry.example.com/mirror/pushsync-worker@sha256:" + "b" * 64,
+          f"worker image by digest: {wc['image']}")
+    check(rc.get("imagePullPolicy") == "IfNotPresent", "receiver imagePullPolicy")
+    check("replicas" not in wd["spec"], "worker replicas rendered although KEDA owns them")
+    check(rd["spec"]["replicas"] == 3, "receiver replicas")
+    names, env = env_of(wc)
+    check(env.get("PUSHSYNC_APPLICATION_NAMESPACES", {}).get("value") == "pushsync,team-a,team-b",
+          "PUSHSYNC_APPLICATION_NAMESPACES from watchNamespaces")
+    check(names.index("PUSHSYNC_APPLICATION_NAMESPACES") == names.index("PUSHSYNC_NAMESPACE") + 1,
+          "PUSHSYNC_APPLICATION_NAMESPACES follows PUSHSYNC_NAMESPACE")
+    check(env["PUSHSYNC_MAX_SYNCS"].get("value") == "8", "extraEnv overrides PUSHSYNC_MAX_SYNCS")
+    check(names.count("PUSHSYNC_MAX_SYNCS") == 1, "PUSHSYNC_MAX_SYNCS set once")
+    check(names.index("PUSHSYNC_MAX_SYNCS") == names.index("PUSHSYNC_GIT_CACHE_MAX_BYTES") + 1,
+          "an overridden variable keeps its place")
+    check(names[-1] == "PUSHSYNC_GIT_CREDENTIALS", "a new extraEnv variable is appended")
+    rnames, renv = env_of(rc)
+    check(len(rnames) == len(set(rnames)), "receiver env names are unique")
+    check(renv["PUSHSYNC_MAX_CONNECTIONS"].get("value") == "512", "receiver extraEnv override")
+    wspec = wd["spec"]["template"]["spec"]
+    check({"name": "git-credentials", "secret": {"secretName": "git-credentials"}} in wspec["volumes"],
+          "worker extraVolumes")
+    check({"name": "git-credentials", "mountPath": "/etc/pushsync/git", "readOnly": True}
+          in wc["volumeMounts"], "worker extraVolumeMounts")
+    secrets = {v["name"]: v["secret"]["secretName"] for v in wspec["volumes"] if "secret" in v}
+    check(secrets.get("amqp") == "worker-broker", "worker.amqp.existingSecret")
+    rsecrets = {v["name"]: v["secret"]["secretName"]
+                for v in rd["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    check(rsecrets == {"amqp": "receiver-broker", "webhooks": "hooks"}, f"receiver Secrets {rsecrets}")
+    check(wspec.get("imagePullSecrets") == [{"name": "regcred"}, {"name": "regcred2"}], "imagePullSecrets")
+    (so,) = find(objs, "ScaledObject", "pushsync-worker")
+    check(so["spec"]["maxReplicaCount"] == 20 and so["spec"]["minReplicaCount"] == 1, "ScaledObject replica bounds")
+    check(so["spec"]["triggers"][0]["metadata"] == {"protocol": "amqp", "mode": "QueueLength",
+                                                   "value": "16", "queueName": "pushsync.sync-jobs"},
+          f"ScaledObject trigger {so['spec']['triggers'][0]['metadata']}")
+    (ta,) = find(objs, "TriggerAuthentication", "pushsync-rabbitmq")
+    check(ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "worker-broker", "key": "url"}],
+          "TriggerAuthentication reads worker.amqp.existingSecret")
+    (imp,) = find(objs, "ClusterRole", "pushsync-worker-impersonate")
+    check(imp["rules"][0]["resourceNames"] == ["pushsync-deployer", "team-a-deployer"],
+          "rbac.impersonateServiceAccountNames")
+    check(not find(objs, "PodDisruptionBudget", "pushsync-receiver"), "receiver PDB disabled")
+    for o in objs:
+        ns = o["metadata"].get("namespace")
+        check(ns in (None, "pushsync"), f"{o['kind']} {o['metadata']['name']} in namespace {ns}")
+    return errors
+
+
+def expect_hpa(objs):
+    errors = []
+    check = lambda ok, what: ok or errors.append(what)
+    check(not find(objs, "ScaledObject") and not find(objs, "TriggerAuthentication"), "KEDA objects with KEDA off")
+    check(len(find(objs, "NetworkPolicy")) == 2, "NetworkPolicies (default on)")
+    (ns,) = find(objs, "Namespace")
+    check(ns["metadata"]["name"] == "pushsync", "Namespace is the release namespace")
+    rd, rc = container(objs, "pushsync-receiver")
+    wd, wc = container(objs, "pushsync-worker")
+    check(rc["image"] == "ghcr.io/pushsync/pushsync-receiver:0.2.0-rc.1", f"receiver image {rc['image']}")
+    check(wc["image"] == "ghcr.io/pushsync/pushsync-worker:0.2.0-rc.1", f"worker image {wc['image']}")
+    check("imagePullPolicy" not in rc, "imagePullPolicy left to Kubernetes by default")
+    check(wd["metadata"]["labels"]["app.kubernetes.io/version"] == "0.2.0-rc.1", "version label follows image.tag")
+    check("replicas" not in wd["spec"], "worker replicas rendered although the HPA owns them")
+    (hpa,) = find(objs, "HorizontalPodAutoscaler", "pushsync-worker")
+    spec = hpa["spec"]
+    check(hpa["apiVersion"] == "autoscaling/v2", "HPA apiVersion")
+    check(spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "pushsync-worker"},
+          "HPA target")
+    check((spec["minReplicas"], spec["maxReplicas"]) == (3, 12), "HPA bounds")
+    check(spec["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 70}}}], f"HPA metrics {spec['metrics']}")
+    check(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300, "HPA scale-down window")
+    wspec = wd["spec"]["template"]["spec"]
+    check(wspec.get("nodeSelector") == {"kubernetes.io/os": "linux"}, "worker nodeSelector")
+    check(wspec.get("tolerations") == [{"key": "dedicated", "operator": "Equal", "value": "gitops",
+                                        "effect": "NoSchedule"}], "worker tolerations")
+    check("podAntiAffinity" in wspec.get("affinity", {}), "worker affinity")
+    check(wc["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+          f"worker resources {wc['resources']}")
+    names, env = env_of(wc)
+    check(env["PUSHSYNC_APPLICATION_NAMESPACES"].get("value") == "*", "watchNamespaces: ['*']")
+    (np,) = find(objs, "NetworkPolicy", "pushsync-worker")
+    check(np["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "observability"}},
+                                                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+          f"networkPolicy.metricsFrom replaces the default: {np['spec']['ingress'][0]['from']}")
+    check(not find(objs, "Project"), "defaultProject.create=false still renders the Project")
+    return errors
+
+
+EXPECTATIONS = {
+    "digest-keda-values.yaml": expect_digest_keda,
+    "hpa-values.yaml": expect_hpa,
+}
+
+
+def expect(name, path):
+    check = EXPECTATIONS.get(name)
+    if check is None:
+        print(f"  no expectations for ci/{name}: add them to scripts/check-chart.sh")
+        return 1
+    errors = check(load(path))
+    for e in errors:
+        print(f"  {e}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    sys.exit(parity(*args) if mode == "parity" else expect(*args))
+PY
+
+render() { helm template "$release" "$chart" --namespace "$namespace" --include-crds "$@"; }
+
+# 1. Lint.
+if helm lint --strict "$chart" >"$work/lint.out" 2>&1; then
+  pass "helm lint --strict $chart"
+else
+  fail "helm lint --strict $chart"; sed 's/^/  /' "$work/lint.out"
+fi
+for values in "$chart"/ci/*.yaml; do
+  if helm lint --strict "$chart" --namespace "$namespace" -f "$values" >"$work/lint.out" 2>&1; then
+    pass "helm lint --strict $chart -f $values"
+  else
+    fail "helm lint --strict $chart -f $values"; sed 's/^/  /' "$work/lint.out"
+  fi
+done
+
+# 2. Parity with deploy/.
+kubectl kustomize deploy/ | to_jsonl >"$work/base.jsonl"
+render | to_jsonl >"$work/chart.jsonl"
+if python3 "$work/compare.py" parity "$work/base.jsonl" "$work/chart.jsonl" >"$work/diff.out"; then
+  pass "helm template (defaults) == kubectl kustomize deploy/ ($(tail -n1 "$work/diff.out" | sed 's/^ *//'))"
+else
+  fail "helm template (defaults) differs from kubectl kustomize deploy/"; cat "$work/diff.out"
+fi
+{ kubectl kustomize deploy/; echo '---'; kubectl kustomize deploy/autoscaling/; } | to_jsonl >"$work/base-keda.jsonl"
+render --set worker.autoscaling.keda.enabled=true | to_jsonl >"$work/chart-keda.jsonl"
+if python3 "$work/compare.py" parity "$work/base-keda.jsonl" "$work/chart-keda.jsonl" --worker-autoscaled >"$work/diff.out"; then
+  pass "helm template (keda on) == deploy/ + deploy/autoscaling/, worker replicas left to KEDA ($(tail -n1 "$work/diff.out" | sed 's/^ *//'))"
+else
+  fail "helm template (keda on) differs from deploy/ + deploy/autoscaling/"; cat "$work/diff.out"
+fi
+
+# 3. Non-default values.
+for values in "$chart"/ci/*.yaml; do
+  if ! render -f "$values" >"$work/ci.yaml" 2>"$work/ci.err"; then
+    fail "helm template -f $values"; sed 's/^/  /' "$work/ci.err"; continue
+  fi
+  to_jsonl <"$work/ci.yaml" >"$work/ci.jsonl"
+  if python3 "$work/compare.py" expect "$(basename "$values")" "$work/ci.jsonl" >"$work/expect.out"; then
+    pass "helm template -f $values: expected effects"
+  else
+    fail "helm template -f $values"; cat "$work/expect.out"
+  fi
+done
+
+# 4. CRDs byte for byte.
+crds_ok=1
+if [[ "$(cd deploy/crds && ls)" != "$(cd "$chart/crds" && ls)" ]]; then
+  crds_ok=0; echo "  deploy/crds/: $(cd deploy/crds && ls | xargs); $chart/crds/: $(cd "$chart/crds" && ls | xargs)"
+fi
+for crd in deploy/crds/*.yaml; do
+  cmp -s "$crd" "$chart/crds/$(basename "$crd")" || { crds_ok=0; echo "  $chart/crds/$(basename "$crd") differs from $crd"; }
+done
+if ((crds_ok)); then
+  pass "$chart/crds/ == deploy/crds/ byte for byte ($(cd deploy/crds && ls | xargs))"
+else
+  fail "$chart/crds/ drifted from deploy/crds/ (cp deploy/crds/*.yaml $chart/crds/)"
+fi
+
+# 5. Refused values: what must fail, and the words its error must hold.
+refuse() {
+  local what=$1 words=$2; shift 2
+  if render "$@" >/dev/null 2>"$work/refused.err"; then
+    fail "$what: helm template accepted $*"
+  elif grep -qiE "$words" "$work/refused.err"; then
+    pass "$what: refused ($(grep -iE "$words" "$work/refused.err" | head -n1 | sed 's/^ *//' | cut -c1-150))"
+  else
+    fail "$what: refused, but not for the expected reason:"; sed 's/^/  /' "$work/refused.err"
+  fi
+}
+refuse "typo worker.replica" "additional propert.*replica" --set worker.replica=2
+refuse "typo networkPolicy.enable" "additional propert.*enable" --set networkPolicy.enable=false
+refuse "typo receiver.resources.limit" "additional propert.*limit" --set receiver.resources.limit.memory=1Gi
+refuse "typo worker.autoscaling.keda.enable" "additional propert.*enable" --set worker.autoscaling.keda.enable=true
+refuse "typo at top level (watchNamespace)" "additional propert.*watchNamespace" --set 'watchNamespace[0]=team-a'
+refuse "wrong type (replicas: two)" "replicas" --set-string worker.replicas=two
+refuse "invalid namespace in watchNamespaces" "watchNamespaces" --set 'watchNamespaces[0]=Team_A'
+refuse "'*' mixed with namespaces" "watchNamespaces" --set 'watchNamespaces[0]=*' --set 'watchNamespaces[1]=team-a'
+refuse "empty impersonation list (would allow every name)" "impersonateServiceAccountNames" --set 'rbac.impersonateServiceAccountNames=null'
+refuse "both autoscalers" "keda or hpa, not both" --set worker.autoscaling.keda.enabled=true --set worker.autoscaling.hpa.enabled=true
+refuse "default Project without pushsync-deployer impersonation" "must include pushsync-deployer" --set 'rbac.impersonateServiceAccountNames[0]=other'
+if helm lint --strict "$chart" --set worker.replica=2 >"$work/lint.out" 2>&1; then
+  fail "helm lint --strict accepted --set worker.replica=2"
+else
+  pass "helm lint --strict --set worker.replica=2: refused"
+fi
+
+echo
+if ((failures)); then
+  echo "check-chart: $failures check(s) failed"
+  exit 1
+fi
+echo "check-chart: all checks passed"
