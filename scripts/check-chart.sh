@@ -7,8 +7,13 @@
 #      to the autoscaler); the only differences allowed are the labels Helm
 #      conventionally adds (IGNORED_LABELS below) and the Namespace's
 #      helm.sh/resource-policy annotation;
+#      With monitoring.{serviceMonitors,prometheusRule,dashboard}.enabled
+#      (each alone, and all three) it equals deploy/ plus the matching objects
+#      of `kubectl kustomize deploy/monitoring/`; the default render holds
+#      none of them;
 #   3. each charts/pushsync/ci/*.yaml renders with the effects it asks for;
-#   4. charts/pushsync/crds/ equals deploy/crds/ byte for byte;
+#   4. charts/pushsync/crds/ equals deploy/crds/, and charts/pushsync/files/
+#      the sources in deploy/monitoring/ the chart renders, byte for byte;
 #   5. the schema refuses typos in values (e.g. --set worker.replica=2) and
 #      the templates refuse contradictory values.
 # Needs helm (4.x; PATH gets $PUSHSYNC_TOOLS/bin), kubectl, python3, and a
@@ -154,6 +159,37 @@ def parity(base_path, chart_path, *options):
     return 1 if bad else 0
 
 
+# The objects of deploy/monitoring/ each monitoring.* switch renders.
+MONITORING = {
+    "serviceMonitors": {("v1", "Service"), ("monitoring.coreos.com/v1", "ServiceMonitor")},
+    "prometheusRule": {("monitoring.coreos.com/v1", "PrometheusRule")},
+    "dashboard": {("v1", "ConfigMap")},
+}
+
+
+def pick(path, switches):
+    """Print the objects of a JSON-lines file that the switches render."""
+    kinds = set().union(*(MONITORING[s] for s in switches.split(",")))
+    for obj in load(path):
+        if (obj.get("apiVersion"), obj.get("kind")) in kinds:
+            print(json.dumps(obj))
+    return 0
+
+
+def absent(monitoring_path, chart_path):
+    """None of deploy/monitoring's objects, nor any of their kinds, rendered."""
+    unwanted = set(index(load(monitoring_path), "kustomize"))
+    bad = 0
+    for obj in load(chart_path):
+        k = key(obj)
+        labels = obj.get("metadata", {}).get("labels") or {}
+        if k in unwanted or k[1] in ("ServiceMonitor", "PrometheusRule") or "grafana_dashboard" in labels:
+            print(f"  rendered by default: {show(k)}")
+            bad += 1
+    print(f"  {len(unwanted)} objects of deploy/monitoring/ absent")
+    return 1 if bad else 0
+
+
 # Expectations of the ci values files: each returns a list of failures.
 def find(objs, kind, name=None):
     return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
@@ -266,9 +302,39 @@ def expect_hpa(objs):
     return errors
 
 
+def expect_monitoring(objs):
+    errors = []
+    check = lambda ok, what: ok or errors.append(what)
+    extra = {"release": "kube-prometheus-stack", "example.com/team": "platform"}
+    (svc,) = find(objs, "Service", "gitops-worker-metrics")
+    check(svc["metadata"]["labels"]["app.kubernetes.io/name"] == "pushsync-worker",
+          "the metrics Service keeps the job label value pushsync-worker under fullnameOverride")
+    check(svc["spec"]["selector"] == {"app.kubernetes.io/name": "pushsync-worker"}, "metrics Service selector")
+    sms = find(objs, "ServiceMonitor")
+    check(sorted(o["metadata"]["name"] for o in sms) == ["gitops-receiver", "gitops-worker"],
+          f"ServiceMonitors {[o['metadata']['name'] for o in sms]}")
+    (pr,) = find(objs, "PrometheusRule", "gitops")
+    for o in sms + [pr]:
+        labels = o["metadata"]["labels"]
+        check(extra.items() <= labels.items(), f"{o['kind']} {o['metadata']['name']} lacks monitoring.labels")
+        check(labels.get("app.kubernetes.io/part-of") == "pushsync", f"{o['kind']} {o['metadata']['name']} own labels")
+    (cm,) = find(objs, "ConfigMap", "gitops-grafana-dashboard")
+    for o in (svc, cm):
+        check(not extra.keys() & o["metadata"]["labels"].keys(),
+              f"monitoring.labels on {o['kind']} {o['metadata']['name']} (only ServiceMonitors and the PrometheusRule)")
+    check(cm["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard ConfigMap label grafana_dashboard: \"1\"")
+    check(json.loads(cm["data"]["pushsync.json"]).get("title"), "dashboard ConfigMap holds the dashboard JSON")
+    check("{{ $labels." in json.dumps(pr["spec"]), "the rules' $labels templates survive Helm")
+    for o in objs:
+        ns = o["metadata"].get("namespace")
+        check(ns in (None, "pushsync"), f"{o['kind']} {o['metadata']['name']} in namespace {ns}")
+    return errors
+
+
 EXPECTATIONS = {
     "digest-keda-values.yaml": expect_digest_keda,
     "hpa-values.yaml": expect_hpa,
+    "monitoring-values.yaml": expect_monitoring,
 }
 
 
@@ -285,7 +351,8 @@ def expect(name, path):
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    sys.exit(parity(*args) if mode == "parity" else expect(*args))
+    modes = {"parity": parity, "pick": pick, "absent": absent, "expect": expect}
+    sys.exit(modes[mode](*args))
 PY
 
 render() { helm template "$release" "$chart" --namespace "$namespace" --include-crds "$@"; }
@@ -319,6 +386,22 @@ if python3 "$work/compare.py" parity "$work/base-keda.jsonl" "$work/chart-keda.j
 else
   fail "helm template (keda on) differs from deploy/ + deploy/autoscaling/"; cat "$work/diff.out"
 fi
+kubectl kustomize deploy/monitoring/ | to_jsonl >"$work/monitoring.jsonl"
+if python3 "$work/compare.py" absent "$work/monitoring.jsonl" "$work/chart.jsonl" >"$work/diff.out"; then
+  pass "helm template (defaults): no monitoring objects ($(tail -n1 "$work/diff.out" | sed 's/^ *//'))"
+else
+  fail "helm template (defaults) renders monitoring objects"; cat "$work/diff.out"
+fi
+for switches in serviceMonitors prometheusRule dashboard serviceMonitors,prometheusRule,dashboard; do
+  sets=$(sed -E 's/([^,]+)/monitoring.\1.enabled=true/g' <<<"$switches")
+  { cat "$work/base.jsonl"; python3 "$work/compare.py" pick "$work/monitoring.jsonl" "$switches"; } >"$work/base-mon.jsonl"
+  render --set "$sets" | to_jsonl >"$work/chart-mon.jsonl"
+  if python3 "$work/compare.py" parity "$work/base-mon.jsonl" "$work/chart-mon.jsonl" >"$work/diff.out"; then
+    pass "helm template --set $sets == deploy/ + its part of deploy/monitoring/ ($(tail -n1 "$work/diff.out" | sed 's/^ *//'))"
+  else
+    fail "helm template --set $sets differs from deploy/ + its part of deploy/monitoring/"; cat "$work/diff.out"
+  fi
+done
 
 # 3. Non-default values.
 for values in "$chart"/ci/*.yaml; do
@@ -333,7 +416,7 @@ for values in "$chart"/ci/*.yaml; do
   fi
 done
 
-# 4. CRDs byte for byte.
+# 4. Copies byte for byte: CRDs, and the monitoring sources the chart renders.
 crds_ok=1
 if [[ "$(cd deploy/crds && ls)" != "$(cd "$chart/crds" && ls)" ]]; then
   crds_ok=0; echo "  deploy/crds/: $(cd deploy/crds && ls | xargs); $chart/crds/: $(cd "$chart/crds" && ls | xargs)"
@@ -345,6 +428,18 @@ if ((crds_ok)); then
   pass "$chart/crds/ == deploy/crds/ byte for byte ($(cd deploy/crds && ls | xargs))"
 else
   fail "$chart/crds/ drifted from deploy/crds/ (cp deploy/crds/*.yaml $chart/crds/)"
+fi
+files_ok=1
+if [[ "$(cd "$chart/files" && ls)" != "$(printf '%s\n' grafana-dashboard.json rules.yaml)" ]]; then
+  files_ok=0; echo "  $chart/files/: $(cd "$chart/files" && ls | xargs); expected: grafana-dashboard.json rules.yaml"
+fi
+for source in deploy/monitoring/rules.yaml deploy/monitoring/grafana-dashboard.json; do
+  cmp -s "$source" "$chart/files/$(basename "$source")" || { files_ok=0; echo "  $chart/files/$(basename "$source") differs from $source"; }
+done
+if ((files_ok)); then
+  pass "$chart/files/ == deploy/monitoring/ sources byte for byte (grafana-dashboard.json rules.yaml)"
+else
+  fail "$chart/files/ drifted from deploy/monitoring/ (scripts/monitoring-manifests.sh copies them)"
 fi
 
 # 5. Refused values: what must fail, and the words its error must hold.
@@ -369,6 +464,11 @@ refuse "'*' mixed with namespaces" "watchNamespaces" --set 'watchNamespaces[0]=*
 refuse "empty impersonation list (would allow every name)" "impersonateServiceAccountNames" --set 'rbac.impersonateServiceAccountNames=null'
 refuse "both autoscalers" "keda or hpa, not both" --set worker.autoscaling.keda.enabled=true --set worker.autoscaling.hpa.enabled=true
 refuse "default Project without pushsync-deployer impersonation" "must include pushsync-deployer" --set 'rbac.impersonateServiceAccountNames[0]=other'
+refuse "typo monitoring.serviceMonitors.enable" "additional propert.*enable" --set monitoring.serviceMonitors.enable=true
+refuse "typo monitoring.label" "additional propert.*label" --set monitoring.label.release=kube-prometheus-stack
+refuse "invalid label value in monitoring.labels" "monitoring/labels" --set-string 'monitoring.labels.release=kube prometheus'
+refuse "monitoring.labels replacing a chart label" "a label the chart sets" --set monitoring.serviceMonitors.enabled=true --set 'monitoring.labels.app\.kubernetes\.io/name=other'
+refuse "alerts with nameOverride (job names change)" "leave nameOverride empty" --set monitoring.prometheusRule.enabled=true --set nameOverride=gitops
 if helm lint --strict "$chart" --set worker.replica=2 >"$work/lint.out" 2>&1; then
   fail "helm lint --strict accepted --set worker.replica=2"
 else

@@ -6,8 +6,11 @@
 #     -> grafana-dashboard-configmap.yaml  (ConfigMap for Grafana's sidecar)
 # The wrapping is textual (the source indented under its key), so it needs
 # nothing but bash and sed, and the wrapper holds the source byte for byte.
+# The Helm chart wraps the same two sources at render time, from verbatim
+# copies in charts/pushsync/files/ (Helm reads no file outside its chart);
+# this script writes those copies too, and scripts/check-chart.sh holds them.
 #
-#   scripts/monitoring-manifests.sh           write both files
+#   scripts/monitoring-manifests.sh           write the four files
 #   scripts/monitoring-manifests.sh --check   fail if a committed file differs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +50,9 @@ HEAD
   sed -e 's/^\(.\)/    \1/' "$dir/grafana-dashboard.json"
 }
 
+chart_rules() { cat "$dir/rules.yaml"; }
+chart_dashboard() { cat "$dir/grafana-dashboard.json"; }
+
 # A block scalar would silently change on a tab or a trailing blank line.
 for source in "$dir/rules.yaml" "$dir/grafana-dashboard.json"; do
   if grep -q $'\t' "$source"; then
@@ -64,6 +70,7 @@ emit() { # target, generator
       status=1
     fi
   else
+    mkdir -p "$(dirname "$target")"
     "$generator" >"$target"
     echo "wrote $target"
   fi
@@ -76,4 +83,6 @@ case "${1:-}" in
 esac
 emit "$dir/prometheusrule.yaml" prometheus_rule
 emit "$dir/grafana-dashboard-configmap.yaml" dashboard_configmap
+emit charts/pushsync/files/rules.yaml chart_rules
+emit charts/pushsync/files/grafana-dashboard.json chart_dashboard
 exit $status

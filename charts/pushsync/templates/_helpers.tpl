@@ -130,9 +130,30 @@ An extraEnv entry whose name the chart sets replaces that entry in place
 {{- if and .Values.defaultProject.create (not (has "pushsync-deployer" .Values.rbac.impersonateServiceAccountNames)) -}}
 {{- fail "rbac.impersonateServiceAccountNames must include pushsync-deployer while defaultProject.create is true (the default Project applies as it)" -}}
 {{- end -}}
+{{- $m := .Values.monitoring -}}
+{{- if and (or $m.prometheusRule.enabled $m.dashboard.enabled) (ne (include "pushsync.name" .) "pushsync") -}}
+{{- fail "monitoring: the alerts and the dashboard select job=\"pushsync-receiver\" and job=\"pushsync-worker\", but nameOverride renames the app.kubernetes.io/name labels the ServiceMonitors take the job from; leave nameOverride empty" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Whether an autoscaler owns the workers' replica count. */}}
 {{- define "pushsync.worker.autoscaled" -}}
 {{- if or .Values.worker.autoscaling.keda.enabled .Values.worker.autoscaling.hpa.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Labels of a ServiceMonitor or the PrometheusRule: (list $ <their labels, as
+YAML>). monitoring.labels are added (for the Prometheus Operator's selectors)
+but may not replace one of the chart's: selectors and job names depend on them.
+*/}}
+{{- define "pushsync.monitoring.labels" -}}
+{{- $root := index . 0 -}}
+{{- $labels := index . 1 | fromYaml -}}
+{{- range $key, $value := $root.Values.monitoring.labels -}}
+{{- if hasKey $labels $key -}}
+{{- fail (printf "monitoring.labels: %s is a label the chart sets; choose another" $key) -}}
+{{- end -}}
+{{- $_ := set $labels $key $value -}}
+{{- end -}}
+{{- toYaml $labels -}}
 {{- end -}}
