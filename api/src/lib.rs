@@ -35,6 +35,18 @@ pub const RESOURCES_FINALIZER: &str = "pushsync.dev/resources-finalizer";
 /// deletion; Argo CD's `…/background` variant).
 pub const RESOURCES_FINALIZER_BACKGROUND: &str = "pushsync.dev/resources-finalizer-background";
 
+/// Annotation asking for a sync now (applied even without automated sync);
+/// its value may name resources, pruning and a revision
+/// (`pushsync_proto::SyncRequest`).
+pub const SYNC_ANNOTATION: &str = "pushsync.dev/sync";
+
+/// Annotation asking for a refresh now (compare; apply as the policy says).
+pub const REFRESH_ANNOTATION: &str = "pushsync.dev/refresh";
+
+/// Annotation asking for a rollback to the revision it names (one of
+/// `status.history`); automated sync is turned off until resumed.
+pub const ROLLBACK_ANNOTATION: &str = "pushsync.dev/rollback";
+
 /// The desired state: where the manifests come from and where they go.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -20,6 +20,7 @@ mod push;
 mod redact;
 mod repo;
 mod sync;
+mod sync_request;
 mod topology;
 
 pub use message::{CONTENT_TYPE, DecodeError, Message};
@@ -27,4 +28,5 @@ pub use push::{ChangedPaths, GitRef, Provider, PushEvent, RefKind, Repository};
 pub use redact::redact_url;
 pub use repo::{RepoId, RepoIdError};
 pub use sync::{AppRef, ResourceSelector, SyncJob, SyncTrigger};
+pub use sync_request::SyncRequest;
 pub use topology::Topology;

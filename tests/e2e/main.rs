@@ -10,6 +10,7 @@
     reason = "test code: a failed step fails the test"
 )]
 
+mod cli;
 mod cluster;
 mod deploy;
 mod local;

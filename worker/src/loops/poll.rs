@@ -10,8 +10,8 @@
 //! call per repository however many Applications share it.
 //!
 //! Manual triggers: the annotation `pushsync.dev/sync` (sync now, even
-//! without automated sync; its value may name resources and a prune choice,
-//! see [`SyncAsked::parse`]), `pushsync.dev/refresh` (compare now, apply as
+//! without automated sync; its value may name resources, pruning and a
+//! revision, see [`pushsync_proto::SyncRequest`]), `pushsync.dev/refresh` (compare now, apply as
 //! the policy says) or `pushsync.dev/rollback: <revision>` (back to a
 //! revision of `status.history`, automated sync off) on an Application
 //! becomes a job on the same queue; the leader then removes the annotation.
@@ -30,60 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{Shared, app_ref, job};
 use crate::git::RemoteHeads;
 
-/// Annotation asking for a sync now (applied even without automated sync).
-pub const SYNC_ANNOTATION: &str = "pushsync.dev/sync";
-/// Annotation asking for a refresh now (compare; apply as the policy says).
-pub const REFRESH_ANNOTATION: &str = "pushsync.dev/refresh";
-/// Annotation asking for a rollback to the revision it names (one of
-/// `status.history`; automated sync is turned off, see [`crate::rollback`]).
-pub const ROLLBACK_ANNOTATION: &str = "pushsync.dev/rollback";
-
-/// What a `pushsync.dev/sync` annotation's value asks for.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SyncAsked {
-    /// Apply only these (empty: all).
-    pub resources: Vec<pushsync_proto::ResourceSelector>,
-    /// `prune` / `prune=true`, or `prune=false` / `no-prune`; `None`: as
-    /// `automated.prune` says.
-    pub prune: Option<bool>,
-}
-
-impl SyncAsked {
-    /// Read the value: words separated by commas or spaces. A word with a
-    /// `:` is a resource, `[GROUP]:KIND:[NAMESPACE/]NAME` as `argocd app
-    /// sync --resource` writes it; `prune`, `prune=true`, `prune=false` and
-    /// `no-prune` choose pruning; any other word (`true`, `now`, a
-    /// timestamp) only makes the value new, so the same request can be made
-    /// again. A malformed resource or prune word is refused whole.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let mut asked = Self::default();
-        for word in value
-            .split([',', ' ', '\t', '\n'])
-            .filter(|w| !w.is_empty())
-        {
-            let prune = match word {
-                "prune" | "prune=true" => Some(true),
-                "no-prune" | "prune=false" => Some(false),
-                _ if word.starts_with("prune=") => {
-                    return Err(format!("{word:?}: prune is true or false"));
-                }
-                _ => None,
-            };
-            if let Some(prune) = prune {
-                if asked.prune.is_some_and(|p| p != prune) {
-                    return Err("both prune and no-prune are asked for".to_owned());
-                }
-                asked.prune = Some(prune);
-            } else if word.contains(':') {
-                let selector = pushsync_proto::ResourceSelector::parse(word).ok_or_else(|| {
-                    format!("{word:?} is not a resource: write [GROUP]:KIND:[NAMESPACE/]NAME")
-                })?;
-                asked.resources.push(selector);
-            }
-        }
-        Ok(asked)
-    }
-}
+pub use pushsync_api::{REFRESH_ANNOTATION, ROLLBACK_ANNOTATION, SYNC_ANNOTATION};
 
 /// How the poller runs.
 #[derive(Debug, Clone)]
@@ -367,7 +314,10 @@ impl Poller {
             {
                 continue;
             }
-            match asked.map(|value| SyncAsked::parse(value)).transpose() {
+            match asked
+                .map(|value| pushsync_proto::SyncRequest::parse(value))
+                .transpose()
+            {
                 Ok(asked) => {
                     let asked = asked.unwrap_or_default();
                     let trigger = SyncTrigger::Manual {
@@ -376,7 +326,7 @@ impl Poller {
                         rollback: rollback.is_some(),
                         resources: asked.resources,
                         prune: asked.prune,
-                        revision: rollback,
+                        revision: rollback.or(asked.revision),
                     };
                     let id = format!("manual-{}", jiff::Timestamp::now().as_millisecond());
                     let Some(outgoing) = job(target.clone(), trigger, &id, &self.shared.topology)
@@ -413,29 +363,6 @@ impl Poller {
                 // The job is out; the annotation will ask again (a harmless duplicate).
                 tracing::warn!(application = %target, error = %error, "removing the trigger annotation failed");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SyncAsked;
-
-    #[test]
-    fn a_sync_annotation_value_names_resources_and_pruning() {
-        for plain in ["", "now", "true", "1764633600"] {
-            assert_eq!(
-                SyncAsked::parse(plain),
-                Ok(SyncAsked::default()),
-                "{plain:?}"
-            );
-        }
-        let asked = SyncAsked::parse("apps:Deployment:web,no-prune  :Service:team/api").unwrap();
-        assert_eq!(asked.prune, Some(false));
-        assert_eq!(asked.resources.len(), 2);
-        assert_eq!(SyncAsked::parse("prune=true").unwrap().prune, Some(true));
-        for bad in ["Deployment:web", "apps::web", "prune=yes", "prune no-prune"] {
-            assert!(SyncAsked::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -332,10 +332,10 @@ async fn a_sync_annotation_names_resources_and_pruning_and_a_malformed_one_is_re
     support::install_crds(&setup.sandbox).await;
     let api: Api<Application> = Api::namespaced(setup.sandbox.client(), "default");
     for (name, value) in [
-        ("bad", "apps:Deployment"),
+        ("bad", "resource=apps:Deployment"),
         (
             "good",
-            "prune apps:Deployment:web, :ConfigMap:team/settings",
+            "now prune resource=apps:Deployment:web, resource=:ConfigMap:team/settings",
         ),
     ] {
         let mut app = application(

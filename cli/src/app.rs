@@ -1,0 +1,698 @@
+//! `pushsync app …`: Applications read from and acted on through the API
+//! server. Actions are the annotations and fields the workers read
+//! (`pushsync.dev/sync`, `/refresh`, `/rollback`, `spec.suspend`, the
+//! resources finalizer), so a sync asked for here goes through the queue
+//! like any other.
+
+use clap::Subcommand;
+use futures_util::StreamExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use pushsync_api::{Application, ConditionStatus};
+use pushsync_proto::{ResourceSelector, SyncRequest};
+use serde_json::json;
+
+use crate::cluster::{Cluster, ClusterArgs};
+use crate::output::{self, Format, paint};
+use crate::wait::{self, Goal, Until};
+use crate::{CliError, Status};
+
+/// The Application commands.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List Applications with their sync and health.
+    #[command(visible_alias = "ls")]
+    List {
+        /// In every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Only those with these labels (`team=a,tier!=web`).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
+        /// Keep printing changes until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// Show one Application: source, status, conditions and resources.
+    Get {
+        /// The Application.
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// The revisions an Application deployed, newest first.
+    History {
+        /// The Application.
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Sync now (applies even without automated sync) and wait for the result.
+    Sync {
+        /// The Application.
+        name: String,
+        /// Apply only this resource (repeatable): `[GROUP]:KIND:[NAMESPACE/]NAME`; hooks do not run, nothing is pruned.
+        #[arg(long = "resource", value_name = "[GROUP]:KIND:[NAMESPACE/]NAME")]
+        resources: Vec<String>,
+        /// Delete what Git no longer has, even when automated.prune is off.
+        #[arg(long, conflicts_with = "no_prune")]
+        prune: bool,
+        /// Delete nothing, even when automated.prune is on.
+        #[arg(long)]
+        no_prune: bool,
+        /// Sync this revision (refused while automated sync would undo it: roll back instead).
+        #[arg(long)]
+        revision: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Compare with Git now; apply only as the sync policy says.
+    Refresh {
+        /// The Application.
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Deploy an earlier revision of the history; automated sync is turned off until `resume`.
+    Rollback {
+        /// The Application.
+        name: String,
+        /// A revision of `pushsync app history` (7 or more characters of it).
+        revision: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Wait until the Application is synced and healthy (or what --for says).
+    Wait {
+        /// The Application.
+        name: String,
+        /// What to wait for, comma-separated: synced, healthy, suspended, operation (the last sync finished).
+        #[arg(
+            long = "for",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "synced,healthy"
+        )]
+        goals: Vec<Goal>,
+        /// Give up after this long (exit code 3).
+        #[arg(long, default_value = "5m", value_parser = pushsync_service::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Stop automated sync and self-heal (manual syncs still apply).
+    Suspend {
+        /// The Application.
+        name: String,
+    },
+    /// Turn automated sync back on (after `suspend` or a rollback).
+    Resume {
+        /// The Application.
+        name: String,
+    },
+    /// Delete an Application and, unless --cascade=orphan, what it applied.
+    Delete {
+        /// The Application.
+        name: String,
+        /// foreground: wait until its objects are gone; background: do not wait for them; orphan: leave them.
+        #[arg(long, value_enum, default_value = "foreground")]
+        cascade: Cascade,
+        /// Return at once instead of waiting until the Application is gone.
+        #[arg(long = "async")]
+        no_wait: bool,
+        /// Give up waiting after this long (exit code 3).
+        #[arg(long, default_value = "5m", value_parser = pushsync_service::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+/// `-o`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArg {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    format: Format,
+}
+
+/// Waiting for an asked-for operation.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Return once the request is made instead of waiting for its result.
+    #[arg(long = "async")]
+    no_wait: bool,
+    /// Give up waiting after this long (exit code 3).
+    #[arg(long, default_value = "5m", value_parser = pushsync_service::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+/// What deleting does to the Application's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cascade {
+    /// Delete them and wait until they are gone.
+    Foreground,
+    /// Delete them without waiting.
+    Background,
+    /// Leave them.
+    Orphan,
+}
+
+/// Run `command`.
+pub async fn run(args: &ClusterArgs, command: AppCommand) -> Result<Status, CliError> {
+    let cluster = args.connect().await?;
+    let apps: Api<Application> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    match command {
+        AppCommand::List {
+            all_namespaces,
+            selector,
+            output,
+            watch,
+        } => list(&cluster, all_namespaces, selector, output.format, watch).await,
+        AppCommand::Get { name, output } => {
+            let app = read(&cluster, &name).await?;
+            get(&app, output.format)?;
+            Ok(Status::Ok)
+        }
+        AppCommand::History { name, output } => {
+            history(&read(&cluster, &name).await?, output.format)?;
+            Ok(Status::Ok)
+        }
+        AppCommand::Sync {
+            name,
+            resources,
+            prune,
+            no_prune,
+            revision,
+            wait,
+        } => {
+            let resources = resources
+                .iter()
+                .map(|r| {
+                    ResourceSelector::parse(r).ok_or_else(|| {
+                        CliError::Invalid(format!(
+                            "--resource {r:?}: write [GROUP]:KIND:[NAMESPACE/]NAME (apps:Deployment:web, :ConfigMap:team/settings)"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let request = SyncRequest {
+                resources,
+                prune: (prune || no_prune).then_some(prune),
+                revision,
+            };
+            let value = request.annotation(&nonce());
+            ask(
+                &cluster,
+                &apps,
+                &name,
+                pushsync_api::SYNC_ANNOTATION,
+                &value,
+                &wait,
+            )
+            .await
+        }
+        AppCommand::Refresh { name, wait } => {
+            ask(
+                &cluster,
+                &apps,
+                &name,
+                pushsync_api::REFRESH_ANNOTATION,
+                &nonce(),
+                &wait,
+            )
+            .await
+        }
+        AppCommand::Rollback {
+            name,
+            revision,
+            wait,
+        } => {
+            let app = read(&cluster, &name).await?;
+            let known = app.status.as_ref().is_some_and(|s| {
+                s.history
+                    .iter()
+                    .any(|h| h.revision.starts_with(&revision.to_ascii_lowercase()))
+            });
+            if !known || revision.len() < 7 {
+                return Err(CliError::Invalid(format!(
+                    "{revision:?} is not a revision {name} deployed: see `pushsync app history {name}` (7 or more characters of one)"
+                )));
+            }
+            ask(
+                &cluster,
+                &apps,
+                &name,
+                pushsync_api::ROLLBACK_ANNOTATION,
+                &revision,
+                &wait,
+            )
+            .await
+        }
+        AppCommand::Wait {
+            name,
+            goals,
+            timeout,
+        } => wait::until(&cluster, &name, Until::Goals(goals), timeout).await,
+        AppCommand::Suspend { name } => suspend(&apps, &name, true).await,
+        AppCommand::Resume { name } => suspend(&apps, &name, false).await,
+        AppCommand::Delete {
+            name,
+            cascade,
+            no_wait,
+            timeout,
+        } => delete(&cluster, &apps, &name, cascade, no_wait, timeout).await,
+    }
+}
+
+/// A value that makes an annotation new each time it is set.
+fn nonce() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Read `name` in the cluster's namespace.
+pub async fn read(cluster: &Cluster, name: &str) -> Result<Application, CliError> {
+    let apps: Api<Application> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    apps.get_opt(name)
+        .await
+        .map_err(CliError::kube(format!("reading application {name}")))?
+        .ok_or_else(|| CliError::NotFound {
+            namespace: cluster.namespace.clone(),
+            name: name.to_owned(),
+        })
+}
+
+/// Set `annotation: value` on `name` and, unless told not to, wait for the
+/// worker to act on it.
+async fn ask(
+    cluster: &Cluster,
+    apps: &Api<Application>,
+    name: &str,
+    annotation: &str,
+    value: &str,
+    wait: &WaitArgs,
+) -> Result<Status, CliError> {
+    // Exists first: a merge patch of a missing object says only "not found".
+    let app = read(cluster, name).await?;
+    let before = wait::Before::of(cluster, &app, annotation).await?;
+    let patch = json!({"metadata": {"annotations": {annotation: value}}});
+    apps.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(CliError::kube(format!("annotating application {name}")))?;
+    eprintln!("{annotation}={value} set on {}/{name}", cluster.namespace);
+    if wait.no_wait {
+        return Ok(Status::Ok);
+    }
+    let until = if annotation == pushsync_api::REFRESH_ANNOTATION {
+        Until::Compared(before)
+    } else {
+        Until::Operated(before)
+    };
+    wait::until(cluster, name, until, wait.timeout).await
+}
+
+async fn suspend(apps: &Api<Application>, name: &str, suspend: bool) -> Result<Status, CliError> {
+    let patch = json!({"spec": {"suspend": suspend}});
+    apps.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 404 => CliError::NotFound {
+                namespace: apps.namespace().unwrap_or_default().to_owned(),
+                name: name.to_owned(),
+            },
+            other => CliError::kube(format!("patching application {name}"))(other),
+        })?;
+    println!(
+        "application {name} {}",
+        if suspend { "suspended" } else { "resumed" }
+    );
+    Ok(Status::Ok)
+}
+
+async fn delete(
+    cluster: &Cluster,
+    apps: &Api<Application>,
+    name: &str,
+    cascade: Cascade,
+    no_wait: bool,
+    timeout: std::time::Duration,
+) -> Result<Status, CliError> {
+    let app = read(cluster, name).await?;
+    let ours = [
+        pushsync_api::RESOURCES_FINALIZER,
+        pushsync_api::RESOURCES_FINALIZER_BACKGROUND,
+    ];
+    let mut finalizers: Vec<String> = app
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !ours.contains(&f.as_str()))
+        .collect();
+    match cascade {
+        Cascade::Foreground => finalizers.push(pushsync_api::RESOURCES_FINALIZER.to_owned()),
+        Cascade::Background => {
+            finalizers.push(pushsync_api::RESOURCES_FINALIZER_BACKGROUND.to_owned());
+        }
+        Cascade::Orphan => {}
+    }
+    // The resourceVersion makes this a compare-and-set: a finalizer list
+    // someone changed meanwhile is not overwritten.
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": app.metadata.resource_version,
+    }});
+    apps.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(CliError::kube(format!("setting the finalizers of {name}")))?;
+    apps.delete(name, &DeleteParams::default())
+        .await
+        .map_err(CliError::kube(format!("deleting application {name}")))?;
+    eprintln!(
+        "application {}/{name} deleted ({})",
+        cluster.namespace,
+        match cascade {
+            Cascade::Foreground => "its objects are deleted first",
+            Cascade::Background => "its objects are deleted in the background",
+            Cascade::Orphan => "its objects stay",
+        }
+    );
+    if no_wait {
+        return Ok(Status::Ok);
+    }
+    wait::until(cluster, name, Until::Gone, timeout).await
+}
+
+async fn list(
+    cluster: &Cluster,
+    all: bool,
+    selector: Option<String>,
+    format: Format,
+    watch: bool,
+) -> Result<Status, CliError> {
+    let apps: Api<Application> = if all {
+        Api::all(cluster.client.clone())
+    } else {
+        Api::namespaced(cluster.client.clone(), &cluster.namespace)
+    };
+    let mut params = ListParams::default();
+    if let Some(selector) = &selector {
+        params = params.labels(selector);
+    }
+    let list = apps
+        .list(&params)
+        .await
+        .map_err(CliError::kube("listing applications"))?;
+    let mut items = list.items;
+    items.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    match format {
+        Format::Json | Format::Yaml => {
+            let values = items
+                .iter()
+                .map(|a| serde_json::to_value(a).map_err(|e| CliError::Output(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            output::list_document(values, format)?;
+        }
+        Format::Name => {
+            let names: String = items
+                .iter()
+                .map(|a| format!("application.pushsync.dev/{}\n", name_of(a)))
+                .collect();
+            output::write_out(&names)?;
+        }
+        Format::Table | Format::Wide => {
+            if items.is_empty() && !watch {
+                eprintln!(
+                    "No applications found{}.",
+                    if all {
+                        String::new()
+                    } else {
+                        format!(" in namespace {}", cluster.namespace)
+                    }
+                );
+            } else {
+                let (header, rows) = rows(&items, all, format == Format::Wide);
+                output::table(&header, &rows)?;
+            }
+        }
+    }
+    if !watch {
+        return Ok(Status::Ok);
+    }
+    // Then every change, one row each, as `kubectl get -w` prints them.
+    let config = kube::runtime::watcher::Config {
+        label_selector: selector,
+        ..Default::default()
+    };
+    let mut stream = std::pin::pin!(kube::runtime::watcher(apps, config));
+    let mut seen = std::collections::HashMap::new();
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| CliError::Output(format!("watching applications: {e}")))?;
+        if let kube::runtime::watcher::Event::Apply(app) = event {
+            let (_, row) = rows(std::slice::from_ref(&app), all, format == Format::Wide);
+            let key = (app.metadata.namespace.clone(), name_of(&app).to_owned());
+            if seen.get(&key) != row.first() {
+                output::write_out(&(row[0].join("   ") + "\n"))?;
+                seen.insert(key, row[0].clone());
+            }
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn name_of(app: &Application) -> &str {
+    app.metadata.name.as_deref().unwrap_or_default()
+}
+
+/// The list's columns.
+fn rows(items: &[Application], all: bool, wide: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let colour = output::colour();
+    let now = jiff::Timestamp::now();
+    let mut header = Vec::new();
+    if all {
+        header.push("NAMESPACE");
+    }
+    header.extend(["NAME", "PROJECT", "SYNC", "HEALTH", "REVISION", "AGE"]);
+    if wide {
+        header.extend(["SUSPENDED", "REPO", "PATH", "TARGET", "MESSAGE"]);
+    }
+    let rows = items
+        .iter()
+        .map(|app| {
+            let status = app.status.as_ref();
+            let sync = status.and_then(|s| s.sync.as_ref());
+            let mut row = Vec::new();
+            if all {
+                row.push(app.metadata.namespace.clone().unwrap_or_default());
+            }
+            row.push(name_of(app).to_owned());
+            row.push(app.spec.project.clone());
+            row.push(paint(sync.map_or("Unknown", |s| s.status.as_str()), colour));
+            row.push(paint(
+                status
+                    .and_then(|s| s.health.as_ref())
+                    .map_or("Unknown", |h| h.status.as_str()),
+                colour,
+            ));
+            row.push(
+                sync.and_then(|s| s.short_revision.clone())
+                    .unwrap_or_else(|| "-".to_owned()),
+            );
+            row.push(output::age(
+                app.metadata.creation_timestamp.as_ref().map(|t| &t.0),
+                now,
+            ));
+            if wide {
+                row.push(app.spec.suspend.to_string());
+                row.push(app.spec.source.repo_url.clone());
+                row.push(app.spec.source.path.clone());
+                row.push(app.spec.source.target_revision.clone());
+                row.push(ready_message(app));
+            }
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The `Ready` condition's message, else the last operation's.
+fn ready_message(app: &Application) -> String {
+    let status = app.status.as_ref();
+    status
+        .and_then(|s| s.conditions.iter().find(|c| c.kind == "Ready"))
+        .and_then(|c| c.message.clone())
+        .or_else(|| {
+            status
+                .and_then(|s| s.operation_state.as_ref())
+                .and_then(|o| o.message.clone())
+        })
+        .unwrap_or_default()
+        .replace('\n', " ")
+}
+
+fn get(app: &Application, format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json | Format::Yaml => return output::document(app, format),
+        Format::Name => {
+            return output::write_out(&format!("application.pushsync.dev/{}\n", name_of(app)));
+        }
+        Format::Table | Format::Wide => {}
+    }
+    let colour = output::colour();
+    let status = app.status.clone().unwrap_or_default();
+    let source = &app.spec.source;
+    let sync = status.sync.clone().unwrap_or_default();
+    let mut out = String::new();
+    let mut field = |label: &str, value: String| {
+        out.push_str(&format!("{label:<14}{value}\n"));
+    };
+    field(
+        "Name:",
+        format!(
+            "{}/{}",
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            name_of(app)
+        ),
+    );
+    field("Project:", app.spec.project.clone());
+    field("Repository:", source.repo_url.clone());
+    field(
+        "Path:",
+        if source.path.is_empty() {
+            ".".to_owned()
+        } else {
+            source.path.clone()
+        },
+    );
+    field("Target:", source.target_revision.clone());
+    field(
+        "Destination:",
+        app.spec
+            .destination
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "(the Application's namespace)".to_owned()),
+    );
+    field(
+        "Sync:",
+        format!(
+            "{}{}",
+            paint(sync.status.as_str(), colour),
+            sync.revision
+                .as_ref()
+                .map(|r| format!(" to {r}"))
+                .unwrap_or_default()
+        ),
+    );
+    field(
+        "Health:",
+        status.health.as_ref().map_or_else(
+            || paint("Unknown", colour),
+            |h| {
+                format!(
+                    "{}{}",
+                    paint(h.status.as_str(), colour),
+                    h.message
+                        .as_ref()
+                        .filter(|m| !m.is_empty())
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                )
+            },
+        ),
+    );
+    field("Suspended:", app.spec.suspend.to_string());
+    if let Some(operation) = &status.operation_state {
+        field(
+            "Last sync:",
+            format!(
+                "{} {}{}",
+                paint(operation.phase.as_str(), colour),
+                operation.finished_at.clone().unwrap_or_default(),
+                operation
+                    .message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    output::write_out(&out)?;
+    if !status.conditions.is_empty() {
+        output::write_out("\nConditions:\n")?;
+        let rows: Vec<Vec<String>> = status
+            .conditions
+            .iter()
+            .map(|c| {
+                vec![
+                    c.kind.clone(),
+                    paint(
+                        match c.status {
+                            ConditionStatus::True => "True",
+                            ConditionStatus::False => "False",
+                            _ => "Unknown",
+                        },
+                        colour,
+                    ),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default().replace('\n', " "),
+                ]
+            })
+            .collect();
+        output::table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows)?;
+    }
+    if !status.resources.is_empty() {
+        output::write_out("\nResources:\n")?;
+        let rows: Vec<Vec<String>> = status
+            .resources
+            .iter()
+            .map(|r| {
+                vec![
+                    r.resource.group.clone(),
+                    r.resource.kind.clone(),
+                    r.resource.namespace.clone(),
+                    r.resource.name.clone(),
+                    paint(r.status.as_str(), colour),
+                    r.health
+                        .map_or_else(String::new, |h| paint(h.as_str(), colour)),
+                ]
+            })
+            .collect();
+        output::table(
+            &["GROUP", "KIND", "NAMESPACE", "NAME", "SYNC", "HEALTH"],
+            &rows,
+        )?;
+    }
+    Ok(())
+}
+
+fn history(app: &Application, format: Format) -> Result<(), CliError> {
+    let history = app
+        .status
+        .as_ref()
+        .map(|s| s.history.clone())
+        .unwrap_or_default();
+    match format {
+        Format::Json | Format::Yaml => output::document(&history, format),
+        _ => {
+            let rows: Vec<Vec<String>> = history
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, h)| {
+                    vec![
+                        i.to_string(),
+                        h.revision.chars().take(7).collect(),
+                        h.deployed_at.clone(),
+                        h.revision.clone(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                eprintln!("{} has deployed nothing yet.", name_of(app));
+                return Ok(());
+            }
+            output::table(&["#", "REVISION", "DEPLOYED AT", "COMMIT"], &rows)
+        }
+    }
+}
