@@ -41,6 +41,23 @@ pub enum AppCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// What a sync would change: the render of targetRevision, or of a local checkout, against the live cluster (server-side dry runs; nothing changes). Exit code 5 when something differs.
+    Diff {
+        /// The Application.
+        name: String,
+        /// Render this local checkout (its root: the Application's path is read inside it) instead of targetRevision — a pull request's preview.
+        #[arg(long, value_name = "DIR")]
+        local: Option<std::path::PathBuf>,
+        /// The `kubectl` (for Kustomize) the render runs.
+        #[arg(long, env = "PUSHSYNC_KUBECTL", default_value = "kubectl")]
+        kubectl: std::path::PathBuf,
+        /// The `helm` the render runs.
+        #[arg(long, env = "PUSHSYNC_HELM", default_value = "helm")]
+        helm: std::path::PathBuf,
+        /// Where pushsync is installed (its Projects live there).
+        #[arg(long, env = "PUSHSYNC_NAMESPACE", default_value = "pushsync")]
+        install_namespace: String,
+    },
     /// The revisions an Application deployed, newest first.
     History {
         /// The Application.
@@ -170,6 +187,21 @@ pub async fn run(args: &ClusterArgs, command: AppCommand) -> Result<Status, CliE
             let app = read(&cluster, &name).await?;
             get(&app, output.format)?;
             Ok(Status::Ok)
+        }
+        AppCommand::Diff {
+            name,
+            local,
+            kubectl,
+            helm,
+            install_namespace,
+        } => {
+            let app = read(&cluster, &name).await?;
+            let tools = crate::diff::Tools {
+                kubectl,
+                helm,
+                install_namespace,
+            };
+            crate::diff::run(&cluster, &app, local.as_deref(), tools).await
         }
         AppCommand::History { name, output } => {
             history(&read(&cluster, &name).await?, output.format)?;

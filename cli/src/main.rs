@@ -6,10 +6,11 @@
 //! Exit codes: 0 done; 1 an error (the cluster refused or could not be
 //! reached, a bad argument value); 2 usage; 3 a wait timed out; 4 what was
 //! waited for failed (the sync failed, the Application is degraded or
-//! stalled, the request was refused).
+//! stalled, the request was refused); 5 `diff` found differences.
 
 mod app;
 mod cluster;
+mod diff;
 mod output;
 mod wait;
 
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
     name = "pushsync",
     version,
     about = "Operate pushsync: inspect, sync, roll back and wait for Applications",
-    after_help = "Exit codes: 0 done, 1 error, 2 usage, 3 timed out, 4 failed (sync failed, degraded, refused)."
+    after_help = "Exit codes: 0 done, 1 error, 2 usage, 3 timed out, 4 failed (sync failed, stalled, refused), 5 diff found differences."
 )]
 struct Cli {
     #[command(flatten)]
@@ -48,6 +49,8 @@ pub enum Status {
     TimedOut,
     /// What was waited for failed.
     Failed,
+    /// `diff` found differences.
+    Differs,
 }
 
 /// An error that ends the command with exit code 1.
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::TimedOut) => ExitCode::from(3),
         Ok(Status::Failed) => ExitCode::from(4),
+        Ok(Status::Differs) => ExitCode::from(5),
         Err(error) => {
             eprintln!("pushsync: {error}");
             ExitCode::FAILURE

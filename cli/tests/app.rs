@@ -400,3 +400,80 @@ async fn suspend_resume_and_delete_with_each_cascade() {
         stderr(&waiting)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_of_a_local_checkout_shows_what_a_sync_would_change_and_changes_nothing() {
+    let fx = Fixture::start().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(fx.sandbox.client());
+    for namespace in ["web", "pushsync"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    // The diff holds the render to the Application's Project, as a sync does.
+    let projects: Api<pushsync_api::Project> = Api::namespaced(fx.sandbox.client(), "pushsync");
+    projects
+        .create(
+            &PostParams::default(),
+            &pushsync_api::Project::new("default", pushsync_api::ProjectSpec::unrestricted()),
+        )
+        .await
+        .unwrap();
+    fx.app("web", json!({}), json!({})).await;
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(checkout.path().join("deploy")).unwrap();
+    std::fs::write(
+        checkout.path().join("deploy/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {version: \"2\"}\n",
+    )
+    .unwrap();
+    let local = checkout.path().display().to_string();
+
+    let diff = fx.run(&["app", "diff", "web", "--local", &local]);
+    assert_eq!(diff.status.code(), Some(5), "{}", stderr(&diff));
+    let shown = stdout(&diff);
+    assert!(
+        shown.contains("===== ConfigMap web/settings (Missing)"),
+        "{shown}"
+    );
+    assert!(shown.contains("version"), "{shown}");
+    assert!(
+        stderr(&diff).contains("1 of 1 resources differ from the local checkout"),
+        "{}",
+        stderr(&diff)
+    );
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(fx.sandbox.client(), "web");
+    assert!(
+        config_maps.get_opt("settings").await.unwrap().is_none(),
+        "a diff wrote to the cluster"
+    );
+
+    // A checkout whose file links outside it is refused, not read.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("token"), "secret").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("token"),
+        checkout.path().join("deploy/leak.yaml"),
+    )
+    .unwrap();
+    let refused = fx.run(&["app", "diff", "web", "--local", &local]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("points outside the repository"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!stderr(&refused).contains("secret") && !stdout(&refused).contains("secret"));
+
+    // A malformed manifest is the render's error, as the status would say.
+    std::fs::remove_file(checkout.path().join("deploy/leak.yaml")).unwrap();
+    std::fs::write(checkout.path().join("deploy/bad.yaml"), "kind: [unclosed\n").unwrap();
+    let bad = fx.run(&["app", "diff", "web", "--local", &local]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("cannot compare"), "{}", stderr(&bad));
+}

@@ -22,6 +22,8 @@ fn pushsync(cluster: &TestCluster, args: &[&str]) -> Output {
         .arg(cluster.kubeconfig())
         .args(["-n", cluster.namespace()])
         .args(args)
+        // This test's install namespace (Projects, Leases) is its own.
+        .env("PUSHSYNC_NAMESPACE", cluster.namespace())
         .output()
         .unwrap();
     eprintln!(
@@ -97,11 +99,22 @@ async fn the_cli_syncs_refreshes_rolls_back_and_deletes_through_a_worker() {
         ],
     );
     assert!(waited.status.success());
+    // In sync: the diff against targetRevision (fetched from the remote by
+    // the CLI itself) shows nothing.
+    let same = pushsync(&cluster, &["app", "diff", "web"]);
+    assert_eq!(same.status.code(), Some(0));
 
-    // A new commit: a refresh sees it (OutOfSync, nothing applied without
-    // automated sync); a sync applies it.
+    // A new commit: the diff shows it, a refresh sees it (OutOfSync,
+    // nothing applied without automated sync); a sync applies it.
     repo.write("apps/web/cm.yaml", &config_map("2"));
     let second = repo.commit("v2");
+    let differs = pushsync(&cluster, &["app", "diff", "web"]);
+    assert_eq!(differs.status.code(), Some(5));
+    let shown = String::from_utf8_lossy(&differs.stdout).into_owned();
+    assert!(
+        shown.contains("ConfigMap") && shown.contains("+  version: \"2\""),
+        "{shown}"
+    );
     let refreshed = pushsync(&cluster, &["app", "refresh", "web", "--timeout", "60s"]);
     assert!(refreshed.status.success());
     assert!(String::from_utf8_lossy(&refreshed.stderr).contains("OutOfSync"));

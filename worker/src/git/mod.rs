@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 mod budget;
 mod credentials;
+mod local;
 mod policy;
 mod remote;
 mod tree;
@@ -27,6 +28,7 @@ mod url;
 use git2::Repository;
 
 pub use credentials::{Credential, Credentials, CredentialsError};
+pub use local::local_files;
 pub use policy::{Refusal, RemotePolicy};
 pub use remote::RemoteHeads;
 
@@ -121,6 +123,15 @@ pub enum GitError {
         /// What went wrong (never the secret itself).
         reason: String,
     },
+    /// A file of a local checkout could not be read (`pushsync app diff --local`).
+    #[error("reading {path} failed")]
+    Local {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl GitError {
@@ -138,6 +149,7 @@ impl GitError {
             Self::TaskFailed => "task_failed",
             Self::AuthenticationFailed { .. } => "authentication_failed",
             Self::NotAllowed { .. } => "not_allowed",
+            Self::Local { .. } => "local",
         }
     }
 }

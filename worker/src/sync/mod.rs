@@ -33,6 +33,7 @@ pub mod finalize;
 pub mod operation;
 pub mod options;
 pub mod outcome;
+pub mod preview;
 pub mod source;
 mod wave;
 

@@ -83,7 +83,19 @@ pub(super) async fn render(
     target: &Target,
     revision: String,
 ) -> Result<Verdict<Desired>, Transient> {
-    let rendered = match rendered(ctx, app, target, &revision).await? {
+    render_from(ctx, app, target, revision, None).await
+}
+
+/// The same, from the files of a local checkout when `checkout` is given
+/// (`revision` then only names it).
+pub(super) async fn render_from(
+    ctx: &SyncContext,
+    app: &Application,
+    target: &Target,
+    revision: String,
+    checkout: Option<&std::path::Path>,
+) -> Result<Verdict<Desired>, Transient> {
+    let rendered = match rendered(ctx, app, target, &revision, checkout).await? {
         Verdict::Go(rendered) => rendered,
         Verdict::Stop(outcome) => return Ok(Verdict::Stop(outcome)),
     };
@@ -135,6 +147,7 @@ async fn rendered(
     app: &Application,
     target: &Target,
     revision: &str,
+    checkout: Option<&std::path::Path>,
 ) -> Result<Verdict<Arc<Rendered>>, Transient> {
     let source = &app.spec.source;
     let name = app.metadata.name.clone().unwrap_or_default();
@@ -144,12 +157,25 @@ async fn rendered(
         serde_json::to_string(source).unwrap_or_default(),
         target.destination
     );
-    if let Some(rendered) = ctx.renders.get(&key) {
+    // A checkout's files may change between two reads: never cached.
+    if checkout.is_none()
+        && let Some(rendered) = ctx.renders.get(&key)
+    {
         return Ok(Verdict::Go(rendered));
     }
     let read = |path: &str| {
         let (git, url, path) = (ctx.git.clone(), source.repo_url.clone(), path.to_owned());
-        async move { git.files(&url, revision, &path, ctx.limits).await }
+        let (checkout, limits) = (checkout.map(std::path::Path::to_path_buf), ctx.limits);
+        async move {
+            match checkout {
+                Some(root) => tokio::task::spawn_blocking(move || {
+                    crate::git::local_files(&root, &path, limits)
+                })
+                .await
+                .map_err(|_| GitError::TaskFailed)?,
+                None => git.files(&url, revision, &path, ctx.limits).await,
+            }
+        }
     };
     let invalid = |error: GitError| -> Result<Verdict<Arc<Rendered>>, Transient> {
         if error.is_transient() {
@@ -180,7 +206,9 @@ async fn rendered(
     match renderer.render(&ctx.tools, &files, &source.path).await {
         Ok(manifests) => {
             let rendered = Arc::new(Rendered::new(manifests));
-            ctx.renders.put(key, rendered.clone());
+            if checkout.is_none() {
+                ctx.renders.put(key, rendered.clone());
+            }
             Ok(Verdict::Go(rendered))
         }
         Err(error) => Ok(stop(

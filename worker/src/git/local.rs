@@ -1,0 +1,139 @@
+//! The files of a local checkout, read as a commit's would be: the same
+//! paths relative to the Application path, the same limits, symlinks
+//! followed only inside the checkout, `.git` left out. What `pushsync app
+//! diff --local` renders.
+
+use std::path::{Path, PathBuf};
+
+use super::{GitError, Limits, SourceFile};
+
+/// Read the files under `path` of the checkout at `root`.
+pub fn local_files(root: &Path, path: &str, limits: Limits) -> Result<Vec<SourceFile>, GitError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GitError::Local { path, source }
+    };
+    let root = root.canonicalize().map_err(io(root))?;
+    let base = crate::paths::normalise(path.trim_start_matches('/')).ok_or_else(|| {
+        GitError::PathEscapes {
+            path: path.to_owned(),
+        }
+    })?;
+    let start = root.join(&base);
+    if !start.is_dir() {
+        return Err(GitError::PathNotFound {
+            path: path.to_owned(),
+            commit: "the local checkout".to_owned(),
+        });
+    }
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    let mut pending: Vec<(PathBuf, String)> = vec![(start, String::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let mut entries = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io(&dir))?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == ".git" {
+                continue;
+            }
+            let relative = format!("{prefix}{name}");
+            let entry_path = entry.path();
+            // Where it really is: a symlink must stay inside the checkout.
+            let real = entry_path.canonicalize().map_err(io(&entry_path))?;
+            if !real.starts_with(&root) {
+                return Err(GitError::SymlinkEscapes {
+                    path: relative,
+                    target: real.display().to_string(),
+                });
+            }
+            let metadata = std::fs::metadata(&real).map_err(io(&real))?;
+            if metadata.is_dir() {
+                // A directory symlink is not followed (git records the
+                // link itself, which names no files).
+                if !entry.file_type().map_err(io(&entry_path))?.is_symlink() {
+                    pending.push((real, format!("{relative}/")));
+                }
+                continue;
+            }
+            if files.len() >= limits.max_files {
+                return Err(GitError::TooLarge {
+                    what: format!("the number of files under {path:?}"),
+                    limit: limits.max_files as u64,
+                });
+            }
+            let size = metadata.len();
+            if size > limits.max_file_bytes {
+                return Err(GitError::TooLarge {
+                    what: format!("{relative} ({size} bytes)"),
+                    limit: limits.max_file_bytes,
+                });
+            }
+            total += size;
+            if total > limits.max_total_bytes {
+                return Err(GitError::TooLarge {
+                    what: format!("the files under {path:?}"),
+                    limit: limits.max_total_bytes,
+                });
+            }
+            let data = std::fs::read(&real).map_err(io(&real))?;
+            files.push(SourceFile {
+                path: relative,
+                data,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkout_reads_like_a_commit_and_nothing_leaves_it() {
+        let root = tempfile::tempdir().unwrap();
+        let app = root.path().join("apps/web");
+        std::fs::create_dir_all(app.join("base")).unwrap();
+        std::fs::create_dir_all(root.path().join(".git")).unwrap();
+        std::fs::write(root.path().join(".git/config"), "x").unwrap();
+        std::fs::write(app.join("a.yaml"), "a").unwrap();
+        std::fs::write(app.join("base/b.yaml"), "b").unwrap();
+        std::os::unix::fs::symlink("a.yaml", app.join("link.yaml")).unwrap();
+        let files = local_files(root.path(), "apps/web", Limits::default()).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a.yaml", "base/b.yaml", "link.yaml"]);
+        assert_eq!(files[2].data, b"a");
+        let whole = local_files(root.path(), "", Limits::default()).unwrap();
+        assert!(whole.iter().all(|f| !f.path.starts_with(".git")));
+
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), app.join("leak.yaml")).unwrap();
+        assert!(matches!(
+            local_files(root.path(), "apps/web", Limits::default()),
+            Err(GitError::SymlinkEscapes { .. })
+        ));
+        std::fs::remove_file(app.join("leak.yaml")).unwrap();
+        assert!(matches!(
+            local_files(root.path(), "../elsewhere", Limits::default()),
+            Err(GitError::PathEscapes { .. })
+        ));
+        assert!(matches!(
+            local_files(root.path(), "apps/none", Limits::default()),
+            Err(GitError::PathNotFound { .. })
+        ));
+        let small = Limits {
+            max_files: 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            local_files(root.path(), "apps/web", small),
+            Err(GitError::TooLarge { .. })
+        ));
+    }
+}
