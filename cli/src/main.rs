@@ -13,6 +13,7 @@ mod cluster;
 mod diff;
 mod output;
 mod wait;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "pushsync",
     version,
-    about = "Operate pushsync: inspect, sync, roll back and wait for Applications",
+    about = "Operate pushsync: Applications (inspect, diff, sync, roll back, wait) and repository webhooks",
     after_help = "Exit codes: 0 done, 1 error, 2 usage, 3 timed out, 4 failed (sync failed, stalled, refused), 5 diff found differences."
 )]
 struct Cli {
@@ -38,6 +39,9 @@ enum Command {
     /// Applications: list, inspect, sync, roll back, wait, suspend, delete.
     #[command(subcommand, visible_alias = "apps")]
     App(app::AppCommand),
+    /// Repository push webhooks: register (idempotent), list, ping, delete, rotate the secret.
+    #[command(subcommand, visible_alias = "webhooks")]
+    Webhook(webhook::WebhookCommand),
 }
 
 /// How a command ended, as an exit code.
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::App(command) => app::run(&cli.cluster, command).await,
+            Command::Webhook(command) => webhook::run(&cli.cluster, command).await,
         }
     });
     match result {

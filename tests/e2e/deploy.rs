@@ -91,6 +91,57 @@ async fn the_deploy_manifests_are_accepted_and_roll_out() {
     );
 }
 
+/// The broker for a cluster without operators (a three-node StatefulSet,
+/// its users made by a Job) and the CPU autoscaler alternative: accepted,
+/// and the broker rolls out. (`deploy/rabbitmq/operator` needs the RabbitMQ
+/// operators' kinds, which neither the sandbox nor a bare cluster serves:
+/// it is only rendered here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_and_autoscaler_alternatives_are_accepted() {
+    let cluster = TestCluster::start(std::time::Duration::from_millis(100)).await;
+    let real = std::env::var_os("PUSHSYNC_TEST_KUBECONFIG").is_some();
+    let mut apply = vec![
+        "apply",
+        "--server-side",
+        "--field-manager=pushsync-e2e",
+        "-f",
+        "-",
+    ];
+    if real {
+        apply.push("--dry-run=server");
+    }
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: pushsync}\n";
+    kubectl(&cluster, &apply, Some(namespace));
+    let broker = kustomize("deploy/rabbitmq/statefulset");
+    assert!(
+        broker.contains("kind: StatefulSet") && broker.contains("replicas: 3"),
+        "{broker}"
+    );
+    kubectl(&cluster, &apply, Some(&broker));
+    kubectl(&cluster, &apply, Some(&kustomize("deploy/autoscaling/hpa")));
+    if !real {
+        kubectl(
+            &cluster,
+            &[
+                "rollout",
+                "status",
+                "statefulset/rabbitmq",
+                "-n",
+                "pushsync",
+                "--timeout=30s",
+            ],
+            None,
+        );
+    }
+    let operator = kustomize("deploy/rabbitmq/operator");
+    for kind in ["kind: RabbitmqCluster", "kind: User", "kind: Permission"] {
+        assert!(
+            operator.contains(kind),
+            "deploy/rabbitmq/operator lacks {kind}"
+        );
+    }
+}
+
 /// The chart as `helm install` would apply it (scripts/check-chart.sh holds
 /// it to `deploy/`, object by object; here the API server takes it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,24 @@
 mod cli;
 mod cluster;
 mod deploy;
+// The forge crate's fake forges and prism launcher, shared as source: one
+// fake and one validating proxy serve both test suites.
+#[allow(
+    dead_code,
+    reason = "shared with forge/tests: not every helper is used here"
+)]
+#[path = "../../forge/tests/fake/mod.rs"]
+mod fake;
 mod local;
 mod monitoring;
+#[allow(
+    dead_code,
+    reason = "shared with forge/tests: not every helper is used here"
+)]
+#[path = "../../forge/tests/it/prism.rs"]
+mod prism;
 mod process;
 mod push_to_worker;
 mod scale;
 mod tenancy;
+mod webhook;
