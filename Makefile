@@ -9,7 +9,7 @@ export PATH := $(PUSHSYNC_TOOLS)/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-receiver test test-unit lint check-deps check-manifests deps broker bench soak fmt clean-broker sandbox
+.PHONY: help run run-receiver test test-unit lint check-deps check-manifests image deps broker bench soak fmt clean-broker sandbox
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ deps: ## Install the tools the tests and lint use (promtool; pinned helm 4; pris
 
 broker: ## Make sure RabbitMQ answers on 127.0.0.1:5672 (installs and starts it if needed)
 	@scripts/ensure-rabbitmq.sh
+
+image: ## Build the container images with buildah (images/README.md): IMAGE_REGISTRY, IMAGE_TAG, IMAGE_BASE=auto|local|registry, IMAGE_TARGETS
+	scripts/build-images.sh
 
 bench: broker ## Benchmarks against same-run baselines (prints figures and core count)
 	$(CARGO) build --release --locked -p pushsync-receiver -p pushsync-worker -p pushsync-sandbox -p pushsync-bench
