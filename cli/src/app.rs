@@ -73,10 +73,10 @@ pub enum AppCommand {
         #[arg(long = "resource", value_name = "[GROUP]:KIND:[NAMESPACE/]NAME")]
         resources: Vec<String>,
         /// Delete what Git no longer has, even when automated.prune is off.
-        #[arg(long, conflicts_with = "no_prune")]
+        #[arg(long, conflicts_with_all = ["no_prune", "resources"])]
         prune: bool,
         /// Delete nothing, even when automated.prune is on.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resources")]
         no_prune: bool,
         /// Sync this revision (refused while automated sync would undo it: roll back instead).
         #[arg(long)]
@@ -174,7 +174,8 @@ pub enum Cascade {
 
 /// Run `command`.
 pub async fn run(args: &ClusterArgs, command: AppCommand) -> Result<Status, CliError> {
-    let cluster = args.connect().await?;
+    let watching = matches!(command, AppCommand::List { watch: true, .. });
+    let cluster = args.connect_for(watching).await?;
     let apps: Api<Application> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     match command {
         AppCommand::List {
@@ -225,6 +226,15 @@ pub async fn run(args: &ClusterArgs, command: AppCommand) -> Result<Status, CliE
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if let Some(revision) = &revision
+                && (revision.is_empty()
+                    || revision.len() > 255
+                    || revision.contains(|c: char| c == ',' || c.is_whitespace() || c.is_control()))
+            {
+                return Err(CliError::Invalid(format!(
+                    "--revision {revision:?}: a commit, branch or tag (no spaces or commas, at most 255 characters)"
+                )));
+            }
             let request = SyncRequest {
                 resources,
                 prune: (prune || no_prune).then_some(prune),
@@ -351,10 +361,10 @@ async fn suspend(apps: &Api<Application>, name: &str, suspend: bool) -> Result<S
             },
             other => CliError::kube(format!("patching application {name}"))(other),
         })?;
-    println!(
-        "application {name} {}",
+    output::write_out(&format!(
+        "application {name} {}\n",
         if suspend { "suspended" } else { "resumed" }
-    );
+    ))?;
     Ok(Status::Ok)
 }
 
@@ -476,11 +486,17 @@ async fn list(
         label_selector: selector,
         ..Default::default()
     };
-    let mut stream = std::pin::pin!(kube::runtime::watcher(apps, config));
+    // Transient watch errors (an API server restart) are retried with
+    // backoff, as kubectl does.
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(
+        kube::runtime::watcher(apps, config)
+    ));
     let mut seen = std::collections::HashMap::new();
     while let Some(event) = stream.next().await {
-        let event = event.map_err(|e| CliError::Output(format!("watching applications: {e}")))?;
-        if let kube::runtime::watcher::Event::Apply(app) = event {
+        let event = event.map_err(|e| CliError::Invalid(format!("watching applications: {e}")))?;
+        if let kube::runtime::watcher::Event::Apply(app)
+        | kube::runtime::watcher::Event::InitApply(app) = event
+        {
             let (_, row) = rows(std::slice::from_ref(&app), all, format == Format::Wide);
             let key = (app.metadata.namespace.clone(), name_of(&app).to_owned());
             if seen.get(&key) != row.first() {

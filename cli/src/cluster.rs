@@ -37,6 +37,12 @@ pub struct Cluster {
 impl ClusterArgs {
     /// Connect.
     pub async fn connect(&self) -> Result<Cluster, CliError> {
+        self.connect_for(false).await
+    }
+
+    /// Connect; a client that watches has no read timeout (a quiet watch
+    /// reads nothing for minutes).
+    pub async fn connect_for(&self, watching: bool) -> Result<Cluster, CliError> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
@@ -56,7 +62,7 @@ impl ClusterArgs {
                 .await
                 .map_err(|e| CliError::Config(e.to_string()))?,
         };
-        config.read_timeout = Some(self.request_timeout);
+        config.read_timeout = (!watching).then_some(self.request_timeout);
         config.connect_timeout = Some(self.request_timeout);
         let namespace = self
             .namespace

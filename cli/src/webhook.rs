@@ -17,7 +17,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pushsync_api::Application;
-use pushsync_forge::{Ensured, Forge, ForgeKind, Target, WantedHook};
+use pushsync_forge::{Ensured, Forge, ForgeKind, Target, WantedHook, same_url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -42,6 +42,9 @@ pub enum WebhookCommand {
         secret_file: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
+        /// When the secret is new to the receiver: how long it needs to see the changed Secret (kubelet sync plus PUSHSYNC_SECRET_RELOAD_INTERVAL) before hooks send it.
+        #[arg(long, default_value = "90s", value_parser = pushsync_service::parse_duration)]
+        reload_wait: Duration,
     },
     /// List the hooks of each repository.
     List {
@@ -84,13 +87,16 @@ pub enum WebhookCommand {
         /// How long the receiver needs to see a changed Secret (kubelet sync plus PUSHSYNC_SECRET_RELOAD_INTERVAL).
         #[arg(long, default_value = "90s", value_parser = pushsync_service::parse_duration)]
         reload_wait: Duration,
+        /// Remove the old secrets from the receiver even when not every hook was rotated (--all does it anyway): hooks not named here that still use them then fail.
+        #[arg(long)]
+        drop_old: bool,
     },
 }
 
 /// Which forge, and how to reach it.
 #[derive(Debug, Clone, Args)]
 pub struct ForgeArgs {
-    /// The forge: github, gitlab or gitea (Forgejo too).
+    /// The forge: github, gitlab or gitea (forgejo too).
     #[arg(long, value_parser = parse_kind)]
     forge: ForgeKind,
     /// The API base: GitHub Enterprise `https://HOST/api/v3`, self-managed GitLab `https://HOST/api/v4`, Gitea `https://HOST/api/v1` (default: github.com / gitlab.com).
@@ -100,8 +106,11 @@ pub struct ForgeArgs {
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Read the forge token from this environment variable (default GITHUB_TOKEN, GITLAB_TOKEN or GITEA_TOKEN).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "token_file")]
     token_env: Option<String>,
+    /// Allow a plain-http --api-url to a host other than this machine (the token then travels unencrypted).
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 /// Which repositories.
@@ -130,12 +139,8 @@ pub struct StoreArgs {
 }
 
 fn parse_kind(text: &str) -> Result<ForgeKind, String> {
-    match text {
-        "github" => Ok(ForgeKind::Github),
-        "gitlab" => Ok(ForgeKind::Gitlab),
-        "gitea" | "forgejo" => Ok(ForgeKind::Gitea),
-        other => Err(format!("{other:?}: one of github, gitlab, gitea, forgejo")),
-    }
+    text.parse::<ForgeKind>()
+        .map_err(|_| format!("{text:?}: one of github, gitlab, gitea, forgejo"))
 }
 
 /// The key of the receiver Secret holding `kind`'s secrets (what
@@ -157,6 +162,7 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
             url,
             secret_file,
             store,
+            reload_wait,
         } => {
             let cluster = args.connect().await?;
             let client = forge.client()?;
@@ -173,9 +179,13 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
             let added = store.add(&secret).await?;
             if added {
                 eprintln!(
-                    "the secret is in Secret {}/{} (key {}); the receiver reads it within its reload interval",
-                    store.namespace, store.name, store.key
+                    "the secret was added to Secret {}/{} (key {}); waiting {}s for the receiver to reload it",
+                    store.namespace,
+                    store.name,
+                    store.key,
+                    reload_wait.as_secs()
                 );
+                tokio::time::sleep(reload_wait).await;
             }
             let wanted = WantedHook {
                 url,
@@ -186,10 +196,10 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
             let mut failed = false;
             for target in &targets {
                 match client.ensure(target, &wanted).await {
-                    Ok(ensured) => println!("{}", describe(target, &ensured)),
+                    Ok(ensured) => output::write_out(&(describe(target, &ensured) + "\n"))?,
                     Err(error) => {
                         failed = true;
-                        eprintln!("{}: {error}", target.name());
+                        eprintln!("{}: {}", target.name(), chain(&error));
                     }
                 }
             }
@@ -203,7 +213,7 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
                 let hooks = client
                     .hooks(target)
                     .await
-                    .map_err(|e| CliError::Invalid(format!("{}: {e}", target.name())))?;
+                    .map_err(|e| CliError::Invalid(format!("{}: {}", target.name(), chain(&e))))?;
                 for hook in hooks {
                     rows.push(vec![
                         target.name().to_owned(),
@@ -256,9 +266,11 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
             url,
             store,
             reload_wait,
+            drop_old,
         } => {
             let cluster = args.connect().await?;
             let client = forge.client()?;
+            let every = targets.all;
             let targets = targets.resolve(&cluster, &forge, &client).await?;
             let store = Store::new(&cluster, &store, forge.forge);
             let secret = generate()?;
@@ -282,8 +294,14 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
                 }
             })
             .await?;
-            // 3. Only when every hook switched are the old ones dropped.
-            if status == Status::Ok {
+            // 3. The old ones are dropped only when every hook switched and
+            // no other hook can still use them: the key is shared by every
+            // hook of this forge.
+            if status != Status::Ok {
+                eprintln!(
+                    "some hooks were not switched: the old secrets stay valid; run rotate again"
+                );
+            } else if every || drop_old {
                 store.keep_only(&secret).await?;
                 eprintln!(
                     "old secrets removed from {}/{}",
@@ -291,7 +309,7 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
                 );
             } else {
                 eprintln!(
-                    "some hooks were not switched: the old secrets stay valid; run rotate again"
+                    "the old secrets stay valid for hooks not named here; rotate those too, then run with --all or --drop-old to remove them"
                 );
             }
             Ok(status)
@@ -331,7 +349,7 @@ where
             Ok(hooks) => hooks,
             Err(error) => {
                 failed = true;
-                eprintln!("{}: {error}", target.name());
+                eprintln!("{}: {}", target.name(), chain(&error));
                 continue;
             }
         };
@@ -346,10 +364,10 @@ where
         }
         for id in ours {
             match action(client.clone(), target.clone(), id).await {
-                Ok(done) => println!("{}: hook {id} {done}", target.name()),
+                Ok(done) => output::write_out(&format!("{}: hook {id} {done}\n", target.name()))?,
                 Err(error) => {
                     failed = true;
-                    eprintln!("{}: hook {id}: {error}", target.name());
+                    eprintln!("{}: hook {id}: {}", target.name(), chain(&error));
                 }
             }
         }
@@ -357,8 +375,17 @@ where
     Ok(if failed { Status::Failed } else { Status::Ok })
 }
 
-fn same_url(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
+fn host_is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(_) => false,
+    }
+}
+
+/// An error with its causes (a transport error's reason: TLS, timeout, refused).
+fn chain(error: &pushsync_forge::ForgeError) -> String {
+    pushsync_service::error_chain(error)
 }
 
 fn describe(target: &Target, ensured: &Ensured) -> String {
@@ -413,8 +440,19 @@ impl ForgeArgs {
                 }
             }
         };
-        Forge::new(self.forge, self.api_url.as_deref(), token)
-            .map_err(|e| CliError::Invalid(e.to_string()))
+        let forge = Forge::new(self.forge, self.api_url.as_deref(), token)
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
+        let base = forge.api_base();
+        let local = base
+            .host()
+            .is_some_and(|h| matches!(h, url::Host::Domain("localhost")) || host_is_loopback(&h));
+        if base.scheme() == "http" && !local && !self.insecure_http {
+            return Err(CliError::Invalid(format!(
+                "--api-url {}: plain http would send the token unencrypted; use https (or --insecure-http)",
+                base.host_str().unwrap_or_default()
+            )));
+        }
+        Ok(forge)
     }
 
     /// The host repositories of this forge have in Applications' URLs.
@@ -532,72 +570,102 @@ impl Store {
 
     /// The secrets, oldest first.
     async fn lines(&self) -> Result<Vec<String>, CliError> {
+        Ok(self.read().await?.0)
+    }
+
+    /// The lines and the Secret's resourceVersion (`None`: no Secret yet).
+    async fn read(&self) -> Result<(Vec<String>, Option<String>), CliError> {
         let secret = self
             .api
             .get_opt(&self.name)
             .await
             .map_err(CliError::kube(format!("reading {}", self.what())))?;
+        let version = secret
+            .as_ref()
+            .and_then(|s| s.metadata.resource_version.clone());
         let bytes = secret
             .and_then(|s| s.data)
             .and_then(|mut d| d.remove(self.key))
             .map(|b| b.0)
             .unwrap_or_default();
-        Ok(String::from_utf8_lossy(&bytes)
+        let lines = String::from_utf8_lossy(&bytes)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
-            .collect())
+            .collect();
+        Ok((lines, version))
     }
 
-    /// Write `lines` as the key's value (creating the Secret if needed).
-    async fn write(&self, lines: &[String]) -> Result<(), CliError> {
-        let mut value = lines.join("\n");
-        value.push('\n');
-        let data = json!({ self.key: ByteString(value.into_bytes()) });
-        let exists = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(CliError::kube(format!("reading {}", self.what())))?
-            .is_some();
-        if exists {
-            self.api
-                .patch(
-                    &self.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"data": data})),
-                )
-                .await
-                .map_err(CliError::kube(format!("updating {}", self.what())))?;
-        } else {
-            let secret: Secret = serde_json::from_value(json!({
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "type": "Opaque",
-                "data": data,
-            }))
-            .map_err(|e| CliError::Invalid(e.to_string()))?;
-            self.api
-                .create(&PostParams::default(), &secret)
-                .await
-                .map_err(CliError::kube(format!("creating {}", self.what())))?;
+    /// Apply `change` to the lines as a compare-and-set on the Secret's
+    /// resourceVersion, again on a conflict (another run wrote meanwhile),
+    /// so concurrent runs never lose each other's secrets. `change` returns
+    /// `None` when there is nothing to write; the result says whether
+    /// something was written.
+    async fn update(
+        &self,
+        change: impl Fn(Vec<String>) -> Option<Vec<String>>,
+    ) -> Result<bool, CliError> {
+        for _ in 0..8 {
+            let (lines, version) = self.read().await?;
+            let Some(lines) = change(lines) else {
+                return Ok(false);
+            };
+            let mut value = lines.join("\n");
+            value.push('\n');
+            let data = json!({ self.key: ByteString(value.into_bytes()) });
+            let written = match &version {
+                Some(version) => {
+                    let patch = json!({"metadata": {"resourceVersion": version}, "data": data});
+                    self.api
+                        .patch(&self.name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await
+                        .map(drop)
+                }
+                None => {
+                    let secret: Secret = serde_json::from_value(json!({
+                        "metadata": {"name": self.name, "namespace": self.namespace},
+                        "type": "Opaque",
+                        "data": data,
+                    }))
+                    .map_err(|e| CliError::Invalid(e.to_string()))?;
+                    self.api
+                        .create(&PostParams::default(), &secret)
+                        .await
+                        .map(drop)
+                }
+            };
+            match written {
+                Ok(()) => return Ok(true),
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(error) => {
+                    return Err(CliError::kube(format!("writing {}", self.what()))(error));
+                }
+            }
         }
-        Ok(())
+        Err(CliError::Invalid(format!(
+            "{} kept changing under this command; try again",
+            self.what()
+        )))
     }
 
     /// Add `secret` unless present; whether it was added.
     async fn add(&self, secret: &SecretString) -> Result<bool, CliError> {
-        let mut lines = self.lines().await?;
-        if lines.iter().any(|l| l == secret.expose_secret()) {
-            return Ok(false);
-        }
-        lines.push(secret.expose_secret().to_owned());
-        self.write(&lines).await?;
-        Ok(true)
+        let secret = secret.expose_secret();
+        self.update(|mut lines| {
+            (!lines.iter().any(|l| l == secret)).then(|| {
+                lines.push(secret.to_owned());
+                lines
+            })
+        })
+        .await
     }
 
     /// Keep `secret` only.
     async fn keep_only(&self, secret: &SecretString) -> Result<(), CliError> {
-        self.write(&[secret.expose_secret().to_owned()]).await
+        let secret = secret.expose_secret();
+        self.update(|lines| (lines != [secret]).then(|| vec![secret.to_owned()]))
+            .await
+            .map(drop)
     }
 }

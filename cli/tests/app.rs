@@ -215,12 +215,17 @@ async fn sync_refresh_and_rollback_write_what_the_worker_reads_and_bad_input_cha
         "apps:Deployment:web",
         "--resource",
         ":ConfigMap:web/settings",
-        "--no-prune",
+        "--revision",
+        "v1.2",
     ]);
     assert!(sync.status.success(), "{}", stderr(&sync));
     let value = fx.annotations("web").await[pushsync_api::SYNC_ANNOTATION].clone();
     let asked = SyncRequest::parse(&value).unwrap();
-    assert_eq!(asked.prune, Some(false));
+    assert_eq!(
+        asked.prune, None,
+        "a sync of selected resources never prunes"
+    );
+    assert_eq!(asked.revision.as_deref(), Some("v1.2"));
     assert_eq!(
         asked.resources,
         [
@@ -264,6 +269,10 @@ async fn sync_refresh_and_rollback_write_what_the_worker_reads_and_bad_input_cha
             &["app", "sync", "nope", "--async"],
             "application default/nope not found",
         ),
+        (
+            &["app", "sync", "web", "--revision", "main,x"],
+            "no spaces or commas",
+        ),
     ] {
         let output = fx.run(args);
         assert_eq!(
@@ -283,8 +292,29 @@ async fn sync_refresh_and_rollback_write_what_the_worker_reads_and_bad_input_cha
         before,
         "bad input changed the Application"
     );
-    let usage = fx.run(&["app", "sync", "web", "--prune", "--no-prune"]);
-    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    for usage in [
+        &["app", "sync", "web", "--prune", "--no-prune"][..],
+        &[
+            "app",
+            "sync",
+            "web",
+            "--prune",
+            "--resource",
+            "apps:Deployment:web",
+        ],
+    ] {
+        let output = fx.run(usage);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{usage:?}: {}",
+            stderr(&output)
+        );
+    }
+    let pruning = fx.run(&["app", "sync", "web", "--async", "--no-prune"]);
+    assert!(pruning.status.success(), "{}", stderr(&pruning));
+    let value = fx.annotations("web").await[pushsync_api::SYNC_ANNOTATION].clone();
+    assert_eq!(SyncRequest::parse(&value).unwrap().prune, Some(false));
 
     let rollback = fx.run(&["app", "rollback", "web", "1111111", "--async"]);
     assert!(rollback.status.success(), "{}", stderr(&rollback));
@@ -476,4 +506,48 @@ async fn diff_of_a_local_checkout_shows_what_a_sync_would_change_and_changes_not
     let bad = fx.run(&["app", "diff", "web", "--local", &local]);
     assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("cannot compare"), "{}", stderr(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_watch_prints_each_change_as_it_happens() {
+    use std::io::BufRead;
+    let fx = Fixture::start().await;
+    fx.app("web", json!({}), healthy(HEAD, 1)).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pushsync"))
+        .arg("--kubeconfig")
+        .arg(fx.sandbox.kubeconfig())
+        .args(["app", "list", "--watch"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        seen.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+    };
+    assert!(next().starts_with("NAME"));
+    assert!(next().contains("Healthy"));
+    fx.set_status("web", json!({"health": {"status": "Degraded"}}))
+        .await;
+    let mut changed = next();
+    // The watch's initial listing may repeat the row once before the change.
+    if changed.contains("Healthy") {
+        changed = next();
+    }
+    assert!(
+        changed.starts_with("web") && changed.contains("Degraded"),
+        "{changed}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -97,7 +97,7 @@ pub(crate) fn diff(kind: ForgeKind, hook: &Hook, rewrite_secret: bool) -> Change
 }
 
 /// Two hook URLs are the same when equal but for trailing slashes.
-pub(crate) fn same_url(a: &str, b: &str) -> bool {
+pub fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 

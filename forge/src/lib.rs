@@ -35,7 +35,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-pub use ensure::Ensured;
+pub use ensure::{Ensured, same_url};
 pub use error::ForgeError;
 pub use target::Target;
 
@@ -282,8 +282,10 @@ impl Forge {
 
 /// An absolute `http(s)` URL without query, fragment or credentials.
 fn parse_base(base: &str) -> Result<Url, ForgeError> {
+    // The base as shown in the error: never the credentials it may carry.
+    let shown = pushsync_proto::redact_url(base);
     let invalid = |reason: &'static str| ForgeError::InvalidApiBase {
-        base: base.to_owned(),
+        base: shown.clone(),
         reason,
     };
     let url = Url::parse(base).map_err(|_| invalid("not an absolute URL"))?;

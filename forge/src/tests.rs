@@ -133,6 +133,10 @@ fn api_bases_are_checked() {
             "{bad}"
         );
     }
+    // A base carrying credentials is refused without repeating them.
+    let error =
+        Forge::new(ForgeKind::Github, Some("https://u:hunter2@x/api"), token()).unwrap_err();
+    assert!(!format!("{error} {error:?}").contains("hunter2"), "{error}");
     let forge = Forge::new(ForgeKind::Gitlab, None, token()).unwrap();
     assert_eq!(forge.api_base().as_str(), "https://gitlab.com/api/v4");
 }

@@ -150,12 +150,16 @@ async fn the_cli_syncs_refreshes_rolls_back_and_deletes_through_a_worker() {
 
     // A sync the worker refuses fails the command with its reason: a
     // revision automated sync would undo.
-    let mut automated = apps.get("web").await.unwrap();
-    automated.spec.sync_policy =
+    // Automated sync on (a merge patch: the worker writes the object too).
+    let policy =
         ApplicationSpec::automated(&url, "main", "apps/web", cluster.namespace()).sync_policy;
-    apps.replace("web", &PostParams::default(), &automated)
-        .await
-        .unwrap();
+    apps.patch(
+        "web",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"syncPolicy": policy}})),
+    )
+    .await
+    .unwrap();
     // Automated sync takes the head first (the spec changed).
     let settled = pushsync(&cluster, &["app", "wait", "web", "--timeout", "60s"]);
     assert!(settled.status.success());

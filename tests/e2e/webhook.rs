@@ -110,6 +110,9 @@ async fn registering_a_webhook_makes_signed_pushes_verify_and_rotation_refuses_n
         &hook_url,
         "--secret-namespace",
         cluster.namespace(),
+        // The receiver below re-reads the mounted Secret every second.
+        "--reload-wait",
+        "2s",
     ];
 
     let first = pushsync(&cluster, &register);
@@ -176,13 +179,59 @@ async fn registering_a_webhook_makes_signed_pushes_verify_and_rotation_refuses_n
 
     // Rotation: the receiver learns the new secret before the hook uses it,
     // and forgets the old one after.
+    // Pushes keep coming during the whole rotation, each signed with the
+    // secret the hook has at that moment: none may be refused.
+    let pushing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pusher = {
+        let (pushing, fake, base) = (pushing.clone(), fake.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while pushing.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                answers.push(push(&base, &hook_secret(&fake), &format!("during-{n}")).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answers
+        })
+    };
+    // `--all`: every repository an Application on this forge's host uses.
+    let apps: Api<pushsync_api::Application> =
+        Api::namespaced(cluster.client(), cluster.namespace());
+    let spec = pushsync_api::ApplicationSpec::automated(
+        "https://127.0.0.1/acme/web.git",
+        "main",
+        ".",
+        cluster.namespace(),
+    );
+    apps.create(
+        &Default::default(),
+        &pushsync_api::Application::new("web", spec),
+    )
+    .await
+    .unwrap();
     let mut rotate: Vec<&str> = register.to_vec();
     rotate[1] = "rotate";
-    rotate.extend(["--reload-wait", "3s"]);
+    rotate.push("--all");
+    rotate.retain(|a| *a != "--repo" && *a != "acme/web");
     let rotated = pushsync(&cluster, &rotate);
     assert!(rotated.status.success());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pushing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let answers = pusher.await.unwrap();
+    assert!(answers.len() > 10, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| *a == 202),
+        "a push was refused during the rotation: {answers:?}"
+    );
     let new = hook_secret(&fake);
     assert_ne!(new, old);
+    let shown = String::from_utf8_lossy(&rotated.stdout).into_owned()
+        + &String::from_utf8_lossy(&rotated.stderr);
+    assert!(
+        !shown.contains(&new) && !shown.contains(&old),
+        "a secret was printed"
+    );
     assert_eq!(stored(&secrets).await, std::slice::from_ref(&new));
     // The file follows within 200 ms, the receiver re-reads it every second.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -192,6 +241,27 @@ async fn registering_a_webhook_makes_signed_pushes_verify_and_rotation_refuses_n
         401,
         "the old secret still verifies"
     );
+
+    // list shows it, ping asks for the forge's test delivery, delete removes it.
+    let forge = ["--forge", "github", "--api-url", &api, "--repo", "acme/web"];
+    let listed = pushsync(&cluster, &[&["webhook", "list"][..], &forge].concat());
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&hook_url));
+    let with_url = [&forge[..], &["--url", &hook_url]].concat();
+    let pinged = pushsync(&cluster, &[&["webhook", "ping"][..], &with_url].concat());
+    assert!(pinged.status.success());
+    assert!(String::from_utf8_lossy(&pinged.stdout).contains("pinged"));
+    assert!(
+        fake.requests(REPO_SCOPE)
+            .iter()
+            .any(|r| r.path.ends_with("/pings")),
+        "no ping reached the forge"
+    );
+    let deleted = pushsync(&cluster, &[&["webhook", "delete"][..], &with_url].concat());
+    assert!(deleted.status.success());
+    assert!(fake.hooks(REPO_SCOPE).is_empty());
+    let gone = pushsync(&cluster, &[&["webhook", "ping"][..], &with_url].concat());
+    assert_eq!(gone.status.code(), Some(4), "pinging a deleted hook");
 
     let problems = prism.problems();
     assert!(

@@ -19,12 +19,22 @@ pub fn local_files(root: &Path, path: &str, limits: Limits) -> Result<Vec<Source
             path: path.to_owned(),
         }
     })?;
-    let start = root.join(&base);
-    if !start.is_dir() {
-        return Err(GitError::PathNotFound {
+    let git_dir = root.join(".git");
+    // Where a path really is must be inside the checkout and outside `.git`
+    // (which holds remote URLs with credentials, hooks and the index).
+    let inside = |real: &Path| real.starts_with(&root) && !real.starts_with(&git_dir);
+    let not_found = || GitError::PathNotFound {
+        path: path.to_owned(),
+        commit: "the local checkout".to_owned(),
+    };
+    let start = root.join(&base).canonicalize().map_err(|_| not_found())?;
+    if !inside(&start) {
+        return Err(GitError::PathEscapes {
             path: path.to_owned(),
-            commit: "the local checkout".to_owned(),
         });
+    }
+    if !start.is_dir() {
+        return Err(not_found());
     }
     let mut files = Vec::new();
     let mut total = 0u64;
@@ -44,7 +54,7 @@ pub fn local_files(root: &Path, path: &str, limits: Limits) -> Result<Vec<Source
             let entry_path = entry.path();
             // Where it really is: a symlink must stay inside the checkout.
             let real = entry_path.canonicalize().map_err(io(&entry_path))?;
-            if !real.starts_with(&root) {
+            if !inside(&real) {
                 return Err(GitError::SymlinkEscapes {
                     path: relative,
                     target: real.display().to_string(),
@@ -57,6 +67,11 @@ pub fn local_files(root: &Path, path: &str, limits: Limits) -> Result<Vec<Source
                 if !entry.file_type().map_err(io(&entry_path))?.is_symlink() {
                     pending.push((real, format!("{relative}/")));
                 }
+                continue;
+            }
+            // Sockets, FIFOs, devices: nothing a commit could hold, and a
+            // FIFO would block the read.
+            if !metadata.is_file() {
                 continue;
             }
             if files.len() >= limits.max_files {
@@ -79,7 +94,22 @@ pub fn local_files(root: &Path, path: &str, limits: Limits) -> Result<Vec<Source
                     limit: limits.max_total_bytes,
                 });
             }
-            let data = std::fs::read(&real).map_err(io(&real))?;
+            // Read at most the limit, whatever the file grew to since.
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(&real).map_err(io(&real))?,
+                    limits.max_file_bytes + 1,
+                ),
+                &mut data,
+            )
+            .map_err(io(&real))?;
+            if data.len() as u64 > limits.max_file_bytes {
+                return Err(GitError::TooLarge {
+                    what: format!("{relative} (more than {} bytes)", limits.max_file_bytes),
+                    limit: limits.max_file_bytes,
+                });
+            }
             files.push(SourceFile {
                 path: relative,
                 data,
@@ -119,6 +149,30 @@ mod tests {
             Err(GitError::SymlinkEscapes { .. })
         ));
         std::fs::remove_file(app.join("leak.yaml")).unwrap();
+        // Nor into `.git` (remote URLs with credentials live there).
+        std::os::unix::fs::symlink("../../.git/config", app.join("config.yaml")).unwrap();
+        assert!(matches!(
+            local_files(root.path(), "apps/web", Limits::default()),
+            Err(GitError::SymlinkEscapes { .. })
+        ));
+        std::fs::remove_file(app.join("config.yaml")).unwrap();
+        std::os::unix::fs::symlink(".git", root.path().join("gitdir")).unwrap();
+        assert!(matches!(
+            local_files(root.path(), "gitdir", Limits::default()),
+            Err(GitError::PathEscapes { .. })
+        ));
+        // A FIFO is skipped, not read (the read would block).
+        let fifo = app.join("pipe.yaml");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let files = local_files(root.path(), "apps/web", Limits::default()).unwrap();
+        assert!(files.iter().all(|f| f.path != "pipe.yaml"));
+        std::fs::remove_file(&fifo).unwrap();
         assert!(matches!(
             local_files(root.path(), "../elsewhere", Limits::default()),
             Err(GitError::PathEscapes { .. })

@@ -354,15 +354,51 @@ impl Poller {
             if let Ok(mut handled) = self.handled.lock() {
                 handled.insert(target.clone(), version);
             }
-            let patch = json!({"metadata": {"annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null, ROLLBACK_ANNOTATION: null}}});
             let api = Api::<Application>::namespaced(self.shared.client.clone(), &target.namespace);
-            if let Err(error) = api
-                .patch(&target.name, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-            {
+            if let Err(error) = remove_triggers(&api, &app).await {
                 // The job is out; the annotation will ask again (a harmless duplicate).
                 tracing::warn!(application = %target, error = %error, "removing the trigger annotation failed");
             }
         }
     }
+}
+
+/// Remove the trigger annotations `app` carried, and only those: the removal
+/// is a compare-and-set on the resourceVersion, retried after a conflict
+/// only while the annotations still say what was read (a status write
+/// meanwhile); a request made since (a changed value) is left for the next
+/// cycle, never dropped.
+async fn remove_triggers(api: &Api<Application>, app: &Application) -> Result<(), kube::Error> {
+    let keys = [SYNC_ANNOTATION, REFRESH_ANNOTATION, ROLLBACK_ANNOTATION];
+    let triggers = |app: &Application| -> Vec<Option<String>> {
+        let annotations = app.metadata.annotations.as_ref();
+        keys.iter()
+            .map(|k| annotations.and_then(|a| a.get(*k)).cloned())
+            .collect()
+    };
+    let read = triggers(app);
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let mut version = app.metadata.resource_version.clone();
+    for _ in 0..3 {
+        let patch = json!({"metadata": {
+            "resourceVersion": version,
+            "annotations": {SYNC_ANNOTATION: null, REFRESH_ANNOTATION: null, ROLLBACK_ANNOTATION: null},
+        }});
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let Some(now) = api.get_opt(&name).await? else {
+                    return Ok(());
+                };
+                if triggers(&now) != read {
+                    return Ok(());
+                }
+                version = now.metadata.resource_version.clone();
+            }
+            other => return other.map(drop),
+        }
+    }
+    Ok(())
 }

@@ -460,7 +460,8 @@ impl Syncer {
             let app = match crate::rollback::prepare(
                 &inner.shared.client,
                 app,
-                revision.as_deref(),
+                // A follow-up serves later requests, which name no revision.
+                revision.as_deref().filter(|_| !follow_up),
                 rollback && !follow_up,
             )
             .await
