@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Ok(Status::Failed) => ExitCode::from(4),
         Ok(Status::Differs) => ExitCode::from(5),
         Err(error) => {
-            eprintln!("pushsync: {error}");
+            eprintln!("pushsync: {}", output::clean(&error.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -110,8 +110,43 @@ pub fn list_document(items: Vec<serde_json::Value>, format: Format) -> Result<()
     )
 }
 
-/// Write `text` to stdout; a closed pipe (`| head`) is not an error.
+/// `text` without the control characters a terminal would act on: what
+/// the cluster or a repository wrote (a render error, a condition message,
+/// a diff) must not move the cursor, retitle the window or hide lines.
+/// Newlines, tabs and colour codes (`ESC [ digits ; m`) stay.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            let params: String = chars
+                .clone()
+                .skip(1)
+                .take_while(|c| c.is_ascii_digit() || *c == ';')
+                .collect();
+            if chars.clone().nth(1 + params.len()) == Some('m') {
+                out.push_str("\x1b[");
+                out.push_str(&params);
+                out.push('m');
+                for _ in 0..params.len() + 2 {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push('\u{fffd}');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Write `text` to stdout (see [`clean`]); a closed pipe (`| head`) is not
+/// an error.
 pub fn write_out(text: &str) -> Result<(), CliError> {
+    let text = clean(text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -156,6 +191,18 @@ mod tests {
             assert_eq!(age(Some(&since), now), shown);
         }
         assert_eq!(age(None, now), "<unknown>");
+    }
+
+    #[test]
+    fn what_the_cluster_wrote_cannot_drive_the_terminal() {
+        let hostile = "render failed\x1b]0;owned\x07\x1b[2J\rfake line\x1b[31mred\x1b[0m\n\tok";
+        let shown = clean(hostile);
+        assert!(
+            !shown.contains("\x1b]") && !shown.contains("\x1b[2J") && !shown.contains('\r'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("\x1b[31mred\x1b[0m\n\tok"), "{shown:?}");
+        assert_eq!(clean(&paint("Synced", true)), paint("Synced", true));
     }
 
     #[test]

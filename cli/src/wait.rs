@@ -320,6 +320,8 @@ impl Progress {
     }
 
     fn show(&mut self, state: &str) {
+        let state = crate::output::clean(state);
+        let state = state.as_str();
         let elapsed = self.started.elapsed().as_secs();
         if self.terminal {
             eprint!("\r\x1b[2K{}: {state} [{elapsed}s]", self.name);
@@ -330,6 +332,7 @@ impl Progress {
     }
 
     fn end(&mut self, summary: &str) {
+        let summary = crate::output::clean(summary);
         if self.terminal {
             eprint!("\r\x1b[2K");
         }

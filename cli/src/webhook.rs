@@ -199,7 +199,7 @@ pub async fn run(args: &ClusterArgs, command: WebhookCommand) -> Result<Status, 
                     Ok(ensured) => output::write_out(&(describe(target, &ensured) + "\n"))?,
                     Err(error) => {
                         failed = true;
-                        eprintln!("{}: {}", target.name(), chain(&error));
+                        eprintln!("{}: {}", target.name(), output::clean(&chain(&error)));
                     }
                 }
             }
@@ -349,7 +349,7 @@ where
             Ok(hooks) => hooks,
             Err(error) => {
                 failed = true;
-                eprintln!("{}: {}", target.name(), chain(&error));
+                eprintln!("{}: {}", target.name(), output::clean(&chain(&error)));
                 continue;
             }
         };
@@ -367,7 +367,11 @@ where
                 Ok(done) => output::write_out(&format!("{}: hook {id} {done}\n", target.name()))?,
                 Err(error) => {
                     failed = true;
-                    eprintln!("{}: hook {id}: {}", target.name(), chain(&error));
+                    eprintln!(
+                        "{}: hook {id}: {}",
+                        target.name(),
+                        output::clean(&chain(&error))
+                    );
                 }
             }
         }

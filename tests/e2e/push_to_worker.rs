@@ -66,13 +66,19 @@ fn receiver(prefix: &str) -> (Service, String) {
 }
 
 async fn push(base: &str, delivery_id: &str) -> u16 {
+    push_signed(base, SECRET, delivery_id).await
+}
+
+/// GitHub's push fixture to `base`'s GitHub endpoint, signed with `secret`:
+/// the HTTP status answered.
+pub(crate) async fn push_signed(base: &str, secret: &str, delivery_id: &str) -> u16 {
     let body = webhook_fixture("github-push-commits.json");
     reqwest::Client::new()
         .post(format!("{base}/hooks/github"))
         .header("content-type", "application/json")
         .header("x-github-event", "push")
         .header("x-github-delivery", delivery_id)
-        .header("x-hub-signature-256", sign::hub_signature(SECRET, &body))
+        .header("x-hub-signature-256", sign::hub_signature(secret, &body))
         .body(body)
         .send()
         .await

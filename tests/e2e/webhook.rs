@@ -13,7 +13,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use pushsync_testkit::amqp::{TestBroker, amqp_url, unique_topology};
-use pushsync_testkit::{sign, webhook_fixture};
 
 use crate::cluster::TestCluster;
 use crate::fake::{Fake, Flavor, TOKEN};
@@ -58,19 +57,7 @@ fn hook_secret(fake: &Fake) -> String {
 }
 
 async fn push(base: &str, secret: &str, delivery: &str) -> u16 {
-    let body = webhook_fixture("github-push-commits.json");
-    reqwest::Client::new()
-        .post(format!("{base}/hooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push")
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", sign::hub_signature(secret, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    crate::push_to_worker::push_signed(base, secret, delivery).await
 }
 
 /// What the kubelet does for a mounted Secret: copy its key to the file.
@@ -241,6 +228,16 @@ async fn registering_a_webhook_makes_signed_pushes_verify_and_rotation_refuses_n
         401,
         "the old secret still verifies"
     );
+
+    // Rotating some hooks only keeps the old secret: other hooks of this
+    // forge may still sign with it.
+    let mut some: Vec<&str> = register.to_vec();
+    some[1] = "rotate";
+    let partial = pushsync(&cluster, &some);
+    assert!(partial.status.success());
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("stay valid"));
+    let newest = hook_secret(&fake);
+    assert_eq!(stored(&secrets).await, [new.clone(), newest]);
 
     // list shows it, ping asks for the forge's test delivery, delete removes it.
     let forge = ["--forge", "github", "--api-url", &api, "--repo", "acme/web"];
