@@ -250,8 +250,8 @@ def expect_digest_keda(objs):
                                                    "value": "16", "queueName": "pushsync.sync-jobs"},
           f"ScaledObject trigger {so['spec']['triggers'][0]['metadata']}")
     (ta,) = find(objs, "TriggerAuthentication", "pushsync-rabbitmq")
-    check(ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "worker-broker", "key": "url"}],
-          "TriggerAuthentication reads worker.amqp.existingSecret")
+    check(ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "keda-broker", "key": "url"}],
+          "TriggerAuthentication reads worker.autoscaling.keda.amqpSecret (KEDA's own user, not the workers')")
     (imp,) = find(objs, "ClusterRole", "pushsync-worker-impersonate")
     check(imp["rules"][0]["resourceNames"] == ["pushsync-deployer", "team-a-deployer"],
           "rbac.impersonateServiceAccountNames")
