@@ -483,6 +483,34 @@ async fn diff_of_a_local_checkout_shows_what_a_sync_would_change_and_changes_not
         "a diff wrote to the cluster"
     );
 
+    // A change larger than the status keeps (4 KiB) is shown whole.
+    let live: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "big", "namespace": "web"},
+        "data": {"blob": "a".repeat(6000)},
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &live)
+        .await
+        .unwrap();
+    std::fs::write(
+        checkout.path().join("deploy/big.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {}}}\n",
+            "b".repeat(6000)
+        ),
+    )
+    .unwrap();
+    let whole = fx.run(&["app", "diff", "web", "--local", &local]);
+    assert_eq!(whole.status.code(), Some(5), "{}", stderr(&whole));
+    let shown = stdout(&whole);
+    assert!(
+        shown.contains("===== ConfigMap web/big (OutOfSync)"),
+        "{shown}"
+    );
+    assert!(shown.contains(&"b".repeat(6000)) && !shown.contains("(truncated)"));
+    std::fs::remove_file(checkout.path().join("deploy/big.yaml")).unwrap();
+
     // A checkout whose file links outside it is refused, not read.
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("token"), "secret").unwrap();

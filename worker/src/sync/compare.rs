@@ -230,7 +230,7 @@ async fn one(ctx: &SyncContext, step: &Step, target: &Target) -> Result<Compared
                 ResourceSyncCode::Synced
             },
             health: crate::health::known(verdict.health),
-            diff: difference.map(truncate),
+            diff: difference.map(|d| if target.full_diffs { d } else { truncate(d) }),
         },
         health: verdict,
         shared_with,

@@ -287,6 +287,8 @@ pub struct Target {
     /// Only these resources are applied (empty: all); hooks do not run and
     /// nothing is pruned (a sync of selected resources).
     pub selection: Vec<pushsync_proto::ResourceSelector>,
+    /// Keep whole diffs (a preview shows them); the status keeps 4 KiB each.
+    pub full_diffs: bool,
 }
 
 impl Target {
@@ -329,6 +331,7 @@ impl Target {
             replace: policy.option("Replace"),
             ignore_differences: spec.ignore_differences.clone(),
             selection: Vec::new(),
+            full_diffs: false,
         }
     }
 }

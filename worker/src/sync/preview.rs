@@ -38,6 +38,7 @@ pub async fn preview(
     // tracking marks; the dry runs are made as this caller, not as the
     // project's ServiceAccount (a caller may not impersonate it).
     let mut target = Target::of(app);
+    target.full_diffs = true;
     if let Verdict::Stop(outcome) = admission::admit(ctx, app, &mut target).await? {
         return Ok(Err(outcome.message));
     }
