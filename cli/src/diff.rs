@@ -66,19 +66,8 @@ pub async fn run(
         differs = true;
         let r = &resource.resource;
         out.push_str(&format!(
-            "===== {}{} {}{} ({})\n",
-            if r.group.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", r.group)
-            },
-            r.kind,
-            if r.namespace.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", r.namespace)
-            },
-            r.name,
+            "===== {} ({})\n",
+            heading(r),
             paint(resource.status.as_str(), colour)
         ));
         if let Some(diff) = &resource.diff {
@@ -96,19 +85,8 @@ pub async fn run(
     for leftover in &preview.leftovers {
         differs = true;
         out.push_str(&format!(
-            "===== {}{} {}{} (no longer in Git: {})\n",
-            if leftover.group.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", leftover.group)
-            },
-            leftover.kind,
-            if leftover.namespace.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", leftover.namespace)
-            },
-            leftover.name,
+            "===== {} (no longer in Git: {})\n",
+            heading(leftover),
             if app
                 .spec
                 .sync_policy
@@ -144,4 +122,19 @@ pub async fn run(
         }
     );
     Ok(if differs { Status::Differs } else { Status::Ok })
+}
+
+/// `[GROUP/]KIND [NAMESPACE/]NAME`, as a diff's heading names an object.
+fn heading(r: &pushsync_api::ResourceRef) -> String {
+    let group = if r.group.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", r.group)
+    };
+    let namespace = if r.namespace.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", r.namespace)
+    };
+    format!("{group}{} {namespace}{}", r.kind, r.name)
 }

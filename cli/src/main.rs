@@ -12,6 +12,8 @@ mod app;
 mod cluster;
 mod diff;
 mod output;
+mod secrets;
+mod show;
 mod wait;
 mod webhook;
 

@@ -13,16 +13,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams};
 use pushsync_api::Application;
 use pushsync_forge::{Ensured, Forge, ForgeKind, Target, WantedHook, same_url};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
+use secrecy::SecretString;
 
 use crate::cluster::{Cluster, ClusterArgs};
 use crate::output;
+use crate::secrets::{Store, generate, read_first_line};
 use crate::{CliError, Status};
 
 /// The webhook commands.
@@ -132,25 +130,15 @@ pub struct TargetArgs {
 pub struct StoreArgs {
     /// The Secret the receiver reads webhook secrets from.
     #[arg(long, default_value = "pushsync-webhook-secrets")]
-    secret_name: String,
+    pub(crate) secret_name: String,
     /// Its namespace.
     #[arg(long, env = "PUSHSYNC_NAMESPACE", default_value = "pushsync")]
-    secret_namespace: String,
+    pub(crate) secret_namespace: String,
 }
 
 fn parse_kind(text: &str) -> Result<ForgeKind, String> {
     text.parse::<ForgeKind>()
         .map_err(|_| format!("{text:?}: one of github, gitlab, gitea, forgejo"))
-}
-
-/// The key of the receiver Secret holding `kind`'s secrets (what
-/// deploy/receiver.yaml mounts for each provider).
-fn secret_key(kind: ForgeKind) -> &'static str {
-    match kind {
-        ForgeKind::Github => "github",
-        ForgeKind::Gitlab => "gitlab",
-        ForgeKind::Gitea => "gitea",
-    }
 }
 
 /// Run `command`.
@@ -526,150 +514,5 @@ impl TargetArgs {
             )));
         }
         Ok(repositories.into_iter().map(Target::Repo).collect())
-    }
-}
-
-fn read_first_line(path: &std::path::Path, what: &str) -> Result<SecretString, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Invalid(format!("reading {what} {}: {e}", path.display())))?;
-    let line = text.lines().next().unwrap_or_default().trim().to_owned();
-    if line.is_empty() {
-        return Err(CliError::Invalid(format!(
-            "{what} {} is empty",
-            path.display()
-        )));
-    }
-    Ok(SecretString::from(line))
-}
-
-/// 32 random bytes, hex.
-fn generate() -> Result<SecretString, CliError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| CliError::Invalid(format!("no randomness for a secret: {e}")))?;
-    Ok(SecretString::from(hex::encode(bytes)))
-}
-
-/// The receiver's Secret: one key per forge, one valid secret per line.
-struct Store {
-    api: Api<Secret>,
-    name: String,
-    namespace: String,
-    key: &'static str,
-}
-
-impl Store {
-    fn new(cluster: &Cluster, args: &StoreArgs, kind: ForgeKind) -> Self {
-        Self {
-            api: Api::namespaced(cluster.client.clone(), &args.secret_namespace),
-            name: args.secret_name.clone(),
-            namespace: args.secret_namespace.clone(),
-            key: secret_key(kind),
-        }
-    }
-
-    fn what(&self) -> String {
-        format!("Secret {}/{}", self.namespace, self.name)
-    }
-
-    /// The secrets, oldest first.
-    async fn lines(&self) -> Result<Vec<String>, CliError> {
-        Ok(self.read().await?.0)
-    }
-
-    /// The lines and the Secret's resourceVersion (`None`: no Secret yet).
-    async fn read(&self) -> Result<(Vec<String>, Option<String>), CliError> {
-        let secret = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(CliError::kube(format!("reading {}", self.what())))?;
-        let version = secret
-            .as_ref()
-            .and_then(|s| s.metadata.resource_version.clone());
-        let bytes = secret
-            .and_then(|s| s.data)
-            .and_then(|mut d| d.remove(self.key))
-            .map(|b| b.0)
-            .unwrap_or_default();
-        let lines = String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok((lines, version))
-    }
-
-    /// Apply `change` to the lines as a compare-and-set on the Secret's
-    /// resourceVersion, again on a conflict (another run wrote meanwhile),
-    /// so concurrent runs never lose each other's secrets. `change` returns
-    /// `None` when there is nothing to write; the result says whether
-    /// something was written.
-    async fn update(
-        &self,
-        change: impl Fn(Vec<String>) -> Option<Vec<String>>,
-    ) -> Result<bool, CliError> {
-        for _ in 0..8 {
-            let (lines, version) = self.read().await?;
-            let Some(lines) = change(lines) else {
-                return Ok(false);
-            };
-            let mut value = lines.join("\n");
-            value.push('\n');
-            let data = json!({ self.key: ByteString(value.into_bytes()) });
-            let written = match &version {
-                Some(version) => {
-                    let patch = json!({"metadata": {"resourceVersion": version}, "data": data});
-                    self.api
-                        .patch(&self.name, &PatchParams::default(), &Patch::Merge(patch))
-                        .await
-                        .map(drop)
-                }
-                None => {
-                    let secret: Secret = serde_json::from_value(json!({
-                        "metadata": {"name": self.name, "namespace": self.namespace},
-                        "type": "Opaque",
-                        "data": data,
-                    }))
-                    .map_err(|e| CliError::Invalid(e.to_string()))?;
-                    self.api
-                        .create(&PostParams::default(), &secret)
-                        .await
-                        .map(drop)
-                }
-            };
-            match written {
-                Ok(()) => return Ok(true),
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(error) => {
-                    return Err(CliError::kube(format!("writing {}", self.what()))(error));
-                }
-            }
-        }
-        Err(CliError::Invalid(format!(
-            "{} kept changing under this command; try again",
-            self.what()
-        )))
-    }
-
-    /// Add `secret` unless present; whether it was added.
-    async fn add(&self, secret: &SecretString) -> Result<bool, CliError> {
-        let secret = secret.expose_secret();
-        self.update(|mut lines| {
-            (!lines.iter().any(|l| l == secret)).then(|| {
-                lines.push(secret.to_owned());
-                lines
-            })
-        })
-        .await
-    }
-
-    /// Keep `secret` only.
-    async fn keep_only(&self, secret: &SecretString) -> Result<(), CliError> {
-        let secret = secret.expose_secret();
-        self.update(|lines| (lines != [secret]).then(|| vec![secret.to_owned()]))
-            .await
-            .map(drop)
     }
 }
