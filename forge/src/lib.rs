@@ -27,6 +27,7 @@ mod github;
 mod gitlab;
 mod http;
 mod target;
+mod transport;
 
 use std::fmt;
 use std::str::FromStr;
