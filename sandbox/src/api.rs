@@ -18,14 +18,15 @@ use serde_json::{Value, json};
 use crate::auth::{Tokens, UserInfo};
 use crate::rbac::{self, Mode, escalation};
 use crate::registry::ResourceType;
+use crate::schema::{FieldValidation, openapi};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{PatchKind, Propagation, Store, WriteOptions};
+use crate::store::{PatchKind, Propagation, Store, Warnings, WriteOptions};
 
 use route::{Route, verb};
 
 /// The Kubernetes version the sandbox claims to be.
-pub const KUBE_MINOR: &str = "33";
+pub const KUBE_MINOR: &str = "32";
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -205,6 +206,54 @@ fn field_manager(req: &HttpRequest, query: &BTreeMap<String, String>) -> String 
         .to_owned()
 }
 
+/// The `fieldValidation` parameter of a write whose options are `options`
+/// (`CreateOptions`, …; absent: Warn, the API's default).
+fn field_validation(
+    query: &BTreeMap<String, String>,
+    options: &str,
+) -> Result<FieldValidation, ApiError> {
+    let value = query.get("fieldValidation").map(String::as_str);
+    FieldValidation::parse(value).ok_or_else(|| {
+        ApiError::invalid(
+            &format!("{options}.meta.k8s.io"),
+            "",
+            format!(
+                "fieldValidation: Unsupported value: {:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                value.unwrap_or_default()
+            ),
+        )
+    })
+}
+
+/// A response carrying the write's warnings as `Warning: 299 - "…"` headers.
+fn warned(
+    mut builder: actix_web::HttpResponseBuilder,
+    warnings: &Warnings,
+) -> actix_web::HttpResponseBuilder {
+    for warning in warnings.list() {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        builder.append_header(("Warning", format!("299 - \"{quoted}\"")));
+    }
+    builder
+}
+
+/// `/openapi/v2`: kubectl asks for gnostic's protobuf encoding; JSON otherwise.
+fn openapi_v2(req: &HttpRequest, types: &[ResourceType]) -> HttpResponse {
+    let document = openapi::v2_document(types);
+    let protobuf = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("protobuf"));
+    if protobuf {
+        HttpResponse::Ok()
+            .content_type("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+            .body(crate::openapi_v2::encode(&document))
+    } else {
+        HttpResponse::Ok().json(document)
+    }
+}
+
 fn parse_body(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = req
         .headers()
@@ -273,10 +322,11 @@ async fn serve(
         (Route::Resources(group, version), "GET") => crate::discovery::resources(&store.types(), group, version)
             .map(|list| HttpResponse::Ok().json(list))
             .ok_or_else(|| ApiError::no_route(req.path())),
-        (Route::OpenApiIndex, "GET") => Ok(HttpResponse::Ok().json(crate::discovery::openapi_index(&store.types()))),
-        (Route::OpenApiDoc(group, version), "GET") => crate::discovery::openapi_doc(&store.types(), group, version)
+        (Route::OpenApiIndex, "GET") => Ok(HttpResponse::Ok().json(openapi::v3_index(&store.types()))),
+        (Route::OpenApiDoc(group, version), "GET") => openapi::v3_document(&store.types(), group, version)
             .map(|doc| HttpResponse::Ok().json(doc))
             .ok_or_else(|| ApiError::no_route(req.path())),
+        (Route::OpenApiV2, "GET") => Ok(openapi_v2(req, &store.types())),
         (Route::Audit, "GET") => {
             let audit = shared.audit.lock().map(|a| a.clone()).unwrap_or_default();
             Ok(HttpResponse::Ok().json(audit))
@@ -285,6 +335,10 @@ async fn serve(
             if let Ok(mut audit) = shared.audit.lock() {
                 audit.clear();
             }
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+        (Route::Compact, "POST") => {
+            store.compact();
             Ok(HttpResponse::Ok().json(json!({})))
         }
         (Route::Faults, "POST") => {
@@ -301,16 +355,34 @@ async fn serve(
             if rbac::is_watch(query) {
                 return watch::watch(shared.clone(), rt.clone(), namespace.clone(), labels, fields, query, table);
             }
-            let (items, rv) = store.list(rt, namespace.as_deref(), &labels, &fields);
-            if table {
-                return Ok(HttpResponse::Ok().json(crate::discovery::table(rt, &items, rv)));
+            let token = query.get("continue").filter(|t| !t.is_empty());
+            if token.is_some() && query.get("resourceVersion").is_some_and(|rv| !rv.is_empty() && rv != "0") {
+                return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
             }
-            Ok(HttpResponse::Ok().json(json!({
-                "kind": format!("{}List", rt.kind),
-                "apiVersion": rt.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()},
-                "items": items,
-            })))
+            let limit = match query.get("limit").filter(|l| !l.is_empty()) {
+                Some(limit) => Some(limit.parse::<usize>().map_err(|_| {
+                    ApiError::bad_request(format!("limit: Invalid value: {limit:?}: must be a non-negative integer"))
+                })?),
+                None => None,
+            };
+            let page = store.list_page(rt, namespace.as_deref(), &labels, &fields, limit, token.map(String::as_str))?;
+            let mut list = if table {
+                crate::discovery::table(rt, &page.items, page.rv)
+            } else {
+                json!({
+                    "kind": format!("{}List", rt.kind),
+                    "apiVersion": rt.api_version(),
+                    "metadata": {"resourceVersion": page.rv.to_string()},
+                    "items": page.items,
+                })
+            };
+            if let Some(next) = page.continue_token {
+                list["metadata"]["continue"] = json!(next);
+            }
+            if let Some(remaining) = page.remaining {
+                list["metadata"]["remainingItemCount"] = json!(remaining);
+            }
+            Ok(HttpResponse::Ok().json(list))
         }
         (Route::Collection { rt, .. }, "POST") if rt.create_only => {
             let review = parse_body(req, body)?;
@@ -321,10 +393,17 @@ async fn serve(
         }
         (Route::Collection { rt, namespace }, "POST") => {
             let object = parse_body(req, body)?;
-            let options = WriteOptions { manager: field_manager(req, query), dry_run, ..Default::default() };
+            let options = WriteOptions {
+                manager: field_manager(req, query),
+                dry_run,
+                validation: field_validation(query, "CreateOptions")?,
+                ..Default::default()
+            };
+            let warnings = options.warnings.clone();
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name: "" };
             let create = |object, options: &WriteOptions| store.create(rt, namespace.as_deref(), object, options);
-            Ok(HttpResponse::Created().json(checked(&target, object, options, create, |created| created)?))
+            let created = checked(&target, object, options, create, |created| created)?;
+            Ok(warned(HttpResponse::Created(), &warnings).json(created))
         }
         (Route::Object { rt, namespace, name, .. }, "GET") => {
             let object = store.get(rt, namespace.as_deref(), name)?;
@@ -336,10 +415,18 @@ async fn serve(
         }
         (Route::Object { rt, namespace, name, status }, "PUT") => {
             let object = parse_body(req, body)?;
-            let options = WriteOptions { manager: field_manager(req, query), dry_run, status: *status, force: false };
+            let options = WriteOptions {
+                manager: field_manager(req, query),
+                dry_run,
+                status: *status,
+                validation: field_validation(query, "UpdateOptions")?,
+                ..Default::default()
+            };
+            let warnings = options.warnings.clone();
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
             let update = |object, options: &WriteOptions| store.update(rt, namespace.as_deref(), name, object, options);
-            Ok(HttpResponse::Ok().json(checked(&target, object, options, update, |updated| updated)?))
+            let updated = checked(&target, object, options, update, |updated| updated)?;
+            Ok(warned(HttpResponse::Ok(), &warnings).json(updated))
         }
         (Route::Object { rt, namespace, name, status }, "PATCH") => {
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -359,12 +446,15 @@ async fn serve(
                 dry_run,
                 status: *status,
                 force: query.get("force").is_some_and(|f| f == "true"),
+                validation: field_validation(query, "PatchOptions")?,
+                ..Default::default()
             };
+            let warnings = options.warnings.clone();
             let target = Target { shared, user, rt, namespace: namespace.as_deref(), name };
             let write = |patch, options: &WriteOptions| store.patch(rt, namespace.as_deref(), name, kind, patch, options);
             match checked(&target, patch, options, write, |(patched, _)| patched)? {
-                (object, true) => Ok(HttpResponse::Created().json(object)),
-                (object, false) => Ok(HttpResponse::Ok().json(object)),
+                (object, true) => Ok(warned(HttpResponse::Created(), &warnings).json(object)),
+                (object, false) => Ok(warned(HttpResponse::Ok(), &warnings).json(object)),
             }
         }
         (Route::Object { rt, namespace, name, .. }, "DELETE") => {
@@ -426,7 +516,12 @@ async fn serve(
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
                 .ok_or_else(|| ApiError::bad_request("spec.replicas is required"))?;
-            let options = WriteOptions { manager: field_manager(req, query), dry_run, ..Default::default() };
+            let options = WriteOptions {
+                manager: field_manager(req, query),
+                dry_run,
+                validation: field_validation(query, "PatchOptions")?,
+                ..Default::default()
+            };
             let (updated, _) = store.patch(
                 rt,
                 Some(namespace),

@@ -1,4 +1,4 @@
-//! Discovery documents, the OpenAPI v3 stubs kubectl asks for, and Table output.
+//! Discovery documents and Table output.
 
 use std::collections::BTreeMap;
 
@@ -70,81 +70,6 @@ pub fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<V
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     )
-}
-
-/// `/openapi/v3`: one document per group-version.
-pub fn openapi_index(types: &[ResourceType]) -> Value {
-    let mut paths = serde_json::Map::new();
-    for t in types {
-        let key = if t.group.is_empty() {
-            format!("api/{}", t.version)
-        } else {
-            format!("apis/{}/{}", t.group, t.version)
-        };
-        paths.insert(
-            key.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
-        );
-    }
-    json!({"paths": paths})
-}
-
-/// The OpenAPI v3 document of one group-version: just enough for kubectl to
-/// see that the server validates fields itself (a PATCH operation per kind
-/// with the `fieldValidation` parameter), so it sends `fieldValidation=Strict`
-/// instead of downloading schemas.
-pub fn openapi_doc(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let served = served(types, group, version)?;
-    let prefix = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
-    let mut paths = serde_json::Map::new();
-    let mut schemas = serde_json::Map::new();
-    for t in served {
-        let path = if t.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", t.plural)
-        };
-        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
-        let operation = |verb: &str| {
-            json!({
-                "operationId": format!("{verb}{}", t.kind),
-                "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": gvk,
-                "parameters": [
-                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "responses": {"200": {"description": "OK"}},
-            })
-        };
-        paths.insert(path, json!({"get": operation("get"), "put": operation("put"), "patch": operation("patch"), "delete": operation("delete")}));
-        let schema_name = format!(
-            "{}.{}.{}",
-            if t.group.is_empty() { "core" } else { &t.group },
-            t.version,
-            t.kind
-        );
-        schemas.insert(
-            schema_name,
-            json!({
-                "type": "object",
-                "x-kubernetes-group-version-kind": [gvk],
-                "x-kubernetes-preserve-unknown-fields": true,
-            }),
-        );
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": format!("v1.{}.0", crate::api::KUBE_MINOR)},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }))
 }
 
 fn age(object: &Value) -> String {

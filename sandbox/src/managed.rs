@@ -11,19 +11,22 @@ use serde_json::Value;
 
 pub use fields_v1::{Entry, entries, from_fields_v1, set_entries, to_fields_v1};
 pub use fieldset::{
-    FieldSet, Path, Seg, display_path, field_set, item_key, merge_keys, remove_path, value_at,
+    FieldSet, Path, Seg, display_path, field_set, item_key, map_keys, remove_path, value_at,
 };
 
-use fieldset::{is_leaf, is_set_list};
+use fieldset::is_leaf;
 
-/// Merge an applied configuration into a live object: maps key by key,
-/// associative lists item by item, everything else replaced.
-pub fn merge_applied(live: &mut Value, applied: &Value, field: &str) {
+use crate::schema::{ListType, Node};
+
+/// Merge an applied configuration into a live object as `schema` says:
+/// maps key by key (unless atomic), map lists item by item, set lists by
+/// value, everything else replaced.
+pub fn merge_applied(live: &mut Value, applied: &Value, schema: Node<'_>) {
     match (live, applied) {
-        (Value::Object(live), Value::Object(applied)) => {
+        (Value::Object(live), Value::Object(applied)) if !schema.is_atomic_map() => {
             for (name, value) in applied {
                 match live.get_mut(name) {
-                    Some(existing) => merge_applied(existing, value, name),
+                    Some(existing) => merge_applied(existing, value, schema.field(name)),
                     None => {
                         live.insert(name.clone(), value.clone());
                     }
@@ -31,25 +34,25 @@ pub fn merge_applied(live: &mut Value, applied: &Value, field: &str) {
             }
         }
         (Value::Array(live), Value::Array(applied)) => {
-            let keys = merge_keys(field, applied).or_else(|| merge_keys(field, live));
-            match keys.filter(|_| applied.iter().chain(live.iter()).all(Value::is_object)) {
-                Some(keys) => {
+            let keys = map_keys(schema, applied).filter(|_| live.iter().all(Value::is_object));
+            match (keys, schema.list_type()) {
+                (Some(keys), _) => {
                     for item in applied {
-                        let key = item_key(item, &keys);
-                        match live.iter_mut().find(|l| item_key(l, &keys) == key) {
-                            Some(existing) => merge_applied(existing, item, ""),
+                        let key = item_key(item, keys);
+                        match live.iter_mut().find(|l| item_key(l, keys) == key) {
+                            Some(existing) => merge_applied(existing, item, schema.items()),
                             None => live.push(item.clone()),
                         }
                     }
                 }
-                None if is_set_list(field) => {
+                (None, ListType::Set) => {
                     for item in applied {
                         if !live.contains(item) {
                             live.push(item.clone());
                         }
                     }
                 }
-                None => *live = applied.clone(),
+                (None, _) => *live = applied.clone(),
             }
         }
         (live, applied) => *live = applied.clone(),
@@ -66,9 +69,12 @@ pub struct Conflict {
 }
 
 /// Server-side apply of `applied` by `manager` onto `live` (`None` when the
-/// object does not exist yet). Returns the new object, or the conflicts when
-/// `force` is false and another manager owns a field with a different value.
+/// object does not exist yet), lists merged as `schema` declares them.
+/// Returns the new object, or the conflicts when `force` is false and
+/// another manager owns a field with a different value.
+#[allow(clippy::too_many_arguments, reason = "one apply, every input it has")]
 pub fn apply(
+    schema: Node<'_>,
     live: Option<&Value>,
     applied: &Value,
     manager: &str,
@@ -77,7 +83,7 @@ pub fn apply(
     force: bool,
     now: &str,
 ) -> Result<Value, Vec<Conflict>> {
-    let applied_fields = field_set(applied);
+    let applied_fields = field_set(applied, schema);
     let mut result = live.cloned().unwrap_or_else(|| serde_json::json!({}));
     let mut managers = live.map(entries).unwrap_or_default();
 
@@ -89,7 +95,7 @@ pub fn apply(
         let overlapping: Vec<Path> = applied_fields
             .iter()
             .filter(|p| entry.fields.contains(*p) && is_leaf(&applied_fields, p))
-            .filter(|p| live.and_then(|l| value_at(l, p)) != value_at(applied, p))
+            .filter(|p| live.and_then(|l| value_at(l, schema, p)) != value_at(applied, schema, p))
             .cloned()
             .collect();
         if overlapping.is_empty() {
@@ -135,10 +141,10 @@ pub fn apply(
     // would make it unfindable), and paths under it then find nothing.
     dropped.sort_by_key(|p| p.len());
     for path in dropped {
-        remove_path(&mut result, path);
+        remove_path(&mut result, schema, path);
     }
 
-    merge_applied(&mut result, applied, "");
+    merge_applied(&mut result, applied, schema);
 
     // Record ownership.
     managers.retain(|e| {
@@ -159,6 +165,7 @@ pub fn apply(
 /// Ownership after a non-apply write (create, update, patch) by `manager`:
 /// it takes the fields it changed; fields that disappeared leave every set.
 pub fn record_update(
+    schema: Node<'_>,
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
@@ -166,12 +173,12 @@ pub fn record_update(
     subresource: &str,
     now: &str,
 ) {
-    let new_fields = field_set(new);
+    let new_fields = field_set(new, schema);
     let mut managers = old.map(entries).unwrap_or_default();
     let changed: FieldSet = new_fields
         .iter()
         .filter(|p| is_leaf(&new_fields, p) || matches!(p.last(), Some(Seg::Key(_))))
-        .filter(|p| old.and_then(|o| value_at(o, p)) != value_at(new, p))
+        .filter(|p| old.and_then(|o| value_at(o, schema, p)) != value_at(new, schema, p))
         .cloned()
         .collect();
     for entry in &mut managers {

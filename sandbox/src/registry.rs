@@ -28,6 +28,9 @@ pub struct ResourceType {
     pub create_only: bool,
     /// A CRD version's `additionalPrinterColumns` (empty: Name and Age).
     pub printer_columns: Vec<PrinterColumn>,
+    /// A CRD version's schema (built-in kinds' schemas are in
+    /// [`crate::schema::builtin`]).
+    pub schema: Option<crate::schema::CrdSchema>,
 }
 
 /// One of a CRD's `additionalPrinterColumns`.
@@ -82,7 +85,30 @@ fn printer_columns(version: &Value) -> Result<Vec<PrinterColumn>, String> {
         .collect()
 }
 
+/// A served CRD version's `schema.openAPIV3Schema`: required (as in
+/// apiextensions.k8s.io/v1) and compiled.
+fn version_schema(name: &str, version: &Value) -> Result<crate::schema::CrdSchema, String> {
+    let schema = version.pointer("/schema/openAPIV3Schema").ok_or_else(|| {
+        format!(
+            "spec.versions[{name}].schema.openAPIV3Schema: Required value: schemas are required"
+        )
+    })?;
+    crate::schema::CrdSchema::compile(schema)
+        .map_err(|e| format!("spec.versions[{name}].schema.{e}"))
+}
+
 impl ResourceType {
+    /// The schema objects of this type are held to ([`Node::ANY`] for none).
+    ///
+    /// [`Node::ANY`]: crate::schema::Node::ANY
+    pub fn schema(&self) -> crate::schema::Node<'_> {
+        match &self.schema {
+            Some(schema) => schema.root(),
+            None if self.custom => crate::schema::Node::ANY,
+            None => crate::schema::builtin().kind(&self.group, &self.version, &self.kind),
+        }
+    }
+
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -191,6 +217,7 @@ fn builtin(
         custom: false,
         create_only: false,
         printer_columns: Vec::new(),
+        schema: None,
     }
 }
 
@@ -460,6 +487,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
             custom: true,
             create_only: false,
             printer_columns: printer_columns(version)?,
+            schema: Some(version_schema(name, version)?),
         });
     }
     Ok(out)

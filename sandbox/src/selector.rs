@@ -40,6 +40,11 @@ fn split_top(input: &str) -> Vec<&str> {
 }
 
 impl LabelSelector {
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parse `app=web,tier!=db,env in (a,b),!legacy`.
     pub fn parse(input: &str) -> Result<Self, ApiError> {
         let bad = || {
@@ -160,6 +165,11 @@ const EVENT_FIELDS: &[&str] = &[
 ];
 
 impl FieldSelector {
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parse a selector for objects of `rt`: the metadata labels, and a
     /// kind's own ones (core Events'); any other label is the real server's
     /// 400.

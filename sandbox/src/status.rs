@@ -16,6 +16,9 @@ pub struct ApiError {
     pub message: String,
     /// `details` (name, group, kind) when known.
     pub details: Option<serde_json::Value>,
+    /// The Status's `metadata` (a 410 for an expired continue token carries
+    /// a token to continue inconsistently with).
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            metadata: None,
         }
     }
 
@@ -88,6 +92,36 @@ impl ApiError {
         }
         error.details = Some(details);
         error
+    }
+
+    /// 422 Invalid with every cause listed, as the real server reports a
+    /// custom resource that fails its schema: one cause is `field: detail`,
+    /// several are `[a: x, b: y]`.
+    pub fn invalid_causes(kind: &str, name: &str, causes: &[crate::schema::Cause]) -> Self {
+        let lines: Vec<String> = causes.iter().map(crate::schema::Cause::line).collect();
+        let summary = match lines.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut error = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {summary}"),
+        );
+        let (group_kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+        error.details = Some(json!({
+            "name": name,
+            "group": group,
+            "kind": group_kind,
+            "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+        }));
+        error
+    }
+
+    /// 500 InternalError without a reason, as server-side apply reports a
+    /// field its schema does not declare.
+    pub fn internal_unreasoned(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
     }
 
     /// 405 MethodNotAllowed.
@@ -172,6 +206,9 @@ impl ApiError {
         });
         if let Some(details) = &self.details {
             status["details"] = details.clone();
+        }
+        if let Some(metadata) = &self.metadata {
+            status["metadata"] = metadata.clone();
         }
         status
     }

@@ -96,6 +96,17 @@ impl ApplyError {
     }
 }
 
+/// Whether a 500 is server-side apply refusing the manifest itself: a field
+/// the kind's schema does not declare (or a value of the wrong type) makes
+/// the real API server fail to build the typed patch, which it reports as a
+/// 500 without a reason. Retrying cannot help; the manifest must change.
+fn is_undeclared_field(status: &kube::core::Status) -> bool {
+    status.code == 500
+        && status
+            .message
+            .starts_with("failed to create typed patch object")
+}
+
 /// Server-side apply options.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
@@ -260,7 +271,10 @@ impl Cluster {
 
     fn classify(manifest: &Manifest, what: &str, error: kube::Error) -> ApplyError {
         match error {
-            kube::Error::Api(status) if status.code != 429 && (400..500).contains(&status.code) => {
+            kube::Error::Api(status)
+                if (status.code != 429 && (400..500).contains(&status.code))
+                    || is_undeclared_field(&status) =>
+            {
                 ApplyError::Rejected {
                     source_ref: manifest.source.clone(),
                     kind: manifest.kind().to_owned(),

@@ -18,9 +18,13 @@ pub(super) enum Route {
     Group(String),
     Resources(String, String),
     OpenApiIndex,
+    /// `/openapi/v2`.
+    OpenApiV2,
     OpenApiDoc(String, String),
     Audit,
     Faults,
+    /// `/sandbox/compact`: expire continue tokens and watch history.
+    Compact,
     Collection {
         rt: ResourceType,
         namespace: Option<String>,
@@ -56,6 +60,7 @@ impl Route {
             ["api", version] => Self::Resources(String::new(), (*version).to_owned()),
             ["apis", group, version] => Self::Resources((*group).to_owned(), (*version).to_owned()),
             ["openapi", "v3"] => Self::OpenApiIndex,
+            ["openapi", "v2"] => Self::OpenApiV2,
             ["openapi", "v3", "api", version] => {
                 Self::OpenApiDoc(String::new(), (*version).to_owned())
             }
@@ -64,6 +69,7 @@ impl Route {
             }
             ["sandbox", "audit"] => Self::Audit,
             ["sandbox", "faults"] => Self::Faults,
+            ["sandbox", "compact"] => Self::Compact,
             ["api", version, rest @ ..] => Self::resource(store, "", version, rest),
             ["apis", group, version, rest @ ..] => Self::resource(store, group, version, rest),
             _ => Self::Unknown,

@@ -1,11 +1,15 @@
-//! Field sets: the paths into an object a manager owns. Associative lists
-//! (those Kubernetes merges by key: containers by name, ports by port and
-//! protocol, …) are addressed by key (`k:{"name":"app"}`), set lists by
-//! value, other lists are atomic and owned as a whole.
+//! Field sets: the paths into an object a manager owns. Lists are read as
+//! the object's schema declares them (`x-kubernetes-list-type`): map lists
+//! (containers by name, container ports by `containerPort` and `protocol`,
+//! …) are addressed by key (`k:{"name":"app"}`), set lists by value
+//! (`v:"x"`), atomic lists and maps (`x-kubernetes-map-type: atomic`) are
+//! owned as a whole.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
+
+use crate::schema::{ListType, Node};
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,40 +28,23 @@ pub type Path = Vec<Seg>;
 /// The fields one manager owns.
 pub type FieldSet = BTreeSet<Path>;
 
-/// The key fields of the items of list `field`, if Kubernetes merges it by key.
-pub fn merge_keys(field: &str, items: &[Value]) -> Option<Vec<&'static str>> {
-    let first = items.first();
-    let has = |key: &str| first.is_some_and(|item| item.get(key).is_some());
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets" => Some(vec!["name"]),
-        "volumeMounts" | "volumeDevices" => Some(vec!["mountPath"]),
-        "ports" if has("containerPort") => Some(vec!["containerPort", "protocol"]),
-        "ports" if has("port") => Some(vec!["port", "protocol"]),
-        "conditions" if has("type") => Some(vec!["type"]),
-        "ownerReferences" => Some(vec!["uid"]),
-        "hostAliases" => Some(vec!["ip"]),
+/// The key fields of a list's items, when the schema makes it a map list
+/// whose items are all objects.
+pub fn map_keys<'s>(node: Node<'s>, items: &[Value]) -> Option<&'s [String]> {
+    match node.list_type() {
+        ListType::Map(keys) if items.iter().all(Value::is_object) => Some(keys),
         _ => None,
     }
 }
 
-/// Lists whose items are identified by their value.
-pub(super) fn is_set_list(field: &str) -> bool {
-    matches!(field, "finalizers")
-}
-
 /// The canonical key of `item` under `keys` (missing `protocol` means TCP, as
 /// the API server defaults it).
-pub fn item_key(item: &Value, keys: &[&str]) -> String {
+pub fn item_key(item: &Value, keys: &[String]) -> String {
     let mut key = Map::new();
     for name in keys {
-        match item.get(*name) {
+        match item.get(name) {
             Some(value) => {
-                key.insert((*name).to_owned(), value.clone());
+                key.insert(name.clone(), value.clone());
             }
             None if *name == "protocol" => {
                 key.insert("protocol".to_owned(), Value::String("TCP".to_owned()));
@@ -89,22 +76,29 @@ fn ignored_top(path: &[String]) -> bool {
     }
 }
 
-/// Every owned path of `object` (leaves and associative-list items).
-pub fn field_set(object: &Value) -> FieldSet {
+/// Every owned path of `object` (leaves and list items), lists read as
+/// `schema` declares them.
+pub fn field_set(object: &Value, schema: Node<'_>) -> FieldSet {
     let mut set = FieldSet::new();
     let mut names = Vec::new();
-    collect(object, &mut Vec::new(), &mut names, &mut set);
+    collect(object, schema, &mut Vec::new(), &mut names, &mut set);
     set
 }
 
-fn collect(value: &Value, path: &mut Path, names: &mut Vec<String>, set: &mut FieldSet) {
+fn collect(
+    value: &Value,
+    node: Node<'_>,
+    path: &mut Path,
+    names: &mut Vec<String>,
+    set: &mut FieldSet,
+) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
+        Value::Object(map) if !map.is_empty() && !node.is_atomic_map() => {
             for (name, child) in map {
                 names.push(name.clone());
                 if !ignored_top(names) {
                     path.push(Seg::Field(name.clone()));
-                    collect_field(name, child, path, names, set);
+                    collect_field(child, node.field(name), path, names, set);
                     path.pop();
                 }
                 names.pop();
@@ -117,37 +111,40 @@ fn collect(value: &Value, path: &mut Path, names: &mut Vec<String>, set: &mut Fi
 }
 
 fn collect_field(
-    name: &str,
     value: &Value,
+    node: Node<'_>,
     path: &mut Path,
     names: &mut Vec<String>,
     set: &mut FieldSet,
 ) {
-    if let Value::Array(items) = value {
-        if let Some(keys) = merge_keys(name, items).filter(|_| items.iter().all(Value::is_object)) {
-            for item in items {
-                path.push(Seg::Key(item_key(item, &keys)));
-                set.insert(path.clone());
-                collect(item, path, names, set);
-                path.pop();
-            }
-            if items.is_empty() {
-                set.insert(path.clone());
-            }
-            return;
+    let Value::Array(items) = value else {
+        collect(value, node, path, names, set);
+        return;
+    };
+    if let Some(keys) = map_keys(node, items) {
+        for item in items {
+            path.push(Seg::Key(item_key(item, keys)));
+            set.insert(path.clone());
+            collect(item, node.items(), path, names, set);
+            path.pop();
         }
-        if is_set_list(name) {
-            for item in items {
-                path.push(Seg::Value(item.to_string()));
-                set.insert(path.clone());
-                path.pop();
-            }
-            return;
+        if items.is_empty() {
+            set.insert(path.clone());
         }
-        set.insert(path.clone());
         return;
     }
-    collect(value, path, names, set);
+    if *node.list_type() == ListType::Set {
+        for item in items {
+            path.push(Seg::Value(item.to_string()));
+            set.insert(path.clone());
+            path.pop();
+        }
+        if items.is_empty() {
+            set.insert(path.clone());
+        }
+        return;
+    }
+    set.insert(path.clone());
 }
 
 /// Whether `item` is the value a `v:` path segment names (canonical JSON).
@@ -156,23 +153,25 @@ fn is_value(item: &Value, text: &str) -> bool {
 }
 
 /// The value at `path`, if present.
-pub fn value_at<'v>(object: &'v Value, path: &[Seg]) -> Option<&'v Value> {
+pub fn value_at<'v>(object: &'v Value, schema: Node<'_>, path: &[Seg]) -> Option<&'v Value> {
     let mut current = object;
-    let mut last_field = "";
+    let mut node = schema;
     for seg in path {
         match seg {
             Seg::Field(name) => {
                 current = current.get(name)?;
-                last_field = name;
+                node = node.field(name);
             }
             Seg::Key(key) => {
                 let items = current.as_array()?;
-                let keys = merge_keys(last_field, items)?;
-                current = items.iter().find(|item| item_key(item, &keys) == *key)?;
+                let keys = map_keys(node, items)?;
+                current = items.iter().find(|item| item_key(item, keys) == *key)?;
+                node = node.items();
             }
             Seg::Value(value) => {
                 let items = current.as_array()?;
                 current = items.iter().find(|item| is_value(item, value))?;
+                node = node.items();
             }
         }
     }
@@ -180,32 +179,35 @@ pub fn value_at<'v>(object: &'v Value, path: &[Seg]) -> Option<&'v Value> {
 }
 
 /// Remove what `path` names from `object` (a field, or a list item).
-pub fn remove_path(object: &mut Value, path: &[Seg]) {
+pub fn remove_path(object: &mut Value, schema: Node<'_>, path: &[Seg]) {
     let Some((last, parent_path)) = path.split_last() else {
         return;
     };
-    let mut field_of_parent = String::new();
     let mut current = object;
+    let mut node = schema;
     for seg in parent_path {
         let next = match seg {
             Seg::Field(name) => {
-                field_of_parent.clone_from(name);
+                node = node.field(name);
                 current.get_mut(name)
             }
             Seg::Key(key) => {
-                let keys = current
-                    .as_array()
-                    .and_then(|items| merge_keys(&field_of_parent, items));
-                match (current.as_array_mut(), keys) {
-                    (Some(items), Some(keys)) => {
-                        items.iter_mut().find(|item| item_key(item, &keys) == *key)
-                    }
-                    _ => None,
+                let list = node;
+                node = node.items();
+                match current.as_array_mut() {
+                    Some(items) => match map_keys(list, items) {
+                        Some(keys) => items.iter_mut().find(|item| item_key(item, keys) == *key),
+                        None => None,
+                    },
+                    None => None,
                 }
             }
-            Seg::Value(value) => current
-                .as_array_mut()
-                .and_then(|items| items.iter_mut().find(|item| is_value(item, value))),
+            Seg::Value(value) => {
+                node = node.items();
+                current
+                    .as_array_mut()
+                    .and_then(|items| items.iter_mut().find(|item| is_value(item, value)))
+            }
         };
         match next {
             Some(next) => current = next,
@@ -219,10 +221,10 @@ pub fn remove_path(object: &mut Value, path: &[Seg]) {
             }
         }
         Seg::Key(key) => {
-            let keys = current
-                .as_array()
-                .and_then(|items| merge_keys(&field_of_parent, items));
-            if let (Some(items), Some(keys)) = (current.as_array_mut(), keys) {
+            if let Some(items) = current.as_array_mut()
+                && let Some(keys) = map_keys(node, items)
+            {
+                let keys = keys.to_vec();
                 items.retain(|item| item_key(item, &keys) != *key);
             }
         }

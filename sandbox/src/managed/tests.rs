@@ -2,6 +2,10 @@ use serde_json::json;
 
 use super::*;
 
+fn deploy() -> Node<'static> {
+    crate::schema::builtin().kind("apps", "v1", "Deployment")
+}
+
 fn deployment(image: &str, replicas: Option<i64>) -> Value {
     let mut d = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -23,7 +27,7 @@ const NOW: &str = "2026-11-23T00:00:00Z";
 
 #[test]
 fn field_sets_round_trip_through_fields_v1() {
-    let set = field_set(&deployment("nginx:1", Some(2)));
+    let set = field_set(&deployment("nginx:1", Some(2)), deploy());
     let tree = to_fields_v1(&set);
     assert_eq!(from_fields_v1(&tree), set);
     let containers = &tree["f:spec"]["f:template"]["f:spec"]["f:containers"];
@@ -44,6 +48,7 @@ fn field_sets_round_trip_through_fields_v1() {
 #[test]
 fn reapplying_without_a_field_removes_it() {
     let first = apply(
+        deploy(),
         None,
         &deployment("nginx:1", Some(3)),
         "mgr",
@@ -55,6 +60,7 @@ fn reapplying_without_a_field_removes_it() {
     .unwrap();
     assert_eq!(first["spec"]["replicas"], 3);
     let second = apply(
+        deploy(),
         Some(&first),
         &deployment("nginx:2", None),
         "mgr",
@@ -74,6 +80,7 @@ fn reapplying_without_a_field_removes_it() {
 #[test]
 fn another_managers_field_conflicts_unless_forced() {
     let first = apply(
+        deploy(),
         None,
         &deployment("nginx:1", Some(3)),
         "alice",
@@ -84,6 +91,7 @@ fn another_managers_field_conflicts_unless_forced() {
     )
     .unwrap();
     let conflicts = apply(
+        deploy(),
         Some(&first),
         &deployment("nginx:1", Some(5)),
         "bob",
@@ -99,6 +107,7 @@ fn another_managers_field_conflicts_unless_forced() {
 
     // Same value: shared ownership, no conflict.
     let shared = apply(
+        deploy(),
         Some(&first),
         &deployment("nginx:1", Some(3)),
         "bob",
@@ -111,6 +120,7 @@ fn another_managers_field_conflicts_unless_forced() {
     assert_eq!(entries(&shared).len(), 2);
 
     let forced = apply(
+        deploy(),
         Some(&first),
         &deployment("nginx:1", Some(5)),
         "bob",
@@ -134,6 +144,7 @@ fn another_managers_field_conflicts_unless_forced() {
 #[test]
 fn a_field_dropped_by_one_manager_stays_while_another_owns_it() {
     let first = apply(
+        deploy(),
         None,
         &deployment("nginx:1", Some(3)),
         "alice",
@@ -144,6 +155,7 @@ fn a_field_dropped_by_one_manager_stays_while_another_owns_it() {
     )
     .unwrap();
     let both = apply(
+        deploy(),
         Some(&first),
         &deployment("nginx:1", Some(3)),
         "bob",
@@ -154,6 +166,7 @@ fn a_field_dropped_by_one_manager_stays_while_another_owns_it() {
     )
     .unwrap();
     let after = apply(
+        deploy(),
         Some(&both),
         &deployment("nginx:1", None),
         "alice",
@@ -169,6 +182,7 @@ fn a_field_dropped_by_one_manager_stays_while_another_owns_it() {
 #[test]
 fn associative_list_items_merge_by_key() {
     let first = apply(
+        deploy(),
         None,
         &deployment("nginx:1", None),
         "alice",
@@ -180,7 +194,17 @@ fn associative_list_items_merge_by_key() {
     .unwrap();
     let mut sidecar = json!({"metadata": {"name": "web"}, "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoy"}]}}}});
     sidecar["apiVersion"] = json!("apps/v1");
-    let merged = apply(Some(&first), &sidecar, "bob", "apps/v1", "", false, NOW).unwrap();
+    let merged = apply(
+        deploy(),
+        Some(&first),
+        &sidecar,
+        "bob",
+        "apps/v1",
+        "",
+        false,
+        NOW,
+    )
+    .unwrap();
     let names: Vec<&str> = merged["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -190,7 +214,17 @@ fn associative_list_items_merge_by_key() {
     assert_eq!(names, ["app", "proxy"]);
     // Bob stops applying his container: it goes, Alice's stays.
     let bare = json!({"apiVersion": "apps/v1", "metadata": {"name": "web"}});
-    let removed = apply(Some(&merged), &bare, "bob", "apps/v1", "", false, NOW).unwrap();
+    let removed = apply(
+        deploy(),
+        Some(&merged),
+        &bare,
+        "bob",
+        "apps/v1",
+        "",
+        false,
+        NOW,
+    )
+    .unwrap();
     assert_eq!(
         removed["spec"]["template"]["spec"]["containers"]
             .as_array()
@@ -203,8 +237,17 @@ fn associative_list_items_merge_by_key() {
 #[test]
 fn updates_take_ownership_of_changed_fields() {
     let mut created = deployment("nginx:1", Some(1));
-    record_update(None, &mut created, "kubectl-create", "apps/v1", "", NOW);
+    record_update(
+        deploy(),
+        None,
+        &mut created,
+        "kubectl-create",
+        "apps/v1",
+        "",
+        NOW,
+    );
     let applied = apply(
+        deploy(),
         Some(&created),
         &deployment("nginx:1", Some(1)),
         "gitops",
@@ -216,7 +259,15 @@ fn updates_take_ownership_of_changed_fields() {
     .unwrap();
     let mut scaled = applied.clone();
     scaled["spec"]["replicas"] = json!(4);
-    record_update(Some(&applied), &mut scaled, "hpa", "apps/v1", "", NOW);
+    record_update(
+        deploy(),
+        Some(&applied),
+        &mut scaled,
+        "hpa",
+        "apps/v1",
+        "",
+        NOW,
+    );
     let hpa = entries(&scaled)
         .into_iter()
         .find(|e| e.manager == "hpa")
@@ -224,6 +275,7 @@ fn updates_take_ownership_of_changed_fields() {
     assert_eq!(hpa.fields.len(), 1);
     // gitops now conflicts on replicas with the hpa.
     let conflicts = apply(
+        deploy(),
         Some(&scaled),
         &deployment("nginx:1", Some(1)),
         "gitops",

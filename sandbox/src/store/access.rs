@@ -43,12 +43,15 @@ impl Access<'_> {
     pub fn set_status(&mut self, rt: &ResourceType, object: &Value, status: Value) {
         let mut new = object.clone();
         new["status"] = status;
+        // A controller's status is held to the schema like any write.
+        crate::schema::conform::prune_unknown(rt.schema(), &mut new);
         if comparable(&new) == comparable(object) {
             return;
         }
         let manager = format!("{}-controller", rt.kind.to_ascii_lowercase());
         let now = now();
         managed::record_update(
+            rt.schema(),
             Some(object),
             &mut new,
             &manager,

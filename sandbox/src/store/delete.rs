@@ -74,7 +74,7 @@ impl State {
             name_of(object),
         );
         if let Some(objects) = self.objects.get_mut(&rt.storage_key()) {
-            objects.remove(&key);
+            Arc::make_mut(objects).remove(&key);
         }
         self.tombstone(events, rt, object)
     }

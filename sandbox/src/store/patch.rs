@@ -50,7 +50,19 @@ impl Store {
                     return Err(ApiError::not_found(&rt.qualified(), name));
                 }
                 let subresource = if options.status { "status" } else { "" };
+                let schema = rt.schema();
+                if let Some(why) = crate::schema::conform::undeclared_for_apply(schema, &applied) {
+                    return Err(ApiError::internal_unreasoned(format!(
+                        "failed to create typed patch object ({}/{name}; {}, Kind={}): {why}",
+                        namespace.filter(|_| rt.namespaced).unwrap_or_default(),
+                        rt.api_version()
+                            .split_once('/')
+                            .map_or_else(|| format!("/{}", rt.version), |_| rt.api_version()),
+                        rt.kind,
+                    )));
+                }
                 let merged = managed::apply(
+                    schema,
                     old.as_ref(),
                     &applied,
                     &options.manager,
@@ -81,11 +93,18 @@ impl Store {
                 }
             }
             _ => {
+                let options = &WriteOptions {
+                    patching: true,
+                    ..options.clone()
+                };
                 let old = old.ok_or_else(|| ApiError::not_found(&rt.qualified(), name))?;
                 let mut patched = old.clone();
                 match kind {
                     PatchKind::Merge => json_patch::merge(&mut patched, &patch),
-                    PatchKind::Strategic => crate::patch::strategic_merge(&mut patched, &patch, ""),
+                    PatchKind::Strategic => {
+                        crate::patch::strategic_merge(&mut patched, &patch, rt.schema())
+                            .map_err(ApiError::bad_request)?
+                    }
                     PatchKind::Json => {
                         let operations: json_patch::Patch =
                             serde_json::from_value(patch).map_err(|e| {

@@ -44,6 +44,7 @@ impl State {
                 }
             }
         }
+        conform_to_schema(rt, &mut new, options)?;
         validate::identity(rt, &new, namespace.filter(|_| rt.namespaced))?;
         validate::immutable(rt, &old, &new)?;
         // Server-owned metadata comes from the stored object.
@@ -68,6 +69,7 @@ impl State {
             let now = now();
             let subresource = if options.status { "status" } else { "" };
             managed::record_update(
+                rt.schema(),
                 Some(&old),
                 &mut new,
                 &options.manager,
@@ -121,9 +123,7 @@ impl State {
             },
             name_of(&object),
         );
-        self.objects
-            .entry(rt.storage_key())
-            .or_default()
+        Arc::make_mut(self.objects.entry(rt.storage_key()).or_default())
             .insert(key, object.clone());
         if rt.kind == "CustomResourceDefinition" {
             self.register_crd(&object);

@@ -11,3 +11,4 @@ mod kubectl;
 mod kubectl_rbac;
 mod rbac;
 mod rbac_rules;
+mod schemas;

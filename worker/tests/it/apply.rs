@@ -123,6 +123,28 @@ async fn rejections_are_user_errors_and_server_failures_are_transient() {
     assert!(!error.is_transient());
     assert!(error.to_string().contains("test.yaml#0"), "{error}");
 
+    // A field the kind's schema does not declare (a typo in Git): the real
+    // server's server-side apply answers 500 "field not declared in schema",
+    // which is the manifest's fault, not the server's, so no retry.
+    let typo = manifest(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "typo"},
+        "dataa": {"a": "1"},
+    }));
+    for options in [ApplyOptions { dry_run: true }, ApplyOptions::default()] {
+        let error = cluster.apply(&typo, "default", options).await.unwrap_err();
+        assert!(
+            matches!(error, ApplyError::Rejected { code: 500, .. }),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+        assert!(
+            error
+                .to_string()
+                .contains(".dataa: field not declared in schema"),
+            "{error}"
+        );
+    }
+
     cluster
         .apply(&deployment("nginx:1"), "default", ApplyOptions::default())
         .await
