@@ -376,35 +376,49 @@ async fn delete(
     no_wait: bool,
     timeout: std::time::Duration,
 ) -> Result<Status, CliError> {
-    let app = read(cluster, name).await?;
     let ours = [
         pushsync_api::RESOURCES_FINALIZER,
         pushsync_api::RESOURCES_FINALIZER_BACKGROUND,
     ];
-    let mut finalizers: Vec<String> = app
-        .metadata
-        .finalizers
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| !ours.contains(&f.as_str()))
-        .collect();
-    match cascade {
-        Cascade::Foreground => finalizers.push(pushsync_api::RESOURCES_FINALIZER.to_owned()),
-        Cascade::Background => {
-            finalizers.push(pushsync_api::RESOURCES_FINALIZER_BACKGROUND.to_owned());
+    // The resourceVersion makes each patch a compare-and-set: a finalizer
+    // list someone changed meanwhile is not overwritten. The worker writes
+    // status all the time, so a conflict is read again and retried.
+    let mut attempts = 0;
+    loop {
+        let app = read(cluster, name).await?;
+        let mut finalizers: Vec<String> = app
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| !ours.contains(&f.as_str()))
+            .collect();
+        match cascade {
+            Cascade::Foreground => finalizers.push(pushsync_api::RESOURCES_FINALIZER.to_owned()),
+            Cascade::Background => {
+                finalizers.push(pushsync_api::RESOURCES_FINALIZER_BACKGROUND.to_owned());
+            }
+            Cascade::Orphan => {}
         }
-        Cascade::Orphan => {}
+        let patch = json!({"metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": app.metadata.resource_version,
+        }});
+        attempts += 1;
+        match apps
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < 8 => continue,
+            Err(error) => {
+                return Err(CliError::kube(format!("setting the finalizers of {name}"))(
+                    error,
+                ));
+            }
+        }
     }
-    // The resourceVersion makes this a compare-and-set: a finalizer list
-    // someone changed meanwhile is not overwritten.
-    let patch = json!({"metadata": {
-        "finalizers": finalizers,
-        "resourceVersion": app.metadata.resource_version,
-    }});
-    apps.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(CliError::kube(format!("setting the finalizers of {name}")))?;
     apps.delete(name, &DeleteParams::default())
         .await
         .map_err(CliError::kube(format!("deleting application {name}")))?;

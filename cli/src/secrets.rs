@@ -170,3 +170,47 @@ impl Store {
             .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed step fails the test"
+    )]
+
+    use super::*;
+
+    fn store(client: kube::Client) -> Store {
+        Store {
+            api: Api::namespaced(client, "default"),
+            name: "pushsync-webhook-secrets".to_owned(),
+            namespace: "default".to_owned(),
+            key: "github",
+        }
+    }
+
+    /// Concurrent `webhook register` runs (a CI matrix registering many
+    /// repositories at once) each add their secret; none is lost, including
+    /// when they race to create the Secret.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_additions_all_land() {
+        let sandbox = pushsync_sandbox::Sandbox::start().await.unwrap();
+        let secrets: Vec<String> = (0..6).map(|i| format!("secret-{i}")).collect();
+        let runs = secrets.iter().map(|secret| {
+            let store = store(sandbox.client());
+            let secret = SecretString::from(secret.clone());
+            async move { store.add(&secret).await }
+        });
+        let added = futures_util::future::join_all(runs).await;
+        assert!(added.iter().all(|r| matches!(r, Ok(true))), "{added:?}");
+        let mut lines = store(sandbox.client()).lines().await.unwrap();
+        lines.sort();
+        assert_eq!(lines, secrets);
+        // Adding one that is there writes nothing.
+        let again = store(sandbox.client())
+            .add(&SecretString::from("secret-3".to_owned()))
+            .await
+            .unwrap();
+        assert!(!again);
+    }
+}

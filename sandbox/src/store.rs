@@ -568,10 +568,7 @@ impl Store {
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
         {
-            return Err(ApiError::conflict(format!(
-                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                rt.qualified()
-            )));
+            return Err(modified(rt, name));
         }
         let mut object = object;
         if let Some(ns) = namespace
@@ -706,6 +703,14 @@ pub(crate) fn unknown_fields(
             )))
         }
     }
+}
+
+/// 409: the object changed since the resourceVersion the write was based on.
+pub(crate) fn modified(rt: &ResourceType, name: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+        rt.qualified()
+    ))
 }
 
 /// A CustomResourceDefinition must define something servable.

@@ -117,6 +117,11 @@ impl Store {
                     PatchKind::Apply => {}
                 }
                 validate::patched(rt, name, &patched)?;
+                // A resourceVersion in the patch is a precondition, as in an update.
+                let wanted = string_at(&patched, "/metadata/resourceVersion");
+                if !wanted.is_empty() && wanted != string_at(&old, "/metadata/resourceVersion") {
+                    return Err(modified(rt, name));
+                }
                 Ok((
                     state.finish_write(&self.events, rt, namespace, old, patched, options, None)?,
                     false,

@@ -525,3 +525,36 @@ async fn a_watch_resumes_from_a_resource_version() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A resourceVersion in a merge patch is a precondition, as in an update:
+/// what compare-and-set writes (finalizers, trigger annotations, the
+/// receiver's Secret) rely on.
+#[tokio::test]
+async fn a_patch_naming_a_stale_resource_version_conflicts() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sandbox.client(), "default");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "cas"}, "data": {"a": "1"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let read_at = created.metadata.resource_version.clone().unwrap();
+    let patch = |value: &str, version: &str| {
+        Patch::Merge(json!({"metadata": {"resourceVersion": version}, "data": {"a": value}}))
+    };
+    api.patch("cas", &PatchParams::default(), &patch("2", &read_at))
+        .await
+        .unwrap();
+    let stale = api
+        .patch("cas", &PatchParams::default(), &patch("3", &read_at))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&stale, kube::Error::Api(status) if status.code == 409 && status.message.contains("the object has been modified")),
+        "{stale:?}"
+    );
+    assert_eq!(api.get("cas").await.unwrap().data.unwrap()["a"], "2");
+}
