@@ -27,4 +27,5 @@ forbid pushsync-service kube k8s-openapi git2 lapin actix-web pushsync-broker
 forbid pushsync-broker pushsync-receiver pushsync-worker pushsync-testkit
 # The Application types describe a resource: no client, runtime or broker.
 forbid pushsync-api kube-client tokio lapin actix-web pushsync-proto
+forbid pushsync-server pushsync-receiver pushsync-worker pushsync-testkit pushsync-sandbox lapin git2 pushsync-broker
 exit $fail

@@ -46,6 +46,9 @@ struct Args {
     /// Where to keep the sample repository, kubeconfig and git cache.
     #[arg(long, default_value = ".pushsync-local")]
     state_dir: PathBuf,
+    /// Address of the web UI.
+    #[arg(long, env = "PUSHSYNC_UI_LISTEN", default_value = "127.0.0.1:8090")]
+    ui_listen: String,
     /// The webhook secret (for every forge).
     #[arg(
         long,
@@ -180,6 +183,35 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let receiver = tokio::spawn(pushsync_receiver::run(config, listener, stop.clone()));
 
+    // The web UI, with one local user who may do everything (its password
+    // is new each run and printed on the banner).
+    let ui_password = pushsync_server::auth::random_secret()?;
+    let mut ui_users = pushsync_server::auth::LocalUsers::default();
+    ui_users.add(
+        pushsync_server::policy::User {
+            name: "admin".to_owned(),
+            groups: vec!["admins".to_owned()],
+        },
+        &ui_password,
+    );
+    let ui_config = pushsync_server::Config {
+        namespaces: vec!["default".to_owned()],
+        policy: pushsync_server::policy::Policy::parse("admins: [admins]\n")?,
+        tokens: pushsync_server::auth::Tokens::default(),
+        local_users: ui_users,
+        session_key: actix_web::cookie::Key::generate(),
+        secure_cookies: true,
+        session_ttl: Duration::from_secs(8 * 3600),
+    };
+    let ui_listener = TcpListener::bind(&args.ui_listen)
+        .with_context(|| format!("cannot listen on {}", args.ui_listen))?;
+    let ui = tokio::spawn(pushsync_server::run(
+        ui_config,
+        sandbox.client(),
+        ui_listener,
+        stop.clone(),
+    ));
+
     let broker = Broker::memory(queue);
     let topology = Topology::default();
     let index = Index::watch(sandbox.client(), &Namespaces::one("default"), stop.clone());
@@ -252,6 +284,10 @@ async fn main() -> anyhow::Result<()> {
         "  Webhooks:   http://{}/hooks/gitea   (secret: {})",
         args.listen, args.secret
     );
+    println!(
+        "  Web UI:     http://{}/   (user: admin, password: {ui_password})",
+        args.ui_listen
+    );
     println!("  Repository: {} (served at {url})", repo.display());
     println!(
         "  Cluster:    kubectl --kubeconfig {} get applications,deploy -A",
@@ -272,6 +308,7 @@ async fn main() -> anyhow::Result<()> {
 
     stop.cancelled().await;
     let _ = receiver.await;
+    let _ = ui.await;
     drop(daemon);
     sandbox.stop().await;
     // Everything this process started is gone; do not wait for a git fetch

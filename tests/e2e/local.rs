@@ -12,6 +12,7 @@ use crate::process::{binary, free_port};
 async fn the_local_default_syncs_and_applies_a_local_push() {
     let state = tempfile::tempdir().unwrap();
     let (listen, api_port) = (format!("127.0.0.1:{}", free_port()), free_port());
+    let ui_listen = format!("127.0.0.1:{}", free_port());
     let tools = std::env::var("HOME")
         .map(|h| format!("{h}/.cache/pushsync-tools/bin"))
         .unwrap_or_default();
@@ -23,6 +24,8 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
             &listen,
             "--api-port",
             &api_port.to_string(),
+            "--ui-listen",
+            &ui_listen,
             "--state-dir",
         ])
         .arg(state.path())
@@ -45,14 +48,56 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
     // The banner comes after the initial sync; its last command line is the push helper.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut push_command = None;
+    let mut ui_password = None;
     while Instant::now() < deadline && push_command.is_none() {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1))
-            && line.trim_start().starts_with("scripts/local-push.sh")
-        {
-            push_command = Some(line.trim().to_owned());
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            if line.trim_start().starts_with("scripts/local-push.sh") {
+                push_command = Some(line.trim().to_owned());
+            }
+            if let Some(password) = line.split("password: ").nth(1) {
+                ui_password = Some(password.trim_end_matches(')').to_owned());
+            }
         }
     }
     let push_command = push_command.expect("pushsync-local never printed its banner");
+
+    // The banner's UI user logs in and sees both sample Applications.
+    let ui_password = ui_password.expect("the banner names the UI's password");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("http://{ui_listen}/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username=admin&password={ui_password}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let apps: serde_json::Value = http
+        .get(format!("http://{ui_listen}/api/v1/applications"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = apps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["guestbook", "podinfo"], "{apps}");
     let kubeconfig = state.path().join("kubeconfig");
     let kubectl = |args: &[&str]| {
         let output = Command::new("kubectl")

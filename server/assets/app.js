@@ -1,0 +1,105 @@
+// pushsync UI: actions and live updates. No framework, no build step.
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+async function act(button) {
+  const app = document.getElementById("app");
+  if (!app) return;
+  const { namespace, name } = app.dataset;
+  const action = button.dataset.action;
+  const body = {};
+  if (action === "rollback") body.revision = button.dataset.revision;
+  if (action === "sync" && button.dataset.resource) body.resources = [button.dataset.resource];
+  const result = app.querySelector(".result");
+  button.disabled = true;
+  try {
+    const response = await fetch(`/api/v1/applications/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${action}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf() },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (result) {
+      result.textContent = response.ok ? `${action} requested` : `${action} failed: ${answer.message || response.status}`;
+      result.className = response.ok ? "result ok" : "result error";
+    }
+  } catch (error) {
+    if (result) { result.textContent = `${action} failed: ${error}`; result.className = "result error"; }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (button) { event.preventDefault(); act(button); }
+});
+
+// Logout posts a form: add the CSRF token as a header by sending it with fetch.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.matches("[data-csrf-form]")) return;
+  event.preventDefault();
+  await fetch(form.action, { method: "POST", headers: { "x-csrf-token": csrf() }, credentials: "same-origin" });
+  window.location.href = "/login";
+});
+
+function badge(kind, value) {
+  const span = document.createElement("span");
+  const text = value || "Unknown";
+  span.className = `badge ${kind}-${text.toLowerCase()}`;
+  span.textContent = text;
+  return span;
+}
+
+function liveList(table) {
+  const source = new EventSource("/api/v1/stream");
+  source.addEventListener("application", (event) => {
+    const app = JSON.parse(event.data);
+    const row = table.querySelector(`tr[data-key="${CSS.escape(app.namespace + "/" + app.name)}"]`);
+    if (!row) return; // new Applications show on the next load (filters apply on the server)
+    row.querySelector('[data-field="sync"]').replaceChildren(badge("sync", app.sync));
+    row.querySelector('[data-field="health"]').replaceChildren(badge("health", app.suspended ? "Suspended" : app.health));
+    row.querySelector('[data-field="revision"]').replaceChildren(Object.assign(document.createElement("code"), { textContent: app.revision }));
+    row.querySelector('[data-field="operation"]').textContent = app.operation;
+  });
+  source.addEventListener("deleted", (event) => {
+    const app = JSON.parse(event.data);
+    table.querySelector(`tr[data-key="${CSS.escape(app.namespace + "/" + app.name)}"]`)?.remove();
+  });
+  source.addEventListener("resync", () => window.location.reload());
+}
+
+function liveApp(container) {
+  const { namespace, name } = container.dataset;
+  const query = `namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}`;
+  const source = new EventSource(`/api/v1/stream?${query}`);
+  let pending = null;
+  const refresh = () => {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const response = await fetch(`/applications/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/fragment`, { credentials: "same-origin" });
+      if (response.ok) {
+        const open = [...container.querySelectorAll("details[open]")].map((d) => d.closest("tr")?.rowIndex);
+        const result = container.querySelector(".result")?.textContent || "";
+        container.innerHTML = await response.text();
+        const status = container.querySelector(".result");
+        if (status) status.textContent = result;
+        container.querySelectorAll("table.resources tr").forEach((tr) => {
+          if (open.includes(tr.rowIndex)) tr.querySelector("details")?.setAttribute("open", "");
+        });
+      }
+    }, 250);
+  };
+  source.addEventListener("application", refresh);
+  source.addEventListener("resync", refresh);
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  const list = document.querySelector('[data-live="list"]');
+  if (list) liveList(list);
+  const app = document.querySelector('[data-live="app"]');
+  if (app) liveApp(app);
+});
