@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pushsync images (images/Dockerfile) with buildah:
 #   ${IMAGE_REGISTRY:-ghcr.io/pushsync}/pushsync-receiver:${IMAGE_TAG:-<workspace version>}
-#   …/pushsync-worker:…   …/pushsync:… (the CLI)
+#   …/pushsync-worker:…   …/pushsync-server:…   …/pushsync:… (the CLI)
 #
 # IMAGE_BASE selects the mode:
 #   registry  the release build: bases pulled by digest, binaries built by
@@ -16,8 +16,8 @@
 #             those bases (targets *-local), tagged <tag>-local. Not for
 #             release: the bases are not the pinned ones;
 #   auto      (default) registry when docker.io answers, else local.
-# Other settings: IMAGE_TARGETS (default "receiver worker"; "receiver worker
-# cli" adds the optional CLI image), IMAGE_SOURCE,
+# Other settings: IMAGE_TARGETS (default "receiver worker server"; add cli for
+# the optional CLI image), IMAGE_SOURCE,
 # SOURCE_DATE_EPOCH (default: the commit time; image and layer timestamps).
 # After a local build the images are checked (scripts/build-images.sh verify).
 set -euo pipefail
@@ -42,7 +42,7 @@ revision=$(git rev-parse HEAD)
 # An image built from uncommitted changes must not claim to be the commit.
 [[ -z "$(git status --porcelain --untracked-files=no)" ]] || revision="$revision-dirty"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
-targets=${IMAGE_TARGETS:-receiver worker}  # add cli for the optional CLI image
+targets=${IMAGE_TARGETS:-receiver worker server}  # add cli for the optional CLI image
 cache=${PUSHSYNC_IMAGE_CACHE:-$HOME/.cache/pushsync-image}
 local_debian=localhost/pushsync-local/debian:bookworm-slim
 local_distroless=localhost/pushsync-local/distroless-cc:nonroot
@@ -51,6 +51,7 @@ image_name() { # target
   case "$1" in
     receiver) echo "$registry/pushsync-receiver:$tag" ;;
     worker) echo "$registry/pushsync-worker:$tag" ;;
+    server) echo "$registry/pushsync-server:$tag" ;;
     cli) echo "$registry/pushsync:$tag" ;;
     *) echo "build-images: unknown target $1" >&2; exit 2 ;;
   esac
@@ -255,6 +256,16 @@ verify() {
     check "worker: kubectl kustomize deploy/ as 65532" bash -c "$(declare -f run_in); runner=$runner; run_in '$image' /usr/local/bin/kubectl -v '$root/deploy:/src:ro' -- kustomize /src | grep -c '^kind:' | sed 's/\$/ objects/'"
     check "worker: helm template charts/pushsync as 65532" bash -c "$(declare -f run_in); runner=$runner; run_in '$image' /usr/local/bin/helm -v '$root/charts/pushsync:/chart:ro' -- template pushsync /chart --namespace pushsync | grep -c '^kind:' | sed 's/\$/ objects/'"
   fi
+  if [[ " $targets " == *" server "* ]]; then
+    # Serving needs a Kubernetes API (it lists Applications before it is
+    # ready); the image's contents and user are checked here, the server
+    # itself by server/tests and tests/e2e.
+    image=$(image_name server)
+    check "server --help" run_in "$image" /usr/local/bin/pushsync-server -- --help
+    check "server --version" run_in "$image" /usr/local/bin/pushsync-server -- --version
+    check "server: /bin/sh cannot start" bash -c "$(declare -f run_in); runner=$runner; ! run_in '$image' /bin/sh -- -c true >/dev/null 2>&1 && echo 'exec /bin/sh fails'"
+    check "server: no shell or package manager in the filesystem" bash -c "m=\$(buildah from --quiet --pull-never '$image') && d=\$(buildah mount \"\$m\") && found=\$(ls \"\$d\"/usr/bin/ \"\$d\"/usr/sbin/ \"\$d\"/usr/local/bin/ 2>/dev/null | grep -xE '(ba|da|z|k|c|tc|fi)?sh|busybox|apt|apt-get|dpkg' || true); files=\$(cd \"\$d\" && find . -type f -o -type l | wc -l); buildah rm \"\$m\" >/dev/null; [ -z \"\$found\" ] && echo \"none (\$files files and links in all)\" || { echo \"found: \$found\"; false; }"
+  fi
   if [[ " $targets " == *" cli "* ]]; then
     check "cli --help" run_in "$(image_name cli)" /usr/local/bin/pushsync -- --help
   fi
@@ -296,6 +307,7 @@ prepare_local() {
   local target_dir=${CARGO_TARGET_DIR:-$root/target}
   echo "build-images: cargo build --release --locked (CARGO_TARGET_DIR=$target_dir)"
   local packages=(-p pushsync-receiver -p pushsync-worker) bins=(pushsync-receiver pushsync-worker)
+  [[ " $targets " == *" server "* ]] && packages+=(-p pushsync-server) && bins+=(pushsync-server)
   [[ " $targets " == *" cli "* ]] && packages+=(-p pushsync-cli) && bins+=(pushsync)
   CARGO_TARGET_DIR="$target_dir" cargo build --release --locked "${packages[@]}"
   rm -rf images/dist

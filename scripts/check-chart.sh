@@ -256,6 +256,26 @@ def expect_digest_keda(objs):
     check(imp["rules"][0]["resourceNames"] == ["pushsync-deployer", "team-a-deployer"],
           "rbac.impersonateServiceAccountNames")
     check(not find(objs, "PodDisruptionBudget", "pushsync-receiver"), "receiver PDB disabled")
+    sd, sc = container(objs, "pushsync-server")
+    check(sc["image"] == "registry.example.com/pushsync/pushsync-server@sha256:" + "c" * 64,
+          f"server image by digest: {sc['image']}")
+    check(sd["spec"]["replicas"] == 3, "server replicas")
+    snames, senv = env_of(sc)
+    check(senv.get("PUSHSYNC_SERVER_NAMESPACES", {}).get("value") == "pushsync,team-a,team-b",
+          "PUSHSYNC_SERVER_NAMESPACES from watchNamespaces")
+    check(snames[-1] == "PUSHSYNC_SERVER_SESSION_TTL" and senv["PUSHSYNC_SERVER_SESSION_TTL"].get("value") == "1h",
+          "server extraEnv appended")
+    sspec = sd["spec"]["template"]["spec"]
+    ssecrets = {v["name"]: v["secret"] for v in sspec["volumes"] if "secret" in v}
+    check(ssecrets == {"session": {"secretName": "ui-session"}},
+          f"server.existingSecret (required): {ssecrets}")
+    check(sspec.get("imagePullSecrets") == [{"name": "regcred"}, {"name": "regcred2"}], "server imagePullSecrets")
+    (policy,) = find(objs, "ConfigMap", "pushsync-server-policy")
+    # The values' policy as toYaml renders it (keys sorted, block style).
+    check(policy["data"]["policy.yaml"] == (
+        "admins:\n- platform\nprojects:\n  team-a:\n    read:\n    - auditors\n    rollback:\n"
+        "    - team-a-leads\n    sync:\n    - team-a\n  team-b:\n    sync:\n    - team-b\n"),
+        f"server.policy as the policy file: {policy['data']['policy.yaml']!r}")
     for o in objs:
         ns = o["metadata"].get("namespace")
         check(ns in (None, "pushsync"), f"{o['kind']} {o['metadata']['name']} in namespace {ns}")
@@ -266,7 +286,7 @@ def expect_hpa(objs):
     errors = []
     check = lambda ok, what: ok or errors.append(what)
     check(not find(objs, "ScaledObject") and not find(objs, "TriggerAuthentication"), "KEDA objects with KEDA off")
-    check(len(find(objs, "NetworkPolicy")) == 2, "NetworkPolicies (default on)")
+    check(len(find(objs, "NetworkPolicy")) == 3, "NetworkPolicies (default on)")
     (ns,) = find(objs, "Namespace")
     check(ns["metadata"]["name"] == "pushsync", "Namespace is the release namespace")
     rd, rc = container(objs, "pushsync-receiver")
@@ -294,6 +314,9 @@ def expect_hpa(objs):
           f"worker resources {wc['resources']}")
     names, env = env_of(wc)
     check(env["PUSHSYNC_APPLICATION_NAMESPACES"].get("value") == "*", "watchNamespaces: ['*']")
+    _, sc = container(objs, "pushsync-server")
+    check(sc["image"] == "ghcr.io/pushsync/pushsync-server:0.2.0-rc.1", f"server image {sc['image']}")
+    check("PUSHSYNC_SERVER_NAMESPACES" not in env_of(sc)[1], "watchNamespaces: ['*'] shows every namespace")
     (np,) = find(objs, "NetworkPolicy", "pushsync-worker")
     check(np["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "observability"}},
                                                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
@@ -311,7 +334,7 @@ def expect_monitoring(objs):
           "the metrics Service keeps the job label value pushsync-worker under fullnameOverride")
     check(svc["spec"]["selector"] == {"app.kubernetes.io/name": "pushsync-worker"}, "metrics Service selector")
     sms = find(objs, "ServiceMonitor")
-    check(sorted(o["metadata"]["name"] for o in sms) == ["gitops-receiver", "gitops-worker"],
+    check(sorted(o["metadata"]["name"] for o in sms) == ["gitops-receiver", "gitops-server", "gitops-worker"],
           f"ServiceMonitors {[o['metadata']['name'] for o in sms]}")
     (pr,) = find(objs, "PrometheusRule", "gitops")
     for o in sms + [pr]:
@@ -331,10 +354,24 @@ def expect_monitoring(objs):
     return errors
 
 
+def expect_no_server(objs):
+    errors = []
+    check = lambda ok, what: ok or errors.append(what)
+    left = [f"{o['kind']} {o['metadata']['name']}" for o in objs
+            if o["metadata"]["name"].startswith("pushsync-server")
+            or (o["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "pushsync-server"]
+    check(not left, f"server.enabled=false still renders {left}")
+    check(len(find(objs, "NetworkPolicy")) == 2, "NetworkPolicies of the receiver and workers only")
+    check(len(find(objs, "ServiceMonitor")) == 2, "ServiceMonitors of the receiver and workers only")
+    check(len(find(objs, "Deployment")) == 2, "Deployments of the receiver and workers only")
+    return errors
+
+
 EXPECTATIONS = {
     "digest-keda-values.yaml": expect_digest_keda,
     "hpa-values.yaml": expect_hpa,
     "monitoring-values.yaml": expect_monitoring,
+    "no-server-values.yaml": expect_no_server,
 }
 
 
@@ -468,6 +505,10 @@ refuse "typo monitoring.serviceMonitors.enable" "additional propert.*enable" --s
 refuse "typo monitoring.label" "additional propert.*label" --set monitoring.label.release=kube-prometheus-stack
 refuse "invalid label value in monitoring.labels" "monitoring/labels" --set-string 'monitoring.labels.release=kube prometheus'
 refuse "monitoring.labels replacing a chart label" "a label the chart sets" --set monitoring.serviceMonitors.enabled=true --set 'monitoring.labels.app\.kubernetes\.io/name=other'
+refuse "typo server.polcy" "additional propert.*polcy" --set 'server.polcy.admins[0]=platform'
+refuse "unknown key in server.policy (project)" "additional propert.*project" --set 'server.policy.project.team-a.read[0]=team-a'
+refuse "unknown role in server.policy (write)" "additional propert.*write" --set 'server.policy.projects.team-a.write[0]=team-a'
+refuse "blank group in server.policy" "admins" --set 'server.policy.admins[0]= '
 refuse "alerts with nameOverride (job names change)" "leave nameOverride empty" --set monitoring.prometheusRule.enabled=true --set nameOverride=gitops
 if helm lint --strict "$chart" --set worker.replica=2 >"$work/lint.out" 2>&1; then
   fail "helm lint --strict accepted --set worker.replica=2"

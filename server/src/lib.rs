@@ -128,6 +128,8 @@ pub async fn run(
         App::new()
             .app_data(data.clone())
             .app_data(web::JsonConfig::default().limit(64 * 1024))
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .app_data(web::FormConfig::default().limit(16 * 1024))
             .wrap(sessions)
             .wrap_fn(|req, service| {
                 let state = req.app_data::<web::Data<State>>().cloned();

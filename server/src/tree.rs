@@ -194,25 +194,28 @@ pub async fn live(
             && r.resource.namespace == namespace
             && r.resource.name == name
     });
-    let (version, allowed) = match managed {
-        Some(r) => (r.resource.version.clone(), true),
-        None => match CHILDREN.iter().find(|(g, _, k)| *g == group && *k == kind) {
-            Some((_, version, _)) => (
-                (*version).to_owned(),
-                status.is_some_and(|s| {
-                    s.resources
-                        .iter()
-                        .any(|r| r.resource.namespace == namespace)
-                }),
-            ),
-            None => (String::new(), false),
-        },
+    let version = match managed {
+        Some(r) => Some(r.resource.version.clone()),
+        // A child only when it is in this Application's tree (a Pod of
+        // another team in the same namespace is not), since Pods and Jobs
+        // can carry credentials in their environment.
+        None => tree(client, app)
+            .await?
+            .into_iter()
+            .find(|n| {
+                !n.managed
+                    && n.group == group
+                    && n.kind == kind
+                    && n.namespace == namespace
+                    && n.name == name
+            })
+            .map(|n| n.version),
     };
-    if !allowed {
+    let Some(version) = version else {
         return Err(ServerError::NotFound(format!(
             "{kind} {namespace}/{name} in this Application"
         )));
-    }
+    };
     let resource = resource(group, &version, kind);
     let api: Api<DynamicObject> = if namespace.is_empty() {
         Api::all_with(client.clone(), &resource)

@@ -173,7 +173,7 @@ async fn accepted_and_rolled_out(rendered: &str) {
     }
     kubectl(&cluster, &apply, Some(rendered));
     if !real {
-        for deployment in ["pushsync-receiver", "pushsync-worker"] {
+        for deployment in ["pushsync-receiver", "pushsync-worker", "pushsync-server"] {
             kubectl(
                 &cluster,
                 &[
@@ -209,6 +209,7 @@ async fn accepted_and_rolled_out(rendered: &str) {
     for (deployment, binary_name) in [
         ("pushsync-receiver", "pushsync-receiver"),
         ("pushsync-worker", "pushsync-worker"),
+        ("pushsync-server", "pushsync-server"),
     ] {
         let known = variables_of(binary_name);
         let spec = documents

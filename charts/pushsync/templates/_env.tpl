@@ -50,3 +50,20 @@ entries of the same name replace them in place, see "pushsync.env").
 - {name: PUSHSYNC_POLL_INTERVAL, value: 10m}
 - {name: PUSHSYNC_LOG_FORMAT, value: json}
 {{- end -}}
+
+{{- define "pushsync.server.env" -}}
+# UI, API, /metrics, /healthz and /readyz.
+- {name: PUSHSYNC_SERVER_LISTEN, value: "0.0.0.0:8090"}
+# The Applications shown: those the workers honour (watchNamespaces; the
+# release namespace when empty, every namespace with ["*"]).
+{{- if not .Values.watchNamespaces }}
+- name: PUSHSYNC_SERVER_NAMESPACES
+  valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+{{- else if not (has "*" .Values.watchNamespaces) }}
+- {name: PUSHSYNC_SERVER_NAMESPACES, value: {{ join "," .Values.watchNamespaces | quote }}}
+{{- end }}
+- {name: PUSHSYNC_SERVER_POLICY, value: /etc/pushsync-server/policy/policy.yaml}
+- {name: PUSHSYNC_SERVER_SESSION_KEY_FILE, value: /etc/pushsync-server/session/key}
+- {name: PUSHSYNC_SERVER_TOKENS, value: /etc/pushsync-server/session/tokens}
+- {name: PUSHSYNC_LOG_FORMAT, value: json}
+{{- end -}}

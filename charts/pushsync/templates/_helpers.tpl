@@ -28,6 +28,10 @@ longest suffix (-worker-impersonate) still fits a 63-character name.
 {{- printf "%s-worker" (include "pushsync.fullname" .) -}}
 {{- end -}}
 
+{{- define "pushsync.server.fullname" -}}
+{{- printf "%s-server" (include "pushsync.fullname" .) -}}
+{{- end -}}
+
 {{/* The image tag in use: image.tag, or the chart's appVersion. */}}
 {{- define "pushsync.tag" -}}
 {{- default .Chart.AppVersion .Values.image.tag -}}
@@ -55,6 +59,10 @@ app.kubernetes.io/name: {{ include "pushsync.name" . }}-receiver
 app.kubernetes.io/name: {{ include "pushsync.name" . }}-worker
 {{- end -}}
 
+{{- define "pushsync.server.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pushsync.name" . }}-server
+{{- end -}}
+
 {{/* Pod template labels (deploy/: name and part-of). */}}
 {{- define "pushsync.receiver.podLabels" -}}
 {{ include "pushsync.receiver.selectorLabels" . }}
@@ -66,7 +74,12 @@ app.kubernetes.io/part-of: pushsync
 app.kubernetes.io/part-of: pushsync
 {{- end -}}
 
-{{/* Labels of the Deployments and the Service: pod labels plus Helm's. */}}
+{{- define "pushsync.server.podLabels" -}}
+{{ include "pushsync.server.selectorLabels" . }}
+app.kubernetes.io/part-of: pushsync
+{{- end -}}
+
+{{/* Labels of the Deployments and the Services: pod labels plus Helm's. */}}
 {{- define "pushsync.receiver.labels" -}}
 {{ include "pushsync.receiver.podLabels" . }}
 {{ include "pushsync.helmLabels" . }}
@@ -74,6 +87,11 @@ app.kubernetes.io/part-of: pushsync
 
 {{- define "pushsync.worker.labels" -}}
 {{ include "pushsync.worker.podLabels" . }}
+{{ include "pushsync.helmLabels" . }}
+{{- end -}}
+
+{{- define "pushsync.server.labels" -}}
+{{ include "pushsync.server.podLabels" . }}
 {{ include "pushsync.helmLabels" . }}
 {{- end -}}
 
