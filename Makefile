@@ -54,13 +54,14 @@ check-manifests: ## helm lint + chart/Kustomize parity, promtool check/test rule
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps: ## Install the tools the tests and lint use (promtool; pinned helm 4; prism 5.14.2 + @octokit/openapi 23.0.2; cargo-machete; pinned cargo-deny)
+deps: ## Install the tools the tests and lint use (promtool; pinned helm 4; prism 5.14.2 + @octokit/openapi 23.0.2; chromium, oidc-provider 9.13.3 + playwright-core 1.65.1; cargo-machete; pinned cargo-deny)
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl >/dev/null; }
 	@dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
 	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	@scripts/install-helm.sh
 	@scripts/install-prism.sh
+	@scripts/install-ui-test-tools.sh
 	@python3 -m pip --version >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip >/dev/null; }
 	@python3 -c 'import yaml' 2>/dev/null || command -v yq >/dev/null || python3 -m pip install --quiet 'PyYAML==6.0.3'
 	@scripts/install-cargo-deny.sh

@@ -20,6 +20,7 @@
 //! request is built, and a forge's error message that echoes either is
 //! redacted.
 
+mod client;
 mod ensure;
 mod error;
 mod gitea;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+pub use client::HttpsClient;
 pub use ensure::{Ensured, same_url};
 pub use error::ForgeError;
 pub use target::Target;

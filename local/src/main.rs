@@ -202,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
         session_key: actix_web::cookie::Key::generate(),
         secure_cookies: true,
         session_ttl: Duration::from_secs(8 * 3600),
+        oidc: None,
     };
     let ui_listener = TcpListener::bind(&args.ui_listen)
         .with_context(|| format!("cannot listen on {}", args.ui_listen))?;

@@ -41,6 +41,9 @@ pub enum ServerError {
         /// The API's answer.
         message: String,
     },
+    /// The identity provider failed or refused.
+    #[error("the identity provider failed: {0}")]
+    Provider(String),
     /// A bug or an exhausted resource.
     #[error("internal error: {0}")]
     Internal(String),
@@ -72,6 +75,7 @@ impl ServerError {
             ServerError::NotFound(_) => "not_found",
             ServerError::Invalid(_) => "invalid",
             ServerError::Kubernetes { .. } => "kubernetes",
+            ServerError::Provider(_) => "provider",
             ServerError::Internal(_) => "internal",
         }
     }
@@ -84,7 +88,7 @@ impl ResponseError for ServerError {
             ServerError::Csrf | ServerError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ServerError::Kubernetes { .. } => StatusCode::BAD_GATEWAY,
+            ServerError::Kubernetes { .. } | ServerError::Provider(_) => StatusCode::BAD_GATEWAY,
             ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -18,6 +18,7 @@ pub mod apps;
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod oidc;
 pub mod policy;
 pub mod routes;
 pub mod tree;
@@ -56,6 +57,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How long a session lasts.
     pub session_ttl: std::time::Duration,
+    /// Single sign-on, when configured.
+    pub oidc: Option<oidc::Settings>,
 }
 
 /// What every request shares.
@@ -70,6 +73,8 @@ pub struct State {
     pub tokens: Tokens,
     /// Password users.
     pub local_users: LocalUsers,
+    /// Single sign-on.
+    pub oidc: Option<oidc::Oidc>,
     /// Whether the first list of Applications has arrived.
     pub ready: AtomicBool,
     /// Stops live streams at shutdown.
@@ -91,6 +96,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let metrics = metrics::Metrics::new().map_err(std::io::Error::other)?;
+    let oidc = match config.oidc {
+        Some(settings) => Some(discover(settings, &shutdown).await?),
+        None => None,
+    };
     let apps = Apps::watch(client.clone(), &config.namespaces, shutdown.clone());
     let state = Arc::new(State {
         client,
@@ -98,6 +107,7 @@ pub async fn run(
         policy: config.policy,
         tokens: config.tokens,
         local_users: config.local_users,
+        oidc,
         ready: AtomicBool::new(false),
         shutdown: shutdown.clone(),
         metrics,
@@ -163,4 +173,31 @@ pub async fn run(
         handle.stop(true).await;
     });
     server.await
+}
+
+/// Discover the identity provider, trying for up to a minute (it may be
+/// starting beside this server); then fail, loudly, rather than serve a UI
+/// nobody can log in to.
+async fn discover(
+    settings: oidc::Settings,
+    shutdown: &CancellationToken,
+) -> std::io::Result<oidc::Oidc> {
+    let mut last = String::new();
+    for _ in 0..30 {
+        match oidc::Oidc::discover(settings.clone()).await {
+            Ok(found) => {
+                tracing::info!(issuer = %settings.issuer, "identity provider discovered");
+                return Ok(found);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "identity provider not reachable yet");
+                last = error;
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+    Err(std::io::Error::other(last))
 }

@@ -53,6 +53,38 @@ struct Args {
     /// How long a login lasts.
     #[arg(long, env = "PUSHSYNC_SERVER_SESSION_TTL", default_value = "8h", value_parser = pushsync_service::parse_duration)]
     session_ttl: Duration,
+    /// OpenID Connect issuer URL: turns on single sign-on.
+    #[arg(long, env = "PUSHSYNC_SERVER_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The client id registered at the provider.
+    #[arg(
+        long,
+        env = "PUSHSYNC_SERVER_OIDC_CLIENT_ID",
+        default_value = "pushsync"
+    )]
+    oidc_client_id: String,
+    /// File whose first line is the client secret (none: a public client).
+    #[arg(long, env = "PUSHSYNC_SERVER_OIDC_CLIENT_SECRET_FILE")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// Where the provider sends browsers back: this server's public URL
+    /// followed by /auth/callback (registered at the provider).
+    #[arg(long, env = "PUSHSYNC_SERVER_OIDC_REDIRECT_URL")]
+    oidc_redirect_url: Option<String>,
+    /// The ID-token claim holding the user's groups.
+    #[arg(
+        long,
+        env = "PUSHSYNC_SERVER_OIDC_GROUPS_CLAIM",
+        default_value = "groups"
+    )]
+    oidc_groups_claim: String,
+    /// Scopes to ask for, comma-separated.
+    #[arg(
+        long,
+        env = "PUSHSYNC_SERVER_OIDC_SCOPES",
+        value_delimiter = ',',
+        default_value = "openid,profile,email,groups"
+    )]
+    oidc_scopes: Vec<String>,
     /// Log format.
     #[arg(long, env = "PUSHSYNC_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -141,7 +173,36 @@ fn config(args: &Args) -> Result<Config, String> {
             Key::generate()
         }
     };
+    let oidc = match &args.oidc_issuer {
+        Some(issuer) => {
+            let redirect_url = args.oidc_redirect_url.clone().ok_or(
+                "--oidc-issuer needs --oidc-redirect-url (https://<this server>/auth/callback)",
+            )?;
+            let client_secret = match &args.oidc_client_secret_file {
+                Some(path) => Some(
+                    read(path, "client secret file")?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                )
+                .filter(|s| !s.is_empty()),
+                None => None,
+            };
+            Some(pushsync_server::oidc::Settings {
+                issuer: issuer.clone(),
+                client_id: args.oidc_client_id.clone(),
+                client_secret,
+                redirect_url,
+                groups_claim: args.oidc_groups_claim.clone(),
+                scopes: args.oidc_scopes.clone(),
+            })
+        }
+        None => None,
+    };
     Ok(Config {
+        oidc,
         namespaces: args
             .namespaces
             .iter()

@@ -29,6 +29,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/auth/login", web::post().to(login))
         .route("/auth/logout", web::post().to(logout))
+        .route("/auth/sso", web::get().to(sso))
+        .route("/auth/callback", web::get().to(callback))
         .route("/api/v1/me", web::get().to(me))
         .route("/api/v1/applications", web::get().to(list))
         .route("/api/v1/stream", web::get().to(stream))
@@ -148,6 +150,78 @@ pub fn urlencode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// Where a single sign-on starts.
+#[derive(Debug, Default, Deserialize)]
+pub struct SsoQuery {
+    /// Where to go after logging in.
+    #[serde(default)]
+    pub next: String,
+}
+
+async fn sso(
+    session: Session,
+    state: web::Data<State>,
+    query: web::Query<SsoQuery>,
+) -> Result<HttpResponse, ServerError> {
+    let oidc = state
+        .oidc
+        .as_ref()
+        .ok_or_else(|| ServerError::NotFound("single sign-on (not configured)".to_owned()))?;
+    let url = oidc.begin(&session, local_path(&query.next))?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", url))
+        .finish())
+}
+
+/// The provider's answer.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+async fn callback(
+    session: Session,
+    state: web::Data<State>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, ServerError> {
+    let oidc = state
+        .oidc
+        .as_ref()
+        .ok_or_else(|| ServerError::NotFound("single sign-on (not configured)".to_owned()))?;
+    let refused = |why: &str| {
+        tracing::info!(reason = why, "single sign-on refused");
+        HttpResponse::SeeOther()
+            .insert_header((
+                "location",
+                format!("/login?failed=sso&why={}", urlencode(why)),
+            ))
+            .finish()
+    };
+    if !query.error.is_empty() {
+        return Ok(refused(&format!(
+            "{} {}",
+            query.error, query.error_description
+        )));
+    }
+    match oidc.finish(&session, &query.code, &query.state).await {
+        Ok((user, next)) => {
+            auth::log_in(&session, &user)?;
+            tracing::info!(user = %user.name, groups = ?user.groups, "logged in by single sign-on");
+            Ok(HttpResponse::SeeOther()
+                .insert_header(("location", local_path(&next).to_owned()))
+                .finish())
+        }
+        Err(error) => Ok(refused(&error.to_string())),
+    }
 }
 
 async fn logout(

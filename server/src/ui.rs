@@ -109,15 +109,30 @@ pub struct LoginQuery {
     next: String,
     #[serde(default)]
     failed: String,
+    #[serde(default)]
+    why: String,
 }
 
 async fn login_page(state: web::Data<State>, query: web::Query<LoginQuery>) -> HttpResponse {
-    let failed = if query.failed.is_empty() {
-        String::new()
-    } else {
-        r#"<p class="error" role="alert">Wrong user name or password.</p>"#.to_owned()
+    let failed = match query.failed.as_str() {
+        "" => String::new(),
+        "sso" => format!(
+            r#"<p class="error" role="alert">Single sign-on did not log you in: {}</p>"#,
+            esc(&clip(&query.why, 300))
+        ),
+        _ => r#"<p class="error" role="alert">Wrong user name or password.</p>"#.to_owned(),
     };
-    let form = if state.local_users.is_empty() {
+    let sso = if state.oidc.is_some() {
+        format!(
+            r#"<p><a class="button" href="/auth/sso?next={}">Log in with single sign-on</a></p>"#,
+            urlencode(local_path(&query.next))
+        )
+    } else {
+        String::new()
+    };
+    let form = if state.local_users.is_empty() && state.oidc.is_some() {
+        String::new()
+    } else if state.local_users.is_empty() {
         r#"<p class="empty">No way to log in is configured: give the server <code>--local-user</code> or an API token.</p>"#.to_owned()
     } else {
         format!(
@@ -132,7 +147,7 @@ async fn login_page(state: web::Data<State>, query: web::Query<LoginQuery>) -> H
         "Log in",
         "",
         None,
-        &format!(r#"<section class="card narrow"><h1>Log in</h1>{failed}{form}</section>"#),
+        &format!(r#"<section class="card narrow"><h1>Log in</h1>{failed}{sso}{form}</section>"#),
     )
 }
 
@@ -343,6 +358,9 @@ async fn app_body(state: &State, user: &User, app: &Application) -> String {
     // Conditions and the last operation.
     if let Some(status) = status {
         out.push_str(r#"<section class="card"><h2>Conditions</h2><ul class="conditions">"#);
+        if status.conditions.is_empty() {
+            out.push_str(r#"<li class="empty">None reported yet.</li>"#);
+        }
         for condition in &status.conditions {
             let _ = write!(
                 out,

@@ -92,6 +92,7 @@ impl Server {
             session_key: Key::generate(),
             secure_cookies: true,
             session_ttl: Duration::from_secs(3600),
+            oidc: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
