@@ -121,13 +121,30 @@ async fn the_local_default_syncs_and_applies_a_local_push() {
         "guestbook-ui"
     );
 
-    let args: Vec<&str> = push_command.split_whitespace().skip(1).collect();
+    // The push is sent from a real browser session watching guestbook's
+    // page: the page follows the sync it triggers without a reload.
     let script = crate::process::repo_root().join("scripts/local-push.sh");
-    let output = Command::new(&script).args(&args).output().unwrap();
+    let mut push: Vec<String> = vec![script.display().to_string()];
+    push.extend(push_command.split_whitespace().skip(1).map(str::to_owned));
+    let browser = Command::new("node")
+        .arg(crate::process::repo_root().join("server/tests/browser/push.mjs"))
+        .env("PUSHSYNC_UI_TOOLS", crate::process::ui_tools())
+        .env("BASE", format!("http://{ui_listen}"))
+        .env("UI_USER", "admin")
+        .env("UI_PASSWORD", &ui_password)
+        .env("APP", "default/guestbook")
+        .env("PUSH", serde_json::to_string(&push).unwrap())
+        .output()
+        .unwrap();
+    let watched = String::from_utf8_lossy(&browser.stdout);
     assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("HTTP/1.1 202"),
-        "{output:?}"
+        browser.status.success(),
+        "the browser did not see the pushed sync: {watched}{}",
+        String::from_utf8_lossy(&browser.stderr)
     );
+    eprintln!("the guestbook page went through: {watched}");
+    let watched: serde_json::Value = serde_json::from_str(watched.lines().last().unwrap()).unwrap();
+    assert_ne!(watched["before"], watched["after"]);
     let mut applied = String::new();
     for _ in 0..200 {
         applied = kubectl(&[

@@ -161,3 +161,21 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_default()
 }
+
+/// Where `make deps` put the browser tests' npm packages (oidc-provider,
+/// playwright-core); Debian's chromium must be installed too.
+pub fn ui_tools() -> PathBuf {
+    let dir = std::env::var_os("PUSHSYNC_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pushsync-tools")
+        })
+        .join("ui");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need playwright-core in {} and Debian's chromium: run `make deps`",
+        dir.display()
+    );
+    dir
+}
