@@ -359,10 +359,14 @@ async fn serve(
             if token.is_some() && query.get("resourceVersion").is_some_and(|rv| !rv.is_empty() && rv != "0") {
                 return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
             }
+            // A negative or zero limit means no limit, as on the real server.
             let limit = match query.get("limit").filter(|l| !l.is_empty()) {
-                Some(limit) => Some(limit.parse::<usize>().map_err(|_| {
-                    ApiError::bad_request(format!("limit: Invalid value: {limit:?}: must be a non-negative integer"))
-                })?),
+                Some(limit) => {
+                    let limit = limit.parse::<i64>().map_err(|_| {
+                        ApiError::bad_request(format!("limit: Invalid value: {limit:?}: must be an integer"))
+                    })?;
+                    usize::try_from(limit).ok().filter(|l| *l > 0)
+                }
                 None => None,
             };
             let page = store.list_page(rt, namespace.as_deref(), &labels, &fields, limit, token.map(String::as_str))?;
@@ -433,6 +437,11 @@ async fn serve(
             let kind = match content_type.split(';').next().unwrap_or_default().trim() {
                 "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
                 "application/merge-patch+json" => PatchKind::Merge,
+                // Custom resources have no Go struct tags to merge by: the
+                // real server refuses strategic merge for them.
+                "application/strategic-merge-patch+json" if rt.custom => {
+                    return Err(ApiError::unsupported_patch_for_custom_resource());
+                }
                 "application/strategic-merge-patch+json" => PatchKind::Strategic,
                 "application/json-patch+json" => PatchKind::Json,
                 other => return Err(ApiError::unsupported_media_type(other)),

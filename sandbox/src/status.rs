@@ -124,6 +124,16 @@ impl ApiError {
         Self::new(500, "", message)
     }
 
+    /// 415: a strategic merge patch sent to a custom resource, in the real
+    /// server's words.
+    pub fn unsupported_patch_for_custom_resource() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/apply-patch+cbor",
+        )
+    }
+
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)

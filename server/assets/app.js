@@ -11,7 +11,11 @@ async function act(button) {
   const body = {};
   if (action === "rollback") body.revision = button.dataset.revision;
   if (action === "sync" && button.dataset.resource) body.resources = [button.dataset.resource];
-  const result = app.querySelector(".result");
+  // Looked up when the answer comes: a live refresh may have replaced it.
+  const show = (text, ok) => {
+    const result = document.querySelector("#app .result");
+    if (result) { result.textContent = text; result.className = ok ? "result ok" : "result error"; }
+  };
   button.disabled = true;
   try {
     const response = await fetch(`/api/v1/applications/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${action}`, {
@@ -21,12 +25,9 @@ async function act(button) {
       credentials: "same-origin",
     });
     const answer = await response.json().catch(() => ({}));
-    if (result) {
-      result.textContent = response.ok ? `${action} requested` : `${action} failed: ${answer.message || response.status}`;
-      result.className = response.ok ? "result ok" : "result error";
-    }
+    show(response.ok ? `${action} requested` : `${action} failed: ${answer.message || response.status}`, response.ok);
   } catch (error) {
-    if (result) { result.textContent = `${action} failed: ${error}`; result.className = "result error"; }
+    show(`${action} failed: ${error}`, false);
   } finally {
     button.disabled = false;
   }
@@ -54,16 +55,26 @@ function badge(kind, value) {
   return span;
 }
 
+function updateRow(table, app) {
+  const row = table.querySelector(`tr[data-key="${CSS.escape(app.namespace + "/" + app.name)}"]`);
+  if (!row) return; // new Applications show on the next load (filters apply on the server)
+  row.querySelector('[data-field="sync"]').replaceChildren(badge("sync", app.sync));
+  row.querySelector('[data-field="health"]').replaceChildren(badge("health", app.suspended ? "Suspended" : app.health));
+  row.querySelector('[data-field="revision"]').replaceChildren(Object.assign(document.createElement("code"), { textContent: app.revision }));
+  row.querySelector('[data-field="operation"]').textContent = app.operation;
+}
+
+// Marks the page live once its stream is open (tests wait for it).
+const opened = () => { document.documentElement.dataset.live = "open"; };
+
 function liveList(table) {
   const source = new EventSource("/api/v1/stream");
-  source.addEventListener("application", (event) => {
-    const app = JSON.parse(event.data);
-    const row = table.querySelector(`tr[data-key="${CSS.escape(app.namespace + "/" + app.name)}"]`);
-    if (!row) return; // new Applications show on the next load (filters apply on the server)
-    row.querySelector('[data-field="sync"]').replaceChildren(badge("sync", app.sync));
-    row.querySelector('[data-field="health"]').replaceChildren(badge("health", app.suspended ? "Suspended" : app.health));
-    row.querySelector('[data-field="revision"]').replaceChildren(Object.assign(document.createElement("code"), { textContent: app.revision }));
-    row.querySelector('[data-field="operation"]').textContent = app.operation;
+  source.addEventListener("application", (event) => updateRow(table, JSON.parse(event.data)));
+  // What changed between rendering the page and opening the stream.
+  source.addEventListener("open", async () => {
+    const response = await fetch(`/api/v1/applications${window.location.search}`, { credentials: "same-origin" });
+    if (response.ok) (await response.json()).items.forEach((app) => updateRow(table, app));
+    opened();
   });
   source.addEventListener("deleted", (event) => {
     const app = JSON.parse(event.data);
@@ -83,10 +94,11 @@ function liveApp(container) {
       const response = await fetch(`/applications/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/fragment`, { credentials: "same-origin" });
       if (response.ok) {
         const open = [...container.querySelectorAll("details[open]")].map((d) => d.closest("tr")?.rowIndex);
-        const result = container.querySelector(".result")?.textContent || "";
+        const previous = container.querySelector(".result");
+        const [text, className] = [previous?.textContent || "", previous?.className || "result"];
         container.innerHTML = await response.text();
         const status = container.querySelector(".result");
-        if (status) status.textContent = result;
+        if (status) { status.textContent = text; status.className = className; }
         container.querySelectorAll("table.resources tr").forEach((tr) => {
           if (open.includes(tr.rowIndex)) tr.querySelector("details")?.setAttribute("open", "");
         });
@@ -95,6 +107,7 @@ function liveApp(container) {
   };
   source.addEventListener("application", refresh);
   source.addEventListener("resync", refresh);
+  source.addEventListener("open", () => { refresh(); opened(); });
 }
 
 window.addEventListener("DOMContentLoaded", () => {

@@ -140,18 +140,26 @@ impl LocalUsers {
 struct SessionUser {
     name: String,
     groups: Vec<String>,
+    /// When the login ends (Unix seconds), checked here: the cookie store
+    /// keeps no server-side state, so a copied cookie would otherwise work
+    /// for as long as the key does.
+    expires: i64,
 }
 
 /// Start a session for `user` (a new CSRF token with it; the session id
 /// is renewed so a fixated one is worthless).
-pub fn log_in(session: &Session, user: &User) -> Result<(), ServerError> {
+pub fn log_in(session: &Session, user: &User, ttl: std::time::Duration) -> Result<(), ServerError> {
     session.renew();
+    let expires = jiff::Timestamp::now()
+        .as_second()
+        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
     session
         .insert(
             USER_KEY,
             SessionUser {
                 name: user.name.clone(),
                 groups: user.groups.clone(),
+                expires,
             },
         )
         .map_err(|e| ServerError::Internal(format!("writing the session: {e}")))?;
@@ -197,6 +205,13 @@ pub fn requester(
             .ok_or(ServerError::Unauthenticated);
     }
     let user = session.get::<SessionUser>(USER_KEY).ok().flatten();
+    if user
+        .as_ref()
+        .is_some_and(|u| u.expires <= jiff::Timestamp::now().as_second())
+    {
+        session.purge();
+        return Ok(None);
+    }
     Ok(user.map(|u| {
         (
             User {

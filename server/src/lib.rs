@@ -75,6 +75,8 @@ pub struct State {
     pub local_users: LocalUsers,
     /// Single sign-on.
     pub oidc: Option<oidc::Oidc>,
+    /// How long a login lasts.
+    pub session_ttl: std::time::Duration,
     /// Whether the first list of Applications has arrived.
     pub ready: AtomicBool,
     /// Stops live streams at shutdown.
@@ -108,6 +110,7 @@ pub async fn run(
         tokens: config.tokens,
         local_users: config.local_users,
         oidc,
+        session_ttl: config.session_ttl,
         ready: AtomicBool::new(false),
         shutdown: shutdown.clone(),
         metrics,
@@ -141,6 +144,10 @@ pub async fn run(
             .app_data(web::PayloadConfig::new(64 * 1024))
             .app_data(web::FormConfig::default().limit(16 * 1024))
             .wrap(sessions)
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("x-content-type-options", "nosniff")),
+            )
             .wrap_fn(|req, service| {
                 let state = req.app_data::<web::Data<State>>().cloned();
                 let response = service.call(req);

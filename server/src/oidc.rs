@@ -64,6 +64,12 @@ type IdFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type Tokens = StandardTokenResponse<IdFields, CoreTokenType>;
+type IdToken = openidconnect::IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type OidcClient = Client<
     ExtraClaims,
     CoreAuthDisplay,
@@ -97,10 +103,17 @@ const PENDING_KEY: &str = "oidc";
 
 /// The identity provider, discovered.
 pub struct Oidc {
-    client: OidcClient,
+    /// Replaced when the provider's signing keys change (rediscovery).
+    client: std::sync::RwLock<OidcClient>,
+    /// When the provider was last discovered: rediscovery waits a minute.
+    discovered: std::sync::Mutex<std::time::Instant>,
     http: HttpsClient,
     settings: Settings,
 }
+
+/// How soon the provider may be discovered again after a token whose key
+/// is not known (providers rotate keys; Dex every six hours).
+const REDISCOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A transport failure, as openidconnect wants it typed.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +134,16 @@ impl Oidc {
     pub async fn discover(settings: Settings) -> Result<Oidc, String> {
         let http = HttpsClient::new(std::time::Duration::from_secs(10))
             .map_err(|e| format!("no HTTPS client: {e}"))?;
+        let client = Self::client_of(&settings, &http).await?;
+        Ok(Oidc {
+            client: std::sync::RwLock::new(client),
+            discovered: std::sync::Mutex::new(std::time::Instant::now()),
+            http,
+            settings,
+        })
+    }
+
+    async fn client_of(settings: &Settings, http: &HttpsClient) -> Result<OidcClient, String> {
         let issuer = IssuerUrl::new(settings.issuer.clone())
             .map_err(|e| format!("--oidc-issuer {:?}: {e}", settings.issuer))?;
         let redirect = RedirectUrl::new(settings.redirect_url.clone())
@@ -130,24 +153,82 @@ impl Oidc {
         let metadata = CoreProviderMetadata::discover_async(issuer, &send)
             .await
             .map_err(|e| format!("discovering the provider {}: {e}", settings.issuer))?;
-        let client = OidcClient::from_provider_metadata(
+        Ok(OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(settings.client_id.clone()),
             settings.client_secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(redirect);
-        Ok(Oidc {
-            client,
-            http,
-            settings,
-        })
+        .set_redirect_uri(redirect))
+    }
+
+    fn client(&self) -> OidcClient {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Discover the provider again (new signing keys), at most once a
+    /// minute; the new client, or `None` when it is too soon or fails.
+    async fn rediscover(&self) -> Option<OidcClient> {
+        {
+            let mut last = self
+                .discovered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.elapsed() < REDISCOVER_AFTER {
+                return None;
+            }
+            *last = std::time::Instant::now();
+        }
+        match Self::client_of(&self.settings, &self.http).await {
+            Ok(client) => {
+                *self
+                    .client
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = client.clone();
+                tracing::info!("identity provider discovered again (signing keys refreshed)");
+                Some(client)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "discovering the identity provider again failed");
+                None
+            }
+        }
+    }
+
+    /// The user an ID token names, verified with `client`'s keys.
+    fn user_of(&self, client: &OidcClient, token: &IdToken, nonce: &Nonce) -> Result<User, String> {
+        let claims = token
+            .claims(&client.id_token_verifier(), nonce)
+            .map_err(|e| e.to_string())?;
+        let name = claims
+            .preferred_username()
+            .map(|u| u.to_string())
+            .or_else(|| claims.email().map(|e| e.to_string()))
+            .unwrap_or_else(|| claims.subject().to_string());
+        let groups = match claims
+            .additional_claims()
+            .rest
+            .get(&self.settings.groups_claim)
+        {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        Ok(User { name, groups })
     }
 
     /// Start a login: remember what the callback must check, and where to
     /// send the browser.
     pub fn begin(&self, session: &Session, next: &str) -> Result<String, ServerError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self.client.authorize_url(
+        let client = self.client();
+        let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
             CsrfToken::new_random,
             Nonce::new_random,
@@ -192,8 +273,8 @@ impl Oidc {
         }
         let http = self.http.clone();
         let send = move |request| call(http.clone(), request);
-        let tokens = self
-            .client
+        let client = self.client();
+        let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| ServerError::Internal(format!("the provider has no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
@@ -203,27 +284,17 @@ impl Oidc {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| ServerError::Invalid("the provider sent no ID token".to_owned()))?;
-        let claims = id_token
-            .claims(&self.client.id_token_verifier(), &Nonce::new(pending.nonce))
-            .map_err(|e| ServerError::Invalid(format!("the ID token does not verify: {e}")))?;
-        let name = claims
-            .preferred_username()
-            .map(|u| u.to_string())
-            .or_else(|| claims.email().map(|e| e.to_string()))
-            .unwrap_or_else(|| claims.subject().to_string());
-        let groups = match claims
-            .additional_claims()
-            .rest
-            .get(&self.settings.groups_claim)
-        {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            Some(Value::String(one)) => vec![one.clone()],
-            _ => Vec::new(),
+        let nonce = Nonce::new(pending.nonce);
+        let user = match self.user_of(&client, id_token, &nonce) {
+            Ok(user) => user,
+            // Signed with a key this server has not seen: the provider may
+            // have rotated its keys.
+            Err(first) => match self.rediscover().await {
+                Some(fresh) => self.user_of(&fresh, id_token, &nonce),
+                None => Err(first),
+            }
+            .map_err(|e| ServerError::Invalid(format!("the ID token does not verify: {e}")))?,
         };
-        Ok((User { name, groups }, pending.next))
+        Ok((user, pending.next))
     }
 }

@@ -139,6 +139,25 @@ impl Policy {
         self.role(user, project).is_some_and(|role| role >= needed)
     }
 
+    /// `user` with only the groups this policy names: what a session
+    /// keeps (an identity provider may send hundreds of groups, more than a
+    /// cookie holds, and the others grant nothing here).
+    pub fn relevant(&self, user: User) -> User {
+        let named = |group: &String| {
+            self.admins.contains(group)
+                || self.projects.values().any(|g| {
+                    g.read.contains(group)
+                        || g.sync.contains(group)
+                        || g.rollback.contains(group)
+                        || g.admin.contains(group)
+                })
+        };
+        User {
+            groups: user.groups.into_iter().filter(named).collect(),
+            name: user.name,
+        }
+    }
+
     /// `user`'s role in every Project the policy names (admins: `*`).
     pub fn roles(&self, user: &User) -> BTreeMap<String, Role> {
         let mut roles = BTreeMap::new();
@@ -191,6 +210,8 @@ projects:
         assert!(policy.allows(&user(&["team-a-leads"]), "team-a", Role::Sync));
         assert!(!policy.allows(&user(&["team-a"]), "team-a", Role::Rollback));
         assert!(!policy.allows(&user(&["team-b"]), "team-a", Role::Read));
+        let kept = policy.relevant(user(&["team-a", "unrelated", "platform"]));
+        assert_eq!(kept.groups, ["team-a", "platform"]);
         let roles = policy.roles(&user(&["team-a", "team-b"]));
         assert_eq!(roles.get("team-a"), Some(&Role::Sync));
         assert_eq!(roles.get("team-b"), Some(&Role::Sync));

@@ -112,11 +112,14 @@ pub struct LoginForm {
 /// A path on this site to go to after logging in (`/` for anything else, so
 /// the login page cannot send a user to another site).
 pub fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/"
-    }
+    // Browsers drop tabs and newlines from URLs (`/\t/evil` becomes
+    // `//evil`) and treat `\` as `/`: a path with any of them is not ours.
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if safe { next } else { "/" }
 }
 
 async fn login(
@@ -127,14 +130,15 @@ async fn login(
 ) -> Result<HttpResponse, ServerError> {
     auth::same_site(&req)?;
     let Some(user) = state.local_users.check(&form.username, &form.password) else {
-        tracing::info!(user = %form.username, "login refused");
+        // Not the name typed: it is sometimes a password in the wrong field.
+        tracing::info!("password login refused");
         let next = urlencode(local_path(&form.next));
         return Ok(HttpResponse::SeeOther()
             .insert_header(("location", format!("/login?failed=1&next={next}")))
             .finish());
     };
-    auth::log_in(&session, &user)?;
-    tracing::info!(user = %user.name, "logged in");
+    auth::log_in(&session, &state.policy.relevant(user), state.session_ttl)?;
+    tracing::info!("password login");
     Ok(HttpResponse::SeeOther()
         .insert_header(("location", local_path(&form.next).to_owned()))
         .finish())
@@ -214,7 +218,8 @@ async fn callback(
     }
     match oidc.finish(&session, &query.code, &query.state).await {
         Ok((user, next)) => {
-            auth::log_in(&session, &user)?;
+            let user = state.policy.relevant(user);
+            auth::log_in(&session, &user, state.session_ttl)?;
             tracing::info!(user = %user.name, groups = ?user.groups, "logged in by single sign-on");
             Ok(HttpResponse::SeeOther()
                 .insert_header(("location", local_path(&next).to_owned()))
@@ -457,15 +462,21 @@ async fn stream(
             && (query.namespace.is_empty() || query.namespace == namespace)
             && (query.name.is_empty() || query.name == name)
     };
+    // A comment every 15 s whatever else happens (events this user may not
+    // see included), so idle proxies keep the stream and a gone client is noticed.
+    let ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(15),
+        Duration::from_secs(15),
+    );
     let events = futures_util::stream::unfold(
-        (receiver, state, visible, open),
-        |(mut receiver, state, visible, open)| async move {
+        (receiver, state, visible, open, ping),
+        |(mut receiver, state, visible, open, mut ping)| async move {
             loop {
                 let change = tokio::select! {
                     () = state.shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(Duration::from_secs(15)) => {
-                        let ping = Bytes::from_static(b": ping\n\n");
-                        return Some((Ok::<_, actix_web::Error>(ping), (receiver, state, visible, open)));
+                    _ = ping.tick() => {
+                        let comment = Bytes::from_static(b": ping\n\n");
+                        return Some((Ok::<_, actix_web::Error>(comment), (receiver, state, visible, open, ping)));
                     }
                     change = receiver.recv() => change,
                 };
@@ -491,7 +502,10 @@ async fn stream(
                     Err(RecvError::Lagged(_)) => "event: resync\ndata: {}\n\n".to_owned(),
                     Err(RecvError::Closed) => return None,
                 };
-                return Some((Ok(Bytes::from(frame)), (receiver, state, visible, open)));
+                return Some((
+                    Ok(Bytes::from(frame)),
+                    (receiver, state, visible, open, ping),
+                ));
             }
         },
     );
@@ -500,4 +514,28 @@ async fn stream(
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed_after_login() {
+        for ours in ["/", "/applications/default/web?x=1"] {
+            assert_eq!(local_path(ours), ours);
+        }
+        for theirs in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(local_path(theirs), "/", "{theirs:?}");
+        }
+    }
 }

@@ -49,6 +49,14 @@ impl Store {
                 if old.is_none() && options.status {
                     return Err(ApiError::not_found(&rt.qualified(), name));
                 }
+                // A resourceVersion in an applied configuration is a precondition too.
+                let wanted = string_at(&applied, "/metadata/resourceVersion");
+                if let Some(old) = &old
+                    && !wanted.is_empty()
+                    && wanted != string_at(old, "/metadata/resourceVersion")
+                {
+                    return Err(modified(rt, name));
+                }
                 let subresource = if options.status { "status" } else { "" };
                 let schema = rt.schema();
                 if let Some(why) = crate::schema::conform::undeclared_for_apply(schema, &applied) {

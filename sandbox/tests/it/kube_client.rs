@@ -557,4 +557,17 @@ async fn a_patch_naming_a_stale_resource_version_conflicts() {
         "{stale:?}"
     );
     assert_eq!(api.get("cas").await.unwrap().data.unwrap()["a"], "2");
+    // In a server-side apply too.
+    let applied = Patch::Apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cas", "resourceVersion": read_at}, "data": {"a": "4"},
+    }));
+    let stale = api
+        .patch("cas", &PatchParams::apply("someone"), &applied)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&stale, kube::Error::Api(status) if status.code == 409),
+        "{stale:?}"
+    );
 }

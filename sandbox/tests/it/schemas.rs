@@ -266,6 +266,21 @@ async fn custom_resources_are_pruned_defaulted_and_validated() {
             "{message}"
         );
         assert!(!kubectl.run(&["get", "widget", "bad"]).status.success());
+        // No strategic merge patch for custom resources (415, as the real server).
+        let strategic = kubectl.run(&[
+            "patch",
+            "widget",
+            "w",
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"size":2}}"#,
+        ]);
+        assert!(!strategic.status.success());
+        assert!(
+            stderr(&strategic).contains("unknown format"),
+            "{}",
+            stderr(&strategic)
+        );
         // The status subresource validates status alone.
         let status = kubectl.run(&[
             "patch",

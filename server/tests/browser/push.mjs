@@ -25,6 +25,7 @@ try {
   await page.waitForSelector("#applications");
   await page.goto(`${base}/applications/${namespace}/${name}`);
   await page.waitForSelector("#app");
+  await page.waitForSelector('html[data-live="open"]');
   const revision = () => page.$eval("#app .summary code", (code) => code.textContent.trim());
   const before = await revision();
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/push-before.png`, fullPage: true });

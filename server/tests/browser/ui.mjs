@@ -73,6 +73,7 @@ try {
   await page.click('a[href="/applications/default/web-a"]');
   await page.waitForSelector("#app");
   await page.screenshot({ path: `${shots}/app.png`, fullPage: true });
+  await page.waitForSelector('html[data-live="open"]');
   let navigations = 0;
   page.on("framenavigated", (frame) => {
     if (frame === page.mainFrame()) navigations += 1;
@@ -104,6 +105,7 @@ try {
 
   // The list follows too.
   await page.goto(`${base}/`);
+  await page.waitForSelector('html[data-live="open"]');
   setStatus("web-a", { health: { status: "Degraded", message: "CrashLoopBackOff" } });
   await page.waitForFunction(() => document.querySelector('tr[data-key="default/web-a"] [data-field="health"]')?.textContent.includes("Degraded"), null, { timeout: 10000 });
   results.listLive = "updated in place";
