@@ -11,7 +11,11 @@
 #      (each alone, and all three) it equals deploy/ plus the matching objects
 #      of `kubectl kustomize deploy/monitoring/`; the default render holds
 #      none of them;
-#   3. each charts/pushsync/ci/*.yaml renders with the effects it asks for;
+#      deploy/ grants the server Applications and Events in the install
+#      namespace only (a Role), cluster-wide only reads of the tree's kinds;
+#   3. each charts/pushsync/ci/*.yaml renders with the effects it asks for
+#      (among them the server's Roles per watchNamespaces entry, or its
+#      ClusterRole <fullname>-server-applications with ["*"]);
 #   4. charts/pushsync/crds/ equals deploy/crds/, and charts/pushsync/files/
 #      the sources in deploy/monitoring/ the chart renders, byte for byte;
 #   5. the schema refuses typos in values (e.g. --set worker.replica=2) and
@@ -205,6 +209,60 @@ def env_of(c):
     return names, {e["name"]: e for e in c["env"]}
 
 
+# The server's RBAC: Applications (read, patch) and Events (read) only in the
+# namespaces it shows; cluster-wide only reads of the resource tree's kinds.
+SERVER_APP_RULES = [
+    {"apiGroups": ["pushsync.dev"], "resources": ["applications"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]},
+]
+SERVER_TREE_KINDS = {
+    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
+    ("", "pods"), ("", "services"), ("batch", "jobs"), ("batch", "cronjobs"),
+    ("discovery.k8s.io", "endpointslices"),
+}
+
+
+def server_rbac(objs, name, shown, release_ns="pushsync"):
+    """`shown`: the namespaces the server shows, or "*" for all."""
+    errors = []
+    check = lambda ok, what: ok or errors.append(what)
+    (cr,) = find(objs, "ClusterRole", name)
+    granted = {(g, r) for rule in cr["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    check(granted == SERVER_TREE_KINDS, f"ClusterRole {name} grants {sorted(granted)}")
+    check(all(set(rule["verbs"]) <= {"get", "list"} for rule in cr["rules"]),
+          f"ClusterRole {name} is not read-only: {cr['rules']}")
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": release_ns}]
+    (crb,) = find(objs, "ClusterRoleBinding", name)
+    check(crb["roleRef"]["name"] == name and crb["subjects"] == subject, f"ClusterRoleBinding {name}")
+    roles = {o["metadata"]["namespace"]: o for o in find(objs, "Role", name)}
+    bindings = {o["metadata"]["namespace"]: o for o in find(objs, "RoleBinding", name)}
+    apps_cr = find(objs, "ClusterRole", name + "-applications")
+    apps_crb = find(objs, "ClusterRoleBinding", name + "-applications")
+    if shown == "*":
+        check(not roles and not bindings, f"Roles {sorted(roles)} although every namespace is shown")
+        check(len(apps_cr) == 1 and apps_cr[0]["rules"] == SERVER_APP_RULES,
+              f"ClusterRole {name}-applications with the Application and Event rules")
+        check(len(apps_crb) == 1 and apps_crb[0]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name + "-applications"}
+              and apps_crb[0]["subjects"] == subject, f"ClusterRoleBinding {name}-applications")
+    else:
+        check(not apps_cr and not apps_crb, f"ClusterRole {name}-applications although namespaces are listed")
+        check(sorted(roles) == sorted(shown), f"server Roles in {sorted(roles)}, shown: {sorted(shown)}")
+        check(sorted(bindings) == sorted(shown), f"server RoleBindings in {sorted(bindings)}, shown: {sorted(shown)}")
+        for ns, role in roles.items():
+            check(role["rules"] == SERVER_APP_RULES, f"Role {ns}/{name} rules {role['rules']}")
+        for ns, rb in bindings.items():
+            check(rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+                  and rb["subjects"] == subject, f"RoleBinding {ns}/{name}")
+    bound = sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objs
+                   if o["kind"] in ("ClusterRoleBinding", "RoleBinding") and subject[0] in o.get("subjects", []))
+    wanted = sorted([("ClusterRoleBinding", "", name)]
+                    + ([("ClusterRoleBinding", "", name + "-applications")] if shown == "*"
+                       else [("RoleBinding", ns, name) for ns in shown]))
+    check(bound == wanted, f"bindings of the server's ServiceAccount: {bound}")
+    return errors
+
+
 def expect_digest_keda(objs):
     errors = []
     check = lambda ok, what: ok or errors.append(what)
@@ -276,9 +334,13 @@ def expect_digest_keda(objs):
         "admins:\n- platform\nprojects:\n  team-a:\n    read:\n    - auditors\n    rollback:\n"
         "    - team-a-leads\n    sync:\n    - team-a\n  team-b:\n    sync:\n    - team-b\n"),
         f"server.policy as the policy file: {policy['data']['policy.yaml']!r}")
+    errors += server_rbac(objs, "pushsync-server", ["pushsync", "team-a", "team-b"])
     for o in objs:
         ns = o["metadata"].get("namespace")
-        check(ns in (None, "pushsync"), f"{o['kind']} {o['metadata']['name']} in namespace {ns}")
+        # Only the server's Roles go to the other namespaces it shows.
+        shown_elsewhere = o["kind"] in ("Role", "RoleBinding") and o["metadata"]["name"] == "pushsync-server"
+        check(ns in (None, "pushsync") or (shown_elsewhere and ns in ("team-a", "team-b")),
+              f"{o['kind']} {o['metadata']['name']} in namespace {ns}")
     return errors
 
 
@@ -317,6 +379,10 @@ def expect_hpa(objs):
     _, sc = container(objs, "pushsync-server")
     check(sc["image"] == "ghcr.io/pushsync/pushsync-server:0.2.0-rc.1", f"server image {sc['image']}")
     check("PUSHSYNC_SERVER_NAMESPACES" not in env_of(sc)[1], "watchNamespaces: ['*'] shows every namespace")
+    errors += server_rbac(objs, "pushsync-server", "*")
+    (snp,) = find(objs, "NetworkPolicy", "pushsync-server")
+    ports = [p["port"] for p in snp["spec"]["egress"][0]["ports"]]
+    check(ports == [443, 6443, 5556], f"server.oidcEgressPorts [443, 5556]: server egress ports {ports}")
     (np,) = find(objs, "NetworkPolicy", "pushsync-worker")
     check(np["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "observability"}},
                                                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
@@ -337,6 +403,7 @@ def expect_monitoring(objs):
     check(sorted(o["metadata"]["name"] for o in sms) == ["gitops-receiver", "gitops-server", "gitops-worker"],
           f"ServiceMonitors {[o['metadata']['name'] for o in sms]}")
     (pr,) = find(objs, "PrometheusRule", "gitops")
+    errors += server_rbac(objs, "gitops-server", ["pushsync"])
     for o in sms + [pr]:
         labels = o["metadata"]["labels"]
         check(extra.items() <= labels.items(), f"{o['kind']} {o['metadata']['name']} lacks monitoring.labels")
@@ -386,9 +453,19 @@ def expect(name, path):
     return 1 if errors else 0
 
 
+def deploy_server_rbac(path):
+    """deploy/ (and so the chart's defaults): the server's Application and
+    Event rights in the install namespace only."""
+    errors = server_rbac(load(path), "pushsync-server", ["pushsync"])
+    for e in errors:
+        print(f"  {e}")
+    return 1 if errors else 0
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    modes = {"parity": parity, "pick": pick, "absent": absent, "expect": expect}
+    modes = {"parity": parity, "pick": pick, "absent": absent, "expect": expect,
+             "server-rbac": deploy_server_rbac}
     sys.exit(modes[mode](*args))
 PY
 
@@ -422,6 +499,11 @@ if python3 "$work/compare.py" parity "$work/base-keda.jsonl" "$work/chart-keda.j
   pass "helm template (keda on) == deploy/ + deploy/autoscaling/, worker replicas left to KEDA ($(tail -n1 "$work/diff.out" | sed 's/^ *//'))"
 else
   fail "helm template (keda on) differs from deploy/ + deploy/autoscaling/"; cat "$work/diff.out"
+fi
+if python3 "$work/compare.py" server-rbac "$work/base.jsonl" >"$work/diff.out"; then
+  pass "kubectl kustomize deploy/: the server patches Applications and reads Events in pushsync only (Role), reads the tree's kinds cluster-wide"
+else
+  fail "kubectl kustomize deploy/: the server's RBAC"; cat "$work/diff.out"
 fi
 kubectl kustomize deploy/monitoring/ | to_jsonl >"$work/monitoring.jsonl"
 if python3 "$work/compare.py" absent "$work/monitoring.jsonl" "$work/chart.jsonl" >"$work/diff.out"; then
@@ -509,6 +591,7 @@ refuse "typo server.polcy" "additional propert.*polcy" --set 'server.polcy.admin
 refuse "unknown key in server.policy (project)" "additional propert.*project" --set 'server.policy.project.team-a.read[0]=team-a'
 refuse "unknown role in server.policy (write)" "additional propert.*write" --set 'server.policy.projects.team-a.write[0]=team-a'
 refuse "blank group in server.policy" "admins" --set 'server.policy.admins[0]= '
+refuse "invalid port in server.oidcEgressPorts" "oidcEgressPorts" --set 'server.oidcEgressPorts[0]=70000'
 refuse "alerts with nameOverride (job names change)" "leave nameOverride empty" --set monitoring.prometheusRule.enabled=true --set nameOverride=gitops
 if helm lint --strict "$chart" --set worker.replica=2 >"$work/lint.out" 2>&1; then
   fail "helm lint --strict accepted --set worker.replica=2"
