@@ -93,10 +93,13 @@ function liveApp(container) {
     pending = setTimeout(async () => {
       const response = await fetch(`/applications/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/fragment`, { credentials: "same-origin" });
       if (response.ok) {
+        const html = await response.text();
         const open = [...container.querySelectorAll("details[open]")].map((d) => d.closest("tr")?.rowIndex);
+        // Read what an action said only now, right before replacing: an
+        // answer may have arrived while the fragment was on its way.
         const previous = container.querySelector(".result");
         const [text, className] = [previous?.textContent || "", previous?.className || "result"];
-        container.innerHTML = await response.text();
+        container.innerHTML = html;
         const status = container.querySelector(".result");
         if (status) { status.textContent = text; status.className = className; }
         container.querySelectorAll("table.resources tr").forEach((tr) => {
