@@ -169,6 +169,15 @@ pub fn log_in(session: &Session, user: &User, ttl: std::time::Duration) -> Resul
     Ok(())
 }
 
+/// When the session's login ends (Unix seconds), if there is one.
+pub fn session_expires(session: &Session) -> Option<i64> {
+    session
+        .get::<SessionUser>(USER_KEY)
+        .ok()
+        .flatten()
+        .map(|u| u.expires)
+}
+
 /// The session's CSRF token (pages put it where their script reads it).
 pub fn csrf_token(session: &Session) -> Option<String> {
     session.get::<String>(CSRF_KEY).ok().flatten()

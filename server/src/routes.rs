@@ -433,6 +433,14 @@ pub struct StreamQuery {
     pub name: String,
 }
 
+/// Resolves at `ends`, or never.
+async fn expiry(ends: Option<tokio::time::Instant>) {
+    match ends {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Decrements the open-streams gauge when a stream ends.
 struct Open(prometheus::IntGauge);
 
@@ -451,7 +459,17 @@ async fn stream(
     state: web::Data<State>,
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ServerError> {
-    let (user, _) = authenticate(&req, &session, &state)?;
+    let (user, via) = authenticate(&req, &session, &state)?;
+    // A session's stream ends when the session does (a token's when the
+    // client or the server goes).
+    let ends = match via {
+        Via::Session => auth::session_expires(&session),
+        Via::Token => None,
+    }
+    .map(|at| {
+        let left = at.saturating_sub(jiff::Timestamp::now().as_second()).max(0);
+        tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs())
+    });
     let receiver = state.apps.subscribe();
     state.metrics.streams.inc();
     let open = Open(state.metrics.streams.clone());
@@ -470,10 +488,11 @@ async fn stream(
     );
     let events = futures_util::stream::unfold(
         (receiver, state, visible, open, ping),
-        |(mut receiver, state, visible, open, mut ping)| async move {
+        move |(mut receiver, state, visible, open, mut ping)| async move {
             loop {
                 let change = tokio::select! {
                     () = state.shutdown.cancelled() => return None,
+                    () = expiry(ends) => return None,
                     _ = ping.tick() => {
                         let comment = Bytes::from_static(b": ping\n\n");
                         return Some((Ok::<_, actix_web::Error>(comment), (receiver, state, visible, open, ping)));

@@ -56,6 +56,10 @@ fn token(name: &str) -> String {
 
 impl Server {
     async fn start() -> Server {
+        Server::start_with(Duration::from_secs(3600)).await
+    }
+
+    async fn start_with(session_ttl: Duration) -> Server {
         let sandbox = Sandbox::start().await.unwrap();
         let client = sandbox.client();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -91,7 +95,7 @@ impl Server {
             local_users,
             session_key: Key::generate(),
             secure_cookies: true,
-            session_ttl: Duration::from_secs(3600),
+            session_ttl,
             oidc: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -591,5 +595,58 @@ async fn the_tree_and_manifests_show_live_objects_without_secret_values() {
     assert!(
         !page.contains(r#"data-action="suspend""#),
         "alice is not admin: {page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_on_the_servers_clock_and_its_live_stream_with_it() {
+    let server = Server::start_with(Duration::from_secs(2)).await;
+    let login = server
+        .http
+        .post(format!("{}/auth/login", server.url))
+        .form(&[
+            ("username", "admin"),
+            ("password", "admin-password"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me = |cookie: String| {
+        server
+            .http
+            .get(format!("{}/api/v1/me", server.url))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(me(session.clone()).await.unwrap().status(), StatusCode::OK);
+    let stream = server
+        .http
+        .get(format!("{}/api/v1/stream", server.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    // The stream ends by itself when the login does…
+    let mut body = stream.bytes_stream();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+    // …and the same cookie, replayed, is no longer a login.
+    assert_eq!(
+        me(session).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
     );
 }
