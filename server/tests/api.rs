@@ -579,6 +579,75 @@ async fn the_tree_and_manifests_show_live_objects_without_secret_values() {
         .get("alice", "/api/v1/applications/default/web-a/manifest?group=&kind=Secret&namespace=default&name=web-b-secret")
         .await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    // What the cluster made for a managed Deployment hangs under it, by
+    // owner references (the sandbox has no ReplicaSet controller: made here).
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(server.client.clone(), "default");
+    let deployment = deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web-a"},
+                "spec": {"selector": {"matchLabels": {"app": "web-a"}}, "template": {"metadata": {"labels": {"app": "web-a"}}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let owner = |kind: &str, name: &str, uid: &str| json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true}]);
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(server.client.clone(), "default");
+    let replica_set = replica_sets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web-a-5d4f", "ownerReferences": owner("Deployment", "web-a", deployment.metadata.uid.as_deref().unwrap())},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web-a"}}, "template": {"metadata": {"labels": {"app": "web-a"}}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(server.client.clone(), "default");
+    for (name, owned) in [("web-a-5d4f-x1", true), ("someone-else", false)] {
+        let mut pod = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": "nginx", "env": [{"name": "TOKEN", "value": "inline-secret"}]}]}});
+        if owned {
+            pod["metadata"]["ownerReferences"] = owner(
+                "ReplicaSet",
+                "web-a-5d4f",
+                replica_set.metadata.uid.as_deref().unwrap(),
+            );
+        }
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let tree: Value = server
+        .get("alice", "/api/v1/applications/default/web-a/tree")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let nodes = tree["nodes"].as_array().unwrap();
+    let node = |kind: &str| {
+        nodes
+            .iter()
+            .find(|n| n["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} in {tree}"))
+    };
+    assert_eq!(node("ReplicaSet")["parent"], node("Deployment")["uid"]);
+    assert_eq!(node("Pod")["parent"], node("ReplicaSet")["uid"]);
+    assert_eq!(node("Pod")["name"], "web-a-5d4f-x1");
+    assert_eq!(nodes.len(), 4, "{tree}");
+    // A child in the tree can be read; a Pod of the namespace outside it cannot.
+    let child = server.get("alice", "/api/v1/applications/default/web-a/manifest?group=&kind=Pod&namespace=default&name=web-a-5d4f-x1").await;
+    assert_eq!(child.status(), StatusCode::OK);
+    let stranger = server.get("alice", "/api/v1/applications/default/web-a/manifest?group=&kind=Pod&namespace=default&name=someone-else").await;
+    assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
     // The page renders the tree and the diff, escaped.
     let page = server
         .get("alice", "/applications/default/web-a")
