@@ -77,6 +77,15 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The health a page shows: `Suspended` while automated syncs are off.
+    pub fn shown_health(&self) -> &str {
+        if self.suspended {
+            "Suspended"
+        } else {
+            &self.health
+        }
+    }
+
     /// The summary of `app`.
     pub fn of(app: &Application) -> Summary {
         let status = app.status.as_ref();

@@ -65,6 +65,19 @@ pub fn authenticate(
     auth::requester(req, session, &state.tokens)?.ok_or(ServerError::Unauthenticated)
 }
 
+/// The authenticated user and the Application at the path, if they may
+/// read it: what every read of one Application starts with.
+pub fn user_and_app(
+    req: &HttpRequest,
+    session: &Session,
+    state: &State,
+    path: &(String, String),
+) -> Result<(User, Arc<Application>), ServerError> {
+    let (user, _) = authenticate(req, session, state)?;
+    let app = readable(state, &user, path)?;
+    Ok((user, app))
+}
+
 /// The Application at the path, if `user` may read it.
 pub fn readable(
     state: &State,
@@ -273,8 +286,7 @@ async fn get(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServerError> {
-    let (user, _) = authenticate(&req, &session, &state)?;
-    let app = readable(&state, &user, &path)?;
+    let (user, app) = user_and_app(&req, &session, &state, &path)?;
     let role = state.policy.role(&user, project_of(&app));
     Ok(HttpResponse::Ok().json(json!({"application": app.as_ref(), "role": role})))
 }
@@ -285,8 +297,7 @@ async fn tree(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServerError> {
-    let (user, _) = authenticate(&req, &session, &state)?;
-    let app = readable(&state, &user, &path)?;
+    let (_, app) = user_and_app(&req, &session, &state, &path)?;
     let nodes = crate::tree::tree(&state.client, &app).await?;
     Ok(HttpResponse::Ok().json(json!({"nodes": nodes})))
 }
@@ -297,8 +308,7 @@ async fn events(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServerError> {
-    let (user, _) = authenticate(&req, &session, &state)?;
-    let app = readable(&state, &user, &path)?;
+    let (_, app) = user_and_app(&req, &session, &state, &path)?;
     let events = crate::tree::events(&state.client, &app).await?;
     Ok(HttpResponse::Ok().json(json!({"items": events})))
 }
@@ -325,8 +335,7 @@ async fn manifest(
     path: web::Path<(String, String)>,
     object: web::Query<ObjectQuery>,
 ) -> Result<HttpResponse, ServerError> {
-    let (user, _) = authenticate(&req, &session, &state)?;
-    let app = readable(&state, &user, &path)?;
+    let (_, app) = user_and_app(&req, &session, &state, &path)?;
     let live = crate::tree::live(
         &state.client,
         &app,
