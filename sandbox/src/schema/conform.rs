@@ -331,20 +331,13 @@ pub fn validate(node: Node<'_>, value: &Value, path: &str, causes: &mut Vec<Caus
         }
         Value::Array(items) => {
             let count = items.len() as u64;
-            if let Some(max) = data.max_items.filter(|max| count > *max) {
-                causes.push(at(
-                    "FieldValueTooMany",
-                    format!("Too many: {count}: must have at most {max} items"),
-                ));
-            }
-            if let Some(min) = data.min_items.filter(|min| count < *min) {
-                causes.push(at(
-                    "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {count}: {path} in body should have at least {min} items"
-                    ),
-                ));
-            }
+            causes.extend(counted(
+                count,
+                data.min_items,
+                data.max_items,
+                "items",
+                path,
+            ));
             duplicates(node, items, path, causes);
             let item = node.items();
             for (i, value) in items.iter().enumerate() {
@@ -362,20 +355,13 @@ pub fn validate(node: Node<'_>, value: &Value, path: &str, causes: &mut Vec<Caus
                 }
             }
             let count = map.len() as u64;
-            if let Some(max) = data.max_properties.filter(|max| count > *max) {
-                causes.push(at(
-                    "FieldValueTooMany",
-                    format!("Too many: {count}: must have at most {max} items"),
-                ));
-            }
-            if let Some(min) = data.min_properties.filter(|min| count < *min) {
-                causes.push(at(
-                    "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {count}: {path} in body should have at least {min} properties"
-                    ),
-                ));
-            }
+            causes.extend(counted(
+                count,
+                data.min_properties,
+                data.max_properties,
+                "properties",
+                path,
+            ));
             for (name, child_value) in map {
                 let field = match (data.properties.get(name), data.additional) {
                     (Some(id), _) => node.follow(*id),
@@ -388,6 +374,36 @@ pub fn validate(node: Node<'_>, value: &Value, path: &str, causes: &mut Vec<Caus
         _ => {}
     }
     combinators(node, value, path, causes);
+}
+
+/// What `minItems`/`maxItems` (or `minProperties`/`maxProperties`) say of
+/// `count` entries at `path`. The real server words "too many" the same way
+/// for both ("items"), "too few" with the entries' name.
+fn counted(
+    count: u64,
+    min: Option<u64>,
+    max: Option<u64>,
+    entries: &str,
+    path: &str,
+) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(max) = max.filter(|max| count > *max) {
+        causes.push(Cause {
+            reason: "FieldValueTooMany",
+            field: path.to_owned(),
+            message: format!("Too many: {count}: must have at most {max} items"),
+        });
+    }
+    if let Some(min) = min.filter(|min| count < *min) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            field: path.to_owned(),
+            message: format!(
+                "Invalid value: {count}: {path} in body should have at least {min} {entries}"
+            ),
+        });
+    }
+    causes
 }
 
 /// allOf / anyOf / oneOf / not: value checks only (structural schemas allow
