@@ -203,6 +203,7 @@ async fn single_sign_on_live_updates_actions_and_isolation_in_a_real_browser() {
             shots.clone(),
             sandbox.kubeconfig().to_owned(),
         );
+        let base = base.clone();
         move || {
             Command::new("node")
                 .arg(script.join("ui.mjs"))
@@ -276,6 +277,65 @@ async fn single_sign_on_live_updates_actions_and_isolation_in_a_real_browser() {
             "screenshot {page}"
         );
     }
+
+    // A forged answer from "the provider": a login started here, answered
+    // with another state (what a CSRF'd callback carries), logs nobody in.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let started = http
+        .get(format!("{base}/auth/sso?next=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let to_provider = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to_provider.contains("code_challenge_method=S256") && to_provider.contains("nonce="),
+        "{to_provider}"
+    );
+    let pending = started.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for query in [
+        "code=stolen&state=forged",
+        "code=stolen&state=",
+        "error=access_denied",
+    ] {
+        let answer = http
+            .get(format!("{base}/auth/callback?{query}"))
+            .header("cookie", &pending)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303, "{query}");
+        assert!(
+            answer.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?failed=sso"),
+            "{query}"
+        );
+        let cookie = answer
+            .headers()
+            .get("set-cookie")
+            .map_or(pending.clone(), |c| {
+                c.to_str().unwrap().split(';').next().unwrap().to_owned()
+            });
+        let me = http
+            .get(format!("{base}/api/v1/me"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401, "{query} logged someone in");
+    }
+
     shutdown.cancel();
     let _ = server.await;
 }
